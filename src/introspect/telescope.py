@@ -154,7 +154,8 @@ def unfold(coords, reference, shape) -> np.ndarray:
     m, n = _shape(shape)
     coords = np.asarray(coords, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)
-    offsets = np.array([(i * m, j * n) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=np.float64)
+    # the centre tile first, so that exact ties (half a period away) keep the point in place
+    offsets = np.array([(i * m, j * n) for i in (0, -1, 1) for j in (0, -1, 1)], dtype=np.float64)
     cand = coords[..., None, :] + offsets  # (..., 9, 2)
     d = np.sqrt(((cand - ref[..., None, :]) ** 2).sum(-1))
     best = d.argmin(-1)
