@@ -1,0 +1,64 @@
+"""Small helpers shared by the core modules."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class NotFittedError(RuntimeError):
+    """Raised when a learned object is used before ``fit``."""
+
+
+def check_is_fitted(obj, attr: str) -> None:
+    """Raise :class:`NotFittedError` when ``obj`` has no learned attribute ``attr``."""
+    if getattr(obj, attr, None) is None:
+        name = type(obj).__name__
+        raise NotFittedError(f"This {name} is not fitted yet: call {name}.fit(...) first.")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Turn ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``None`` into a :class:`torch.device`.
+
+    ``"auto"`` picks CUDA when available. Asking for CUDA on a machine without it raises
+    an error that says so instead of failing deep inside torch.
+    """
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, torch.device):
+        dev = device
+    elif device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device={str(device)!r} was requested but CUDA is not available here; "
+            "pass device='cpu' (or 'auto')."
+        )
+    return dev
+
+
+def default_data_root() -> Path:
+    """``$INTROSPECT_DATA`` if set, else ``~/.cache/introspect``."""
+    env = os.environ.get("INTROSPECT_DATA")
+    return Path(env).expanduser() if env else Path("~/.cache/introspect").expanduser()
+
+
+def to_numpy(x) -> np.ndarray:
+    """Detach a tensor (on any device) or pass an array through."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)

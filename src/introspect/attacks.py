@@ -1,0 +1,220 @@
+"""Adversarial attacks and noise controls, in [0, 1] pixel space.
+
+advertorch is the engine. advertorch 0.2.3 (the newest release) imports
+``torch.autograd.gradcheck.zero_gradients``, which torch removed in 1.9; :func:`_advertorch`
+puts a compatible function on that module before the first import, once.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._utils import resolve_device
+
+__all__ = ["pgd", "iterative_fgsm", "uniform_noise", "awgn", "predict", "accuracy"]
+
+
+def _zero_gradients(x):
+    """What ``torch.autograd.gradcheck.zero_gradients`` did before torch 1.9."""
+    if isinstance(x, torch.Tensor):
+        if x.grad is not None:
+            x.grad.detach_()
+            x.grad.zero_()
+    else:
+        for elem in x:
+            _zero_gradients(elem)
+
+
+def _advertorch():
+    """Import advertorch's attacks with the ``zero_gradients`` shim in place."""
+    import importlib
+
+    gradcheck = importlib.import_module("torch.autograd.gradcheck")
+    sys.modules["torch.autograd.gradcheck"] = gradcheck
+    if not hasattr(gradcheck, "zero_gradients"):
+        gradcheck.zero_gradients = _zero_gradients
+    import advertorch.attacks as attacks
+
+    return attacks
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if not torch.is_tensor(x) or x.ndim < 2:
+        raise ValueError("x must be a tensor of images of shape (N, C, H, W).")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise ValueError(
+            f"attacks work in [0, 1] pixel space but the inputs span [{lo:.3g}, {hi:.3g}]; pass "
+            "un-normalised images (normalisation belongs inside the model)."
+        )
+
+
+def _prepare(model: nn.Module, device):
+    dev = resolve_device(device)
+    if model.training:
+        raise RuntimeError("the model is in train mode; call model.eval() before attacking it.")
+    model.to(dev)
+    return dev
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device="cpu") -> torch.Tensor:
+    """Logits of ``model`` for images ``x`` (N, C, H, W), on the CPU."""
+    dev = _prepare(model, device)
+    with torch.no_grad():
+        return torch.cat(
+            [model(x[s : s + batch_size].to(dev)).cpu() for s in range(0, len(x), batch_size)]
+        )
+
+
+def accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, device="cpu"
+) -> float:
+    """Top-1 accuracy of ``model`` on ``(x, y)``."""
+    return float(
+        (predict(model, x, batch_size, device).argmax(1) == torch.as_tensor(y)).float().mean()
+    )
+
+
+def _loss(kind: str, num_classes: int | None = None):
+    if kind == "ce":
+        return nn.CrossEntropyLoss(reduction="sum")
+    if kind == "mse":
+
+        def mse(outputs, y):
+            onehot = F.one_hot(y, outputs.shape[1]).to(outputs.dtype)
+            return 0.5 * ((torch.sigmoid(outputs) - onehot) ** 2).sum()
+
+        return mse
+    raise ValueError(f"loss must be 'ce' or 'mse'; got {kind!r}.")
+
+
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    nb_iter: int = 40,
+    eps_iter: float = 0.01,
+    rand_init: bool = True,
+    targeted: bool = False,
+    batch_size: int = 256,
+    device="cpu",
+    loss: str = "ce",
+    seed: int | None = 0,
+) -> torch.Tensor:
+    """L-inf projected gradient descent (advertorch ``LinfPGDAttack``).
+
+    Parameters
+    ----------
+    model : nn.Module in eval mode, taking images in [0, 1]
+    x : Tensor of shape (N, C, H, W) in [0, 1]
+    y : Tensor of shape (N,)
+        True labels (untargeted) or target labels (``targeted=True``).
+    eps : float
+        Radius of the L-inf ball, in pixel units (e.g. 8/255).
+    nb_iter, eps_iter : int, float
+        Number of steps and step size (the telescope paper uses 50 steps of
+        ``eps * 2 / 100``; the library paper 40 of 0.01).
+    rand_init : bool
+        Start from a uniform random point in the ball (Madry et al.).
+    loss : {"ce", "mse"}
+        Cross-entropy on logits, or 1/2 squared error on sigmoid outputs.
+    seed : int or None
+        Seeds the random start so runs repeat.
+
+    Returns
+    -------
+    Tensor of shape (N, C, H, W) on the CPU
+        Inside the eps ball around ``x`` and clipped to [0, 1].
+    """
+    _check_images(x)
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0; got {eps}.")
+    dev = _prepare(model, device)
+    y = torch.as_tensor(y, dtype=torch.long)
+    if eps == 0:
+        return x.clone()
+    attack = _advertorch().LinfPGDAttack(
+        model,
+        loss_fn=_loss(loss),
+        eps=eps,
+        nb_iter=nb_iter,
+        eps_iter=eps_iter,
+        rand_init=rand_init,
+        clip_min=0.0,
+        clip_max=1.0,
+        targeted=targeted,
+    )
+    if seed is not None:
+        torch.manual_seed(seed)
+    out = []
+    for s in range(0, len(x), batch_size):
+        xb, yb = x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev)
+        adv = attack.perturb(xb, yb).detach()
+        # advertorch already projects and clips; enforce it exactly against float round-off.
+        adv = torch.min(torch.max(adv, xb - eps), xb + eps).clamp_(0.0, 1.0)
+        out.append(adv.cpu())
+    return torch.cat(out)
+
+
+def iterative_fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor | int,
+    steps: int = 100,
+    step_size: float = 0.01,
+    loss: str = "mse",
+    record: bool = True,
+    device="cpu",
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Targeted iterative FGSM (Pardo et al.): ``steps`` signed-gradient steps towards ``target``.
+
+    Each step is advertorch's targeted ``GradientSignAttack`` of size ``step_size`` on the
+    current image, clipped to [0, 1]; there is no eps-ball projection (the paper lets the
+    trajectory run).
+
+    Returns
+    -------
+    Tensor of shape (N, steps + 1, C, H, W) with ``record=True`` (index 0 is the clean
+    input), else the final images (N, C, H, W); on the CPU.
+    """
+    _check_images(x)
+    dev = _prepare(model, device)
+    target = torch.as_tensor(target, dtype=torch.long)
+    if target.ndim == 0:
+        target = target.expand(len(x))
+    step = _advertorch().GradientSignAttack(
+        model, loss_fn=_loss(loss), eps=step_size, clip_min=0.0, clip_max=1.0, targeted=True
+    )
+    results = []
+    for s in range(0, len(x), batch_size):
+        cur, tb = x[s : s + batch_size].to(dev), target[s : s + batch_size].to(dev)
+        traj = [cur.cpu()] if record else None
+        for _ in range(steps):
+            cur = step.perturb(cur, tb).detach()
+            if record:
+                traj.append(cur.cpu())
+        results.append(torch.stack(traj, 1) if record else cur.cpu())
+    return torch.cat(results)
+
+
+def uniform_noise(x: torch.Tensor, high: float, seed: int = 0) -> torch.Tensor:
+    """``x`` plus uniform noise in ``[0, high]`` per pixel, clipped to [0, 1]
+    (the telescope paper's control for PGD: ``high = 1/255``)."""
+    g = torch.Generator().manual_seed(seed)
+    return (x + torch.rand(x.shape, generator=g) * high).clamp_(0.0, 1.0)
+
+
+def awgn(x: torch.Tensor, sigma: float, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` draws of additive white Gaussian noise of std ``sigma`` on ``x``, clipped to [0, 1].
+
+    Returns a tensor of shape ``(n, *x.shape)``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn((n, *x.shape), generator=g) * sigma
+    return (x.unsqueeze(0) + noise).clamp_(0.0, 1.0)

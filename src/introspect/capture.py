@@ -1,0 +1,310 @@
+"""Run a model once over data and record reduced activations of named layers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._utils import resolve_device
+from .codes import vector_codes
+from .data import ArrayDataset
+from .models import resolve_layer
+from .store import ActivationStore
+
+__all__ = ["capture", "activations", "REDUCERS", "resolve_target", "LayerHooks"]
+
+PENULTIMATE = "penultimate"
+
+
+def _flatten(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1)
+
+
+def _gap(t: torch.Tensor) -> torch.Tensor:
+    return t.mean(dim=tuple(range(2, t.ndim))) if t.ndim > 2 else t
+
+
+REDUCERS: dict[str, Callable] = {
+    "flatten": _flatten,
+    "codes": vector_codes,
+    "gap": _gap,
+}
+
+
+def _reducer(reducer, com: str) -> Callable:
+    if callable(reducer):
+        return reducer
+    if reducer == "codes":
+        return lambda t: vector_codes(t, com=com)
+    if reducer not in REDUCERS:
+        raise ValueError(
+            f"unknown reducer {reducer!r}; use one of {sorted(REDUCERS)} or a callable."
+        )
+    return REDUCERS[reducer]
+
+
+def resolve_target(model: nn.Module, name: str) -> tuple[str, bool]:
+    """``(module path, use_input)`` for a layer name.
+
+    Names are aliases (``CL1``), ``named_modules`` paths (``layer1``), a path followed by
+    ``:input`` to record what enters the module, or ``"penultimate"``: the input of the
+    model's final classifier layer.
+    """
+    if name == PENULTIMATE:
+        path = getattr(model, "classifier_path", None)
+        if not path:
+            raise ValueError(
+                "this model declares no classifier_path, so it has no 'penultimate' layer."
+            )
+        return path, True
+    if name.endswith(":input"):
+        return resolve_layer(model, name[: -len(":input")]), True
+    return resolve_layer(model, name), False
+
+
+class LayerHooks:
+    """Forward hooks that reduce and collect named layers; always removed on exit.
+
+    Used as a context manager: ``with LayerHooks(model, layers, reduce) as hooks:
+    model(x); hooks.take()``. Non-finite activations raise an error naming the layer.
+    """
+
+    def __init__(self, model: nn.Module, layers: Sequence[str], reduce: Callable):
+        if isinstance(layers, str):
+            layers = [layers]
+        if not layers:
+            raise ValueError(
+                "no layers given; pass layer names (see introspect.models.available_layers(model))."
+            )
+        self.model, self.layers, self.reduce = model, list(layers), reduce
+        self.targets = {name: resolve_target(model, name) for name in self.layers}
+        self.handles: list = []
+        self.out: dict[str, torch.Tensor] = {}
+
+    def _hook(self, name: str, use_input: bool):
+        def fn(module, args, output):
+            t = args[0] if use_input else output
+            if isinstance(t, (tuple, list)):
+                t = t[0]
+            t = t.detach()
+            if not torch.isfinite(t).all():
+                raise ValueError(
+                    f"non-finite activations (NaN or inf) in layer {name!r}: check that the inputs are "
+                    "images in [0, 1] and that the weights loaded correctly."
+                )
+            self.out[name] = self.reduce(t).float().reshape(t.shape[0], -1)
+
+        return fn
+
+    def __enter__(self):
+        modules = dict(self.model.named_modules())
+        try:
+            for name, (path, use_input) in self.targets.items():
+                self.handles.append(
+                    modules[path].register_forward_hook(self._hook(name, use_input))
+                )
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+    def take(self) -> dict[str, torch.Tensor]:
+        missing = [n for n in self.layers if n not in self.out]
+        if missing:
+            raise RuntimeError(
+                f"layers {missing} did not run in the forward pass; pick layers on the forward path."
+            )
+        out, self.out = self.out, {}
+        return out
+
+
+def _check_eval(model: nn.Module) -> None:
+    if model.training:
+        raise RuntimeError(
+            "the model is in train mode (dropout and batch-norm statistics would change the "
+            "activations); call model.eval() before capturing."
+        )
+
+
+def _batches(dataset, start: int, batch_size: int):
+    """Yield (offset, x, y) over ``dataset[start:]`` in order."""
+    if (
+        isinstance(dataset, ArrayDataset)
+        and dataset.image_size is None
+        and dataset.channels is None
+    ):
+        for s in range(start, len(dataset), batch_size):
+            yield s, dataset.images[s : s + batch_size], dataset.labels[s : s + batch_size]
+        return
+    if (
+        isinstance(dataset, (tuple, list))
+        and len(dataset) == 2
+        and isinstance(dataset[0], torch.Tensor)
+    ):
+        x_all, y_all = dataset
+        for s in range(start, len(x_all), batch_size):
+            yield s, x_all[s : s + batch_size], torch.as_tensor(y_all[s : s + batch_size])
+        return
+    for s in range(start, len(dataset), batch_size):
+        items = [dataset[i] for i in range(s, min(s + batch_size, len(dataset)))]
+        yield s, torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items])
+
+
+def _describe(model, dataset, layers, reducer, com, meta) -> dict:
+    info = {
+        "model": getattr(model, "name", type(model).__name__),
+        "dataset": getattr(dataset, "name", type(dataset).__name__),
+        "n": len(dataset) if not isinstance(dataset, tuple) else len(dataset[0]),
+        "layers": list(layers),
+        "reducer": reducer
+        if isinstance(reducer, str)
+        else getattr(reducer, "__name__", "callable"),
+        "com": com,
+        "classes": list(getattr(dataset, "classes", []) or []),
+    }
+    info.update(meta or {})
+    return info
+
+
+def capture(
+    model: nn.Module,
+    dataset,
+    layers: Sequence[str],
+    reducer: str | Callable = "flatten",
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    store: str | Path | ActivationStore | None = None,
+    progress: bool = True,
+    com: str = "flat",
+    meta: dict | None = None,
+) -> ActivationStore:
+    """Run ``model`` once over ``dataset`` and record reduced activations of ``layers``.
+
+    Parameters
+    ----------
+    model : nn.Module in eval mode
+        Taking images in [0, 1]. A model in train mode is refused.
+    dataset : ImageDataset, or a tuple (X, y) of tensors
+        Visited in order, never shuffled.
+    layers : list of str
+        Aliases (``CL1``), ``named_modules`` paths, ``"<path>:input"``, or
+        ``"penultimate"`` (the input of the final classifier layer). An unknown name
+        raises an error that lists the available layers.
+    reducer : {"flatten", "codes", "gap"} or callable
+        ``flatten``: the whole layer output (library networks); ``codes``: vector codes
+        (max, mean, std, centre of mass per channel; dense layers pass through); ``gap``:
+        mean over spatial positions; a callable maps a (B, ...) tensor to (B, D).
+    batch_size : int
+    device : str or torch.device
+    store : path or ActivationStore, optional
+        Where to keep the arrays. A path makes an on-disk, memory-mapped store that an
+        interrupted capture resumes from its last complete batch and that reopens without
+        recomputing once complete. ``None`` keeps everything in memory.
+    progress : bool
+        Show a tqdm progress bar.
+    com : {"flat", "yx"}
+        Centre-of-mass variant of the ``codes`` reducer.
+    meta : dict, optional
+        Extra facts recorded in the store's manifest.
+
+    Returns
+    -------
+    ActivationStore
+    """
+    _check_eval(model)
+    n = len(dataset[0]) if isinstance(dataset, tuple) else len(dataset)
+    if n == 0:
+        raise ValueError("the dataset is empty: there is nothing to capture.")
+    dev = resolve_device(device)
+    reduce = _reducer(reducer, com)
+    info = _describe(model, dataset, layers, reducer, com, meta)
+
+    if isinstance(store, ActivationStore):
+        st = store
+    elif store is not None and (Path(store) / "manifest.json").is_file():
+        st = ActivationStore.open(store)
+    else:
+        st = ActivationStore(store)
+    if st.n:
+        same = {k: st.meta.get(k) for k in info} == {k: info[k] for k in info}
+        if not same:
+            diff = {k: (st.meta.get(k), info[k]) for k in info if st.meta.get(k) != info[k]}
+            raise ValueError(
+                f"the store at {st.path} was made with other parameters {diff} (stored, requested); "
+                "use another store path or delete that folder."
+            )
+        if st.complete:
+            return st
+
+    model_device = next(iter(model.parameters()), torch.empty(0)).device
+    if model_device != dev:
+        model.to(dev)
+    try:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, initial=st.done, desc="capture", unit="img", disable=not progress)
+    except ImportError:  # pragma: no cover
+        bar = contextlib.nullcontext()
+    with bar, LayerHooks(model, layers, reduce) as hooks, torch.no_grad():
+        for start, x, y in _batches(dataset, st.done, batch_size):
+            logits = model(x.to(dev))
+            acts = {k: v.cpu().numpy() for k, v in hooks.take().items()}
+            if not np.isfinite(logits.detach().cpu().numpy()).all():
+                raise ValueError("non-finite logits: check the inputs and the weights.")
+            if st.n == 0:
+                st._allocate(n, {k: v.shape[1] for k, v in acts.items()}, logits.shape[1], info)
+            st._write(
+                start, acts, y.numpy(), logits.argmax(1).cpu().numpy(), logits.float().cpu().numpy()
+            )
+            st._commit(start + len(y))
+            if hasattr(bar, "update"):
+                bar.update(len(y))
+    return st
+
+
+def activations(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: Sequence[str],
+    reducer: str | Callable = "flatten",
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    com: str = "flat",
+    return_logits: bool = False,
+):
+    """Reduced activations of ``layers`` for an in-memory batch of images.
+
+    Returns
+    -------
+    dict of str -> ndarray of shape (N, D)
+        One array per layer; with ``return_logits=True`` also ``(acts, logits)``.
+    """
+    _check_eval(model)
+    dev = resolve_device(device)
+    model.to(dev)
+    reduce = _reducer(reducer, com)
+    parts: dict[str, list] = {name: [] for name in layers}
+    logit_parts = []
+    with LayerHooks(model, layers, reduce) as hooks, torch.no_grad():
+        for s in range(0, len(x), batch_size):
+            logit_parts.append(model(x[s : s + batch_size].to(dev)).cpu())
+            for k, v in hooks.take().items():
+                parts[k].append(v.cpu().numpy())
+    acts = {k: np.concatenate(v) for k, v in parts.items()}
+    if return_logits:
+        return acts, torch.cat(logit_parts).numpy()
+    return acts

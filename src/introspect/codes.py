@@ -1,0 +1,83 @@
+"""Vector codes of feature maps (Lee & Vijayan 2023).
+
+A convolutional layer's output (B, C, H, W) is summarised per channel by four numbers:
+its maximum, mean, standard deviation and centre of mass, giving a vector of 4 x C
+numbers per input. Dense layers (B, D) pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["vector_codes", "code_names", "CODE_STATS"]
+
+CODE_STATS = ("max", "mean", "std", "com")
+
+
+def _positions(n: int, device, dtype) -> torch.Tensor:
+    if n == 1:
+        return torch.full((1,), 0.5, device=device, dtype=dtype)
+    return torch.linspace(0.0, 1.0, n, device=device, dtype=dtype)
+
+
+def _centre(w: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    # w: (B, C, L) non-negative weights; pos: (L,). Centre of mass, 0.5 where all weights are 0.
+    total = w.sum(-1)
+    com = (w * pos).sum(-1) / total.clamp_min(torch.finfo(w.dtype).tiny)
+    return torch.where(total > 0, com, torch.full_like(com, 0.5))
+
+
+def vector_codes(fmap: torch.Tensor, com: str = "flat") -> torch.Tensor:
+    """Per-channel max, mean, std and centre of mass of a batch of feature maps.
+
+    Parameters
+    ----------
+    fmap : Tensor of shape (B, C, H, W), (B, C, L) or (B, D)
+        Layer outputs. A (B, D) dense output is returned as it is.
+    com : {"flat", "yx"}
+        ``"flat"`` (default): the centre of mass of the flattened map over index
+        positions scaled to [0, 1] (one number per channel). ``"yx"``: the row and column
+        centres of mass (two numbers per channel). Weights are the activations clamped at
+        0; an all-zero map has its centre at 0.5.
+
+    Returns
+    -------
+    Tensor of shape (B, 4 * C) or (B, 5 * C) for ``com="yx"``
+        Blocks ``[max | mean | std | com]`` (``[... | com_y | com_x]``), each of C
+        channels in channel order. ``std`` is the population standard deviation.
+    """
+    if com not in ("flat", "yx"):
+        raise ValueError(f"com must be 'flat' or 'yx'; got {com!r}.")
+    if fmap.ndim == 2:
+        return fmap
+    if fmap.ndim == 3:
+        fmap = fmap.unsqueeze(-1)
+    if fmap.ndim != 4:
+        raise ValueError(
+            f"vector codes need (B, C, H, W) feature maps or (B, D) dense outputs; got shape {tuple(fmap.shape)}."
+        )
+    b, c, h, w = fmap.shape
+    flat = fmap.reshape(b, c, h * w)
+    mx = flat.amax(-1)
+    mean = flat.mean(-1)
+    std = flat.std(-1, correction=0)
+    weights = flat.clamp_min(0)
+    if com == "flat":
+        parts = [mx, mean, std, _centre(weights, _positions(h * w, fmap.device, fmap.dtype))]
+    else:
+        wy = weights.reshape(b, c, h, w).sum(-1)
+        wx = weights.reshape(b, c, h, w).sum(-2)
+        parts = [
+            mx,
+            mean,
+            std,
+            _centre(wy, _positions(h, fmap.device, fmap.dtype)),
+            _centre(wx, _positions(w, fmap.device, fmap.dtype)),
+        ]
+    return torch.cat(parts, dim=1)
+
+
+def code_names(channels: int, com: str = "flat") -> list[str]:
+    """Names of the code entries, e.g. ``["max[0]", ..., "com[C-1]"]``."""
+    stats = CODE_STATS if com == "flat" else ("max", "mean", "std", "com_y", "com_x")
+    return [f"{s}[{i}]" for s in stats for i in range(channels)]

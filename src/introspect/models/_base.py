@@ -1,0 +1,133 @@
+"""The model contract: images in [0, 1] in, logits out, layers declared by path."""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Normalize",
+    "IntrospectableModel",
+    "available_layers",
+    "resolve_layer",
+    "load_checkpoint",
+]
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, so that models take images in ``[0, 1]``.
+
+    The statistics are non-persistent buffers: they follow ``.to(device)`` but stay out of
+    ``state_dict``, so published checkpoints load strictly.
+    """
+
+    def __init__(self, mean, std):
+        super().__init__()
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+    def extra_repr(self):
+        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+class IntrospectableModel(nn.Module):
+    """Base class of every model the toolkit creates.
+
+    Attributes
+    ----------
+    layer_aliases : OrderedDict of str -> str
+        The paper's layer names (``CN1``, ``CL1``, ``FC``...) mapped onto
+        ``named_modules()`` paths, in forward order.
+    input_size : tuple (C, H, W)
+        The input the model expects, in ``[0, 1]``.
+    num_classes : int
+    classifier_path : str
+        Path of the final linear layer; the penultimate representation is its input.
+    output : {"logits", "sigmoid"}
+        ``"sigmoid"`` for networks trained with sigmoid outputs and a squared error
+        (Pardo et al.); ``forward`` returns pre-sigmoid scores in both cases.
+    """
+
+    layer_aliases: OrderedDict
+    input_size: tuple
+    num_classes: int
+    classifier_path: str
+    output: str = "logits"
+    name: str = "model"
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Softmax (or sigmoid, for sigmoid-output networks) of ``forward``'s output."""
+        return torch.sigmoid(logits) if self.output == "sigmoid" else logits.softmax(-1)
+
+
+def available_layers(model: nn.Module) -> list[str]:
+    """Every addressable layer: the paper aliases first, then all ``named_modules`` paths."""
+    aliases = list(getattr(model, "layer_aliases", {}) or {})
+    paths = [n for n, _ in model.named_modules() if n]
+    return aliases + paths
+
+
+def resolve_layer(model: nn.Module, name: str) -> str:
+    """Map an alias or a ``named_modules`` path to the path; unknown names list the options."""
+    aliases = getattr(model, "layer_aliases", {}) or {}
+    if name in aliases:
+        return aliases[name]
+    modules = dict(model.named_modules())
+    if name in modules and name:
+        return name
+    shown = available_layers(model)
+    more = "" if len(shown) <= 60 else f" ... ({len(shown) - 60} more)"
+    raise ValueError(
+        f"unknown layer {name!r} for {type(model).__name__}. Available layers: "
+        f"{', '.join(shown[:60])}{more}. Aliases: {dict(aliases) or 'none'}."
+    )
+
+
+def _clean_state_dict(obj) -> dict:
+    sd = obj
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                sd = obj[key]
+                break
+    if not isinstance(sd, dict):
+        raise ValueError("the checkpoint holds no state_dict (a dict of tensors).")
+    return {re.sub(r"^module\.", "", k): v for k, v in sd.items()}
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
+    """Load a ``torch.save`` checkpoint (plain state dict or ``{"state_dict": ...}``).
+
+    ``module.`` prefixes (DataParallel) are stripped. A mismatch raises an error that
+    lists the missing and the unexpected keys.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist.")
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    sd = _clean_state_dict(raw)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in own]
+    shape = [
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and hasattr(sd[k], "shape") and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    if strict and (missing or unexpected or shape):
+        raise ValueError(
+            f"checkpoint {path.name} does not fit {type(model).__name__}: "
+            f"missing keys {missing or 'none'}; unexpected keys {unexpected or 'none'}; "
+            f"shape mismatches {shape or 'none'}."
+        )
+    model.load_state_dict(sd, strict=False)
+    return model

@@ -1,0 +1,222 @@
+"""Fit a classifier the ways the papers did: cross-entropy or sigmoid + squared error,
+Adam or SGD, a triangular cyclic learning rate, early stopping, noise injection and PGD
+adversarial training (Madry et al.)."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._utils import resolve_device, seed_everything
+
+__all__ = ["fit_classifier", "evaluate", "classifier_loss"]
+
+
+def classifier_loss(logits: torch.Tensor, y: torch.Tensor, kind: str = "ce") -> torch.Tensor:
+    """Mean loss over the batch: ``"ce"`` cross-entropy, or ``"mse"`` = 1/2 ||y - sigmoid(logits)||^2."""
+    if kind == "ce":
+        return F.cross_entropy(logits, y)
+    if kind == "mse":
+        onehot = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+        return 0.5 * ((torch.sigmoid(logits) - onehot) ** 2).sum(1).mean()
+    raise ValueError(f"loss must be 'ce' or 'mse'; got {kind!r}.")
+
+
+def _as_tensors(dataset):
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+        return torch.as_tensor(dataset[0]).float(), torch.as_tensor(dataset[1]).long()
+    return dataset.tensors()
+
+
+def evaluate(
+    model: nn.Module, dataset, batch_size: int = 256, device="cpu", loss: str | None = None
+) -> dict:
+    """Accuracy, predictions, logits and labels of ``model`` on ``dataset``.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (float), ``preds``, ``labels`` (int arrays of shape (N,)),
+        ``logits`` (float array (N, n_classes)) and ``loss`` when ``loss`` is given.
+    """
+    dev = resolve_device(device)
+    x, y = _as_tensors(dataset)
+    was_training = model.training
+    model.eval().to(dev)
+    with torch.no_grad():
+        logits = torch.cat(
+            [model(x[s : s + batch_size].to(dev)).cpu() for s in range(0, len(x), batch_size)]
+        )
+    model.train(was_training)
+    out = {
+        "accuracy": float((logits.argmax(1) == y).float().mean()),
+        "preds": logits.argmax(1).numpy(),
+        "labels": y.numpy(),
+        "logits": logits.numpy(),
+    }
+    if loss is not None:
+        out["loss"] = float(classifier_loss(logits, y, loss))
+    return out
+
+
+def fit_classifier(
+    model: nn.Module,
+    train,
+    val=None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    loss: str = "ce",
+    clr: dict | None = None,
+    patience: int | None = None,
+    noise_sigma_max: float = 0.0,
+    adversarial: dict | None = None,
+    weight_decay: float = 0.0,
+    device="cpu",
+    seed: int = 0,
+    callback: Callable | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train ``model`` on ``train``; return the history. The model ends in eval mode.
+
+    Parameters
+    ----------
+    model : nn.Module taking images in [0, 1]
+    train, val : ImageDataset or (X, y) tensors
+        ``val`` drives early stopping and is reported each epoch.
+    epochs, batch_size, lr : int, int, float
+    optimizer : {"adam", "sgd"}
+        SGD uses momentum 0.9.
+    loss : {"ce", "mse"}
+        ``"mse"`` is Pardo et al.'s 1/2 ||y - y_hat||^2 on sigmoid outputs.
+    clr : dict, optional
+        Triangular cyclic learning rate, e.g. ``dict(base_lr=1e-4, max_lr=1e-3,
+        step_size=2000)`` (step size in iterations; one cycle is two step sizes).
+    patience : int, optional
+        Stop when the validation loss has not improved for this many epochs and restore
+        the best weights (needs ``val``).
+    noise_sigma_max : float
+        Gaussian noise injection: each minibatch gets noise of std sigma ~ U[0,
+        noise_sigma_max], clipped to [0, 1] (Pardo et al.'s noise-trained clone uses 1).
+    adversarial : dict, optional
+        PGD adversarial training (Madry et al.): every minibatch is replaced by its PGD
+        adversarial examples, e.g. ``dict(eps=0.3, nb_iter=40, eps_iter=0.01)``.
+    weight_decay : float
+    device : str
+    seed : int
+        Seeds the initial shuffle, the noise and the attacks.
+    callback : callable(epoch, model, history), optional
+        Called after every epoch with the model in eval mode (e.g. to record hidden
+        states through training).
+    progress : bool
+        A tqdm bar over epochs with the running loss and accuracy.
+
+    Returns
+    -------
+    dict
+        Lists ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``lr`` per epoch,
+        ``best_epoch``, and ``interrupted`` (True when stopped by KeyboardInterrupt, in
+        which case the best weights so far are kept).
+    """
+    from tqdm.auto import tqdm
+
+    dev = resolve_device(device)
+    if val is None and patience is not None:
+        raise ValueError("early stopping (patience=...) needs a validation set: pass val=...")
+    gen = seed_everything(seed)
+    x, y = _as_tensors(train)
+    if len(x) == 0:
+        raise ValueError("the training set is empty.")
+    model.to(dev)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}.")
+    sched = None
+    if clr is not None:
+        sched = torch.optim.lr_scheduler.CyclicLR(
+            opt,
+            base_lr=clr.get("base_lr", lr / 10),
+            max_lr=clr.get("max_lr", lr),
+            step_size_up=int(clr.get("step_size", 2000)),
+            mode="triangular",
+            cycle_momentum=optimizer == "sgd",
+        )
+    attack = None
+    if adversarial is not None:
+        from .attacks import pgd
+
+        adv = dict(adversarial)
+
+        def attack(xb, yb):
+            model.eval()
+            xa = pgd(model, xb, yb, device=dev, seed=None, **adv)
+            model.train()
+            return xa
+
+    history: dict = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr")}
+    history.update(best_epoch=None, interrupted=False)
+    best_state, best_val, bad = None, np.inf, 0
+    bar = tqdm(range(epochs), desc="train", disable=not progress)
+    try:
+        for epoch in bar:
+            model.train()
+            perm = torch.randperm(len(x), generator=gen)
+            tot_loss, tot_correct = 0.0, 0
+            for s in range(0, len(x), batch_size):
+                idx = perm[s : s + batch_size]
+                xb, yb = x[idx], y[idx]
+                if noise_sigma_max > 0:
+                    sigma = float(torch.rand((), generator=gen)) * noise_sigma_max
+                    xb = (xb + torch.randn(xb.shape, generator=gen) * sigma).clamp(0.0, 1.0)
+                if attack is not None:
+                    xb = attack(xb, yb)
+                xb, yb = xb.to(dev), yb.to(dev)
+                logits = model(xb)
+                batch_loss = classifier_loss(logits, yb, loss)
+                opt.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                tot_loss += batch_loss.item() * len(idx)
+                tot_correct += int((logits.argmax(1) == yb).sum())
+            history["train_loss"].append(tot_loss / len(x))
+            history["train_acc"].append(tot_correct / len(x))
+            history["lr"].append(opt.param_groups[0]["lr"])
+            model.eval()
+            if val is not None:
+                ev = evaluate(model, val, device=dev, loss=loss)
+                history["val_loss"].append(ev["loss"])
+                history["val_acc"].append(ev["accuracy"])
+                if ev["loss"] < best_val - 1e-6:
+                    best_val, bad, history["best_epoch"] = ev["loss"], 0, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad += 1
+            bar.set_postfix(
+                loss=f"{history['train_loss'][-1]:.4f}",
+                acc=f"{history['train_acc'][-1]:.3f}",
+                val_acc=f"{history['val_acc'][-1]:.3f}" if history["val_acc"] else "-",
+            )
+            if callback is not None:
+                callback(epoch, model, history)
+            if patience is not None and bad >= patience:
+                break
+    except KeyboardInterrupt:
+        history["interrupted"] = True
+        warnings.warn("training interrupted; keeping the best weights so far.", stacklevel=2)
+    if patience is not None and best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
