@@ -338,3 +338,12 @@ def test_penultimate_features_is_the_classifier_input_and_leaves_no_hook():
 def test_penultimate_features_needs_classifier_path():
     with pytest.raises(ValueError, match="classifier_path"):
         penultimate_features(nn.Linear(2, 2), torch.rand(3, 2))
+
+
+def test_classwise_robustness_with_introspect_pgd_matches_the_known_answer():
+    X, y = threshold_data()
+    model = Threshold().train()
+    rob = classwise_robustness(model, (X, y), [0.0, 0.08, 0.25], nb_iter=20)
+    np.testing.assert_allclose(rob.adv_acc, [[1.0, 0.75], [0.75, 0.25], [0.25, 0.25]])
+    assert rob.attack["name"] == "pgd" and rob.attack["seed"] == 0
+    assert model.training  # mode restored

@@ -27,6 +27,7 @@ because PCA on ``n`` points has at most ``n - 1`` components.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -579,18 +580,61 @@ def classwise_robustness(
     if np.any(eps_arr < 0):
         raise ValueError(f"eps must be >= 0, got {eps_arr.tolist()}")
 
+    was_training = model.training
+    model.eval()  # attacks and accuracies are those of the deployed (eval-mode) model
+    try:
+        return _classwise_robustness(
+            model,
+            X,
+            y,
+            y_np,
+            classes,
+            names,
+            eps_arr,
+            attack,
+            nb_iter,
+            eps_iter,
+            rand_init,
+            batch_size,
+            device,
+            seed,
+            dict(attack_kwargs or {}),
+        )
+    finally:
+        model.train(was_training)
+
+
+def _classwise_robustness(
+    model,
+    X,
+    y,
+    y_np,
+    classes,
+    names,
+    eps_arr,
+    attack,
+    nb_iter,
+    eps_iter,
+    rand_init,
+    batch_size,
+    device,
+    seed,
+    kw,
+) -> ClasswiseRobustness:
     clean_pred = _predict(model, X, batch_size, device)
     clean_correct = clean_pred == y_np
     clean_acc, n = classwise_accuracy(y_np, clean_pred, classes)
     adv_acc = np.zeros((eps_arr.size, classes.size))
     adv_given = np.zeros((eps_arr.size, classes.size))
     adv_all = np.zeros(eps_arr.size)
-    kw = dict(attack_kwargs or {})
+    takes_seed = "seed" in inspect.signature(attack).parameters
     for j, eps in enumerate(eps_arr):
         if eps == 0:
             pred = clean_pred
         else:
             step = eps_iter if eps_iter is not None else 2.5 * eps / nb_iter
+            if takes_seed:
+                kw["seed"] = seed + j
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed + j)
                 x_adv = attack(
@@ -628,7 +672,11 @@ def classwise_robustness(
             "eps_iter_rule": "2.5 * eps / nb_iter" if eps_iter is None else "fixed",
             "rand_init": bool(rand_init),
             "seed": int(seed),
-            **{k: v for k, v in kw.items() if isinstance(v, (int, float, str, bool))},
+            **{
+                k: v
+                for k, v in kw.items()
+                if k != "seed" and isinstance(v, (int, float, str, bool))
+            },
         },
     )
 
@@ -735,33 +783,21 @@ def penultimate_features(model, data, *, batch_size: int = 256, device="cpu") ->
     ndarray of shape (N, D), float32
         D is the classifier's ``in_features`` (2048 for ResNet50).
     """
-    path = getattr(model, "classifier_path", None)
-    if not path:
+    from .capture import PENULTIMATE, activations
+
+    if not getattr(model, "classifier_path", None):
         raise ValueError(
             "the model declares no classifier_path; create it with "
             "introspect.models.create_model so the penultimate layer is known"
         )
-    module = model.get_submodule(path)
     X = data if isinstance(data, torch.Tensor) else _dataset_tensors(data)[0]
-    chunks: list[torch.Tensor] = []
-
-    def hook(_mod, args):
-        chunks.append(args[0].detach().flatten(1).float().cpu())
-
     was_training = model.training
     model.eval()
-    handle = module.register_forward_pre_hook(hook)
     try:
-        model.to(device)
-        with torch.no_grad():
-            for i in range(0, X.shape[0], batch_size):
-                model(X[i : i + batch_size].to(device))
+        feats = activations(model, X, [PENULTIMATE], batch_size=batch_size, device=device)
     finally:
-        handle.remove()
         model.train(was_training)
-    if not chunks:
-        return np.zeros((0, 0), dtype=np.float32)
-    return torch.cat(chunks).numpy()
+    return feats[PENULTIMATE].astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -812,7 +848,7 @@ def _dataset_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 def _predict(model, X: torch.Tensor, batch_size: int, device) -> np.ndarray:
     was_training = model.training
     model.eval()
-    preds = []
+    preds = []  # eval mode: introspect.attacks refuses models in train mode
     try:
         model.to(device)
         with torch.no_grad():
