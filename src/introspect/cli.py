@@ -1,0 +1,209 @@
+"""Command line: ``introspect reproduce`` runs the figure notebooks; ``introspect figures`` lists them."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+__all__ = ["main", "reproduce"]
+
+
+def _figure_ids(selection: str | None) -> list[str]:
+    from .figures import FIGURES
+
+    if not selection:
+        return list(FIGURES)
+    ids = []
+    for token in selection.replace(",", " ").split():
+        matches = [f for f in FIGURES if f == token or f.startswith(token.rstrip(".") + ".")]
+        if not matches:
+            raise SystemExit(f"unknown figure {token!r}; `introspect figures` lists them.")
+        ids += [m for m in matches if m not in ids]
+    return ids
+
+
+def _to_html(ipynb: Path, target: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(ipynb, as_version=4))
+    target.write_text(body)
+
+
+def _index(out: Path, profile: str, rows: list[dict], started: float) -> Path:
+    ok = sum(r["status"] == "ok" for r in rows)
+    trs = []
+    for r in rows:
+        params = html.escape(json.dumps(r["parameters"], indent=1, default=str))
+        links = " ".join(f'<a href="{html.escape(v)}">{k}</a>' for k, v in r["links"].items())
+        err = f'<pre class="err">{html.escape(r["error"])}</pre>' if r.get("error") else ""
+        trs.append(
+            f'<tr class="{r["status"]}"><td>{html.escape(r["id"])}</td><td>{html.escape(r["title"])}</td>'
+            f"<td>{r['status']}</td><td>{r['seconds']:.1f}</td><td>{links}{err}</td>"
+            f"<td><details><summary>parameters</summary><pre>{params}</pre></details></td></tr>"
+        )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>introspect report ({profile})</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
+padding:4px 8px;vertical-align:top}}tr.failed td{{background:#fdd}}pre.err{{color:#a00;max-width:60em;
+white-space:pre-wrap}}</style></head><body>
+<h1>introspect-widgets: figures ({html.escape(profile)} profile)</h1>
+<p>{ok} of {len(rows)} figures ran; total {time.time() - started:.0f} s.</p>
+<table><tr><th>figure</th><th>what it shows</th><th>status</th><th>seconds</th><th>output</th><th>parameters</th></tr>
+{"".join(trs)}</table></body></html>"""
+    path = out / "index.html"
+    path.write_text(page)
+    return path
+
+
+def reproduce(
+    profile: str = "quick",
+    out: str | Path = "reports",
+    figures: str | None = None,
+    workdir: str | Path | None = None,
+    device: str | None = None,
+    data_root: str | None = None,
+    notebooks: str | Path | None = None,
+    timeout: int | None = None,
+) -> int:
+    """Execute the figure notebooks with papermill; write an HTML report. Returns the exit code."""
+    import papermill as pm
+
+    from .figures import BROKEN, get_figure
+    from .figures._notebooks import notebook_for, repo_notebooks_dir
+
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(workdir).resolve() if workdir else out / "work"
+    nb_dir = Path(notebooks) if notebooks else repo_notebooks_dir()
+    ids = _figure_ids(figures)
+    rows, started = [], time.time()
+    for name, err in BROKEN.items():
+        print(f"figure module {name} failed to import: {err}", file=sys.stderr)
+    for i, fid in enumerate(ids, 1):
+        fig = get_figure(fid)
+        params = fig.profile(profile)
+        params.update(workdir=str(work), save_dir=str(out / "figures"))
+        if device:
+            params["device"] = device
+        if data_root:
+            params["data_root"] = str(Path(data_root).resolve())
+        src = nb_dir / "figures" / f"{fid}.ipynb"
+        if not src.is_file():  # an installed package without the checkout: use the generated one
+            import nbformat
+
+            src = out / "_src" / f"{fid}.ipynb"
+            src.parent.mkdir(exist_ok=True)
+            nbformat.write(notebook_for(fig), src)
+        target = out / f"{fid}.ipynb"
+        print(f"[{i}/{len(ids)}] {fid} ...", end=" ", flush=True)
+        t0 = time.time()
+        row = {"id": fid, "title": fig.title, "parameters": params, "links": {}, "error": None}
+        try:
+            pm.execute_notebook(
+                str(src),
+                str(target),
+                parameters=params,
+                kernel_name="python3",
+                progress_bar=False,
+                cwd=str(out),
+                execution_timeout=timeout,
+            )
+            row["status"] = "ok"
+        except (
+            Exception
+        ) as err:  # papermill raises PapermillExecutionError with the cell's traceback
+            row["status"] = "failed"
+            row["error"] = (getattr(err, "ename", "") + ": " + getattr(err, "evalue", "")).strip(
+                ": "
+            ) or ("".join(traceback.format_exception_only(type(err), err)).strip())
+        row["seconds"] = time.time() - t0
+        if target.is_file():
+            row["links"]["notebook"] = target.name
+            try:
+                _to_html(target, out / f"{fid}.html")
+                row["links"]["html"] = f"{fid}.html"
+            except Exception as err:  # keep the report going
+                row["error"] = (row["error"] or "") + f" (HTML export failed: {err})"
+        print(
+            f"{row['status']} ({row['seconds']:.1f} s)"
+            + (f": {row['error']}" if row["error"] else "")
+        )
+        rows.append(row)
+        _index(out, profile, rows, started)
+    index = _index(out, profile, rows, started)
+    failed = [r["id"] for r in rows if r["status"] != "ok"]
+    print(f"report: {index}  ({len(rows) - len(failed)} ok, {len(failed)} failed)")
+    if failed:
+        print("failed: " + ", ".join(failed), file=sys.stderr)
+    return 1 if failed or BROKEN else 0
+
+
+def _figures_cmd(args) -> int:
+    from .figures import BROKEN, FIGURES
+
+    if args.write_notebooks is not None:
+        from .figures._notebooks import write_all
+
+        paths = write_all(Path(args.write_notebooks) if args.write_notebooks else None)
+        print(f"wrote {len(paths)} files")
+        return 0
+    for fid, fig in FIGURES.items():
+        print(f"{fid:<34} {fig.title}")
+    for name, err in BROKEN.items():
+        print(f"BROKEN {name}: {err}", file=sys.stderr)
+    return 1 if BROKEN else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="introspect", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("reproduce", help="run the figure notebooks and write an HTML report")
+    rep.add_argument("--profile", default="quick", choices=["quick", "paper"])
+    rep.add_argument("--out", default="reports", help="output folder (index.html, notebooks, HTML)")
+    rep.add_argument(
+        "--figures", default=None, help="ids or papers, comma separated (default: all)"
+    )
+    rep.add_argument(
+        "--workdir", default=None, help="cache of trained models and captures (default OUT/work)"
+    )
+    rep.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 or auto (default: the profile's)"
+    )
+    rep.add_argument(
+        "--data-root", default=None, help="datasets and weights (default $INTROSPECT_DATA)"
+    )
+    rep.add_argument(
+        "--notebooks", default=None, help="notebooks/ folder (default: the checkout's)"
+    )
+    rep.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    figs = sub.add_parser("figures", help="list the registered figures")
+    figs.add_argument(
+        "--write-notebooks",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="(re)generate notebooks/figures and notebooks/params from the figure modules",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "reproduce":
+        return reproduce(
+            args.profile,
+            args.out,
+            args.figures,
+            args.workdir,
+            args.device,
+            args.data_root,
+            args.notebooks,
+            args.timeout,
+        )
+    return _figures_cmd(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

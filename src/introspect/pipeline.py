@@ -1,0 +1,181 @@
+"""Shared, cached stages of the figure pipeline: datasets, trained models, captures.
+
+Figure modules call these instead of training or capturing themselves, so figures of
+one paper that ask for the same model and data share one artifact in the workdir.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ._utils import resolve_device
+from .cache import Workdir, param_hash
+from .capture import capture
+from .data import load_dataset
+from .models import create_model
+from .store import ActivationStore
+from .training import fit_classifier
+
+__all__ = ["dataset", "trained_model", "captured", "as_workdir"]
+
+
+def as_workdir(workdir) -> Workdir:
+    return workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+
+
+def dataset(
+    name: str,
+    split: str = "train",
+    *,
+    data_root=None,
+    n_per_class=None,
+    image_size=None,
+    channels=None,
+    seed: int = 0,
+    download: bool = False,
+):
+    """:func:`introspect.data.load_dataset` that remembers its parameters as ``cache_key``."""
+    ds = load_dataset(
+        name,
+        split,
+        root=data_root,
+        download=download,
+        n_per_class=n_per_class,
+        image_size=image_size,
+        channels=channels,
+        seed=seed,
+    )
+    ds.cache_key = dict(
+        name=name,
+        split=split,
+        n_per_class=n_per_class,
+        image_size=image_size,
+        channels=channels,
+        seed=seed,
+        root=None if name == "digits" else str(data_root),
+    )
+    return ds
+
+
+def trained_model(
+    name: str,
+    *,
+    dataset: str = "digits",
+    image_size=None,
+    channels=None,
+    model_kwargs: dict | None = None,
+    train: dict | None = None,
+    pretrained: bool = False,
+    checkpoint=None,
+    workdir="introspect-work",
+    device="cpu",
+    data_root=None,
+    seed: int = 0,
+    progress: bool = True,
+):
+    """A model ready for analysis: created, then trained (cached) or loaded.
+
+    Parameters
+    ----------
+    name : str
+        Registry name or ``timm:<name>``.
+    dataset, image_size, channels : training data (``dataset``'s ``train`` split; its
+        ``val`` split drives early stopping when ``train`` asks for ``patience``).
+    model_kwargs : dict
+        Constructor arguments (e.g. ``{"depth": 4, "width": 64}``).
+    train : dict, optional
+        Keyword arguments of :func:`introspect.training.fit_classifier`. ``None`` means
+        no training: the model is used as created (``pretrained`` / ``checkpoint``) - a
+        random initialisation when neither is given.
+    workdir : path or Workdir
+        Trained weights and the history are cached there, keyed by all of the above.
+
+    Returns
+    -------
+    IntrospectableModel in eval mode on ``device``, with ``history_`` (the training
+    history or ``None``) and ``cache_key``.
+    """
+    dev = resolve_device(device)
+    model_kwargs = dict(model_kwargs or {})
+    key = dict(
+        name=name,
+        dataset=dataset,
+        image_size=image_size,
+        channels=channels,
+        model_kwargs=model_kwargs,
+        train=train,
+        pretrained=pretrained,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        seed=seed,
+        data_root=None if dataset == "digits" else str(data_root),
+    )
+    torch.manual_seed(seed)
+    model = create_model(name, pretrained=pretrained, checkpoint=checkpoint, **model_kwargs)
+    history = None
+    if train is not None:
+        wd = as_workdir(workdir)
+
+        def fit():
+            tr = load_dataset(
+                dataset, "train", root=data_root, image_size=image_size, channels=channels
+            )
+            va = load_dataset(
+                dataset, "val", root=data_root, image_size=image_size, channels=channels
+            )
+            hist = fit_classifier(model, tr, va, device=dev, seed=seed, progress=progress, **train)
+            return {
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "history": hist,
+            }
+
+        result = wd.memo("train", key, fit)
+        model.load_state_dict(result["state_dict"])
+        history = result["history"]
+    model.history_ = history
+    model.cache_key = key
+    return model.eval().to(dev)
+
+
+def captured(
+    model,
+    data,
+    layers,
+    *,
+    reducer="flatten",
+    workdir="introspect-work",
+    device="cpu",
+    batch_size: int = 128,
+    com: str = "flat",
+    progress: bool = True,
+) -> ActivationStore:
+    """:func:`introspect.capture.capture` into an on-disk store under the workdir.
+
+    The store is keyed by the model's and the dataset's ``cache_key`` (set by
+    :func:`trained_model` and :func:`dataset`), the layers and the reducer; a complete
+    store is reopened, an interrupted one resumes.
+    """
+    mkey = getattr(model, "cache_key", None)
+    dkey = getattr(data, "cache_key", None)
+    if mkey is None or dkey is None:
+        raise ValueError(
+            "captured() needs a model from pipeline.trained_model and data from pipeline.dataset "
+            "(they carry cache keys); call introspect.capture.capture directly otherwise."
+        )
+    if not isinstance(reducer, str):
+        raise ValueError("cached captures need a named reducer ('flatten', 'codes', 'gap').")
+    params = dict(model=mkey, data=dkey, layers=list(layers), reducer=reducer, com=com)
+    folder = as_workdir(workdir).path("capture", params)
+    return capture(
+        model,
+        data,
+        layers,
+        reducer=reducer,
+        batch_size=batch_size,
+        device=device,
+        store=Path(folder) / "store",
+        progress=progress,
+        com=com,
+        meta={"key": param_hash(params)},
+    )
