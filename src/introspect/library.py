@@ -1,0 +1,690 @@
+"""Library networks of hidden activity patterns (Lee 2019).
+
+A library network stores unit-normalised hidden activity patterns (HAPs, the flattened
+output of one layer). An input is *novel* when its largest cosine similarity to the
+patterns stored so far is below ``theta``; novel inputs are appended, in data order, and
+the very first input is always stored. A second pass over the same data links every
+stored pattern ("library node") to the network's answers with a Hebbian rule
+
+    W[m, n] = sum_k g(h_n^k) O_m^k,   g(x) = exp(-(1 - x) / tau),  tau = 0.01,
+
+where ``h^k`` are the cosine similarities of input ``k`` to the stored patterns and
+``O^k`` is +1 for the class the network predicted and -1 for the others. The score of
+class ``m`` for an input is ``P_m = sum_a W[m, a] h_a`` over its ``top_k`` most active
+library nodes ``a`` (``top_k`` = 3 for the paper's CNN, 8 for its ResNet44).
+
+:class:`LibraryNetwork` is one layer's library; :class:`LibraryStack` holds one per
+layer of a model and gives agreement with the network's answers, confusion index
+matrices and the consistency of the layers' predictions (CPL), which separates clean
+from adversarial inputs (:func:`auroc`).
+
+Building is exact and fast. The one-input-at-a-time definition is the reference; the
+implementation compares a *block* of inputs against the library with one matrix product
+per library segment, drops inputs as soon as one stored pattern reaches ``theta`` (they
+can never become novel again: the library only grows), and resolves the remaining
+candidates of the block among themselves in data order with their Gram matrix, which
+gives exactly the library the sequential loop would give (up to floating-point
+rounding of the similarities; use ``dtype="float64"`` when a similarity may sit within
+~1e-6 of ``theta``). Data are read in blocks, so an on-disk array (``np.memmap``, an
+:class:`~introspect.store.ActivationStore` layer) or an iterable of row chunks of
+tens of thousands of dimensions never has to be in memory at once; only the library
+itself is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from introspect._utils import check_is_fitted, resolve_device
+
+__all__ = [
+    "LibraryNetwork",
+    "LibraryStack",
+    "agreement",
+    "auroc",
+    "confusion_index",
+    "cpl",
+    "hebbian_kernel",
+]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+# ----------------------------------------------------------------------------- helpers
+def _torch_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        if dtype not in _DTYPES.values():
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}.")
+        return dtype
+    key = np.dtype(dtype).name
+    if key not in _DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
+    return _DTYPES[key]
+
+
+def _is_array_like(H) -> bool:
+    return isinstance(H, (np.ndarray, torch.Tensor)) or (
+        hasattr(H, "shape") and hasattr(H, "__getitem__") and len(getattr(H, "shape", ())) >= 1
+    )
+
+
+def _iter_chunks(H, rows: int) -> Iterator[np.ndarray | torch.Tensor]:
+    """Yield consecutive row chunks of ``H`` (an array-like or an iterable of arrays)."""
+    if _is_array_like(H):
+        n = H.shape[0]
+        for start in range(0, n, rows):
+            yield H[start : start + rows]
+        return
+    if isinstance(H, (str, bytes)) or not isinstance(H, Iterable):
+        raise TypeError(
+            "H must be an array of shape (n_samples, ...) (numpy, torch, np.memmap) or an "
+            f"iterable of such row chunks; got {type(H).__name__}."
+        )
+    for chunk in H:
+        if not _is_array_like(chunk):
+            chunk = np.asarray(chunk)
+        for start in range(0, chunk.shape[0], rows):
+            yield chunk[start : start + rows]
+
+
+def _to_rows(chunk, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(b, ...) array-like -> (b, D) tensor on ``device``; higher dims are flattened."""
+    if isinstance(chunk, torch.Tensor):
+        t = chunk.detach()
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(chunk))
+    if t.ndim == 1:
+        raise ValueError(
+            "Got a 1-d array; pass patterns as rows of shape (n_samples, n_features) "
+            "(use x[None] for one pattern)."
+        )
+    t = t.reshape(t.shape[0], -1).to(device=device, dtype=dtype)
+    if not torch.isfinite(t).all():
+        raise ValueError("Activity patterns contain NaN or inf; clean the activations first.")
+    return t
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    """Unit-normalise rows; an all-zero row stays zero (cosine 0 with everything)."""
+    norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    return x / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+def hebbian_kernel(h, tau: float = 0.01):
+    """The paper's sharpening kernel ``g(h) = exp(-(1 - h) / tau)`` (works on arrays and tensors)."""
+    if isinstance(h, torch.Tensor):
+        return torch.exp(-(1.0 - h) / tau)
+    return np.exp(-(1.0 - np.asarray(h, dtype=np.float64)) / tau)
+
+
+# ----------------------------------------------------------------------------- one layer
+class LibraryNetwork:
+    """Library of novel hidden activity patterns of one layer, linked to a network's answers.
+
+    Parameters
+    ----------
+    theta : float
+        Novelty threshold on the cosine similarity, in [-1, 1]. An input is stored when its
+        largest similarity to the stored patterns is below ``theta``. Higher ``theta`` ->
+        bigger library. Rules of thumb from the paper: 0.6-0.9 for the MNIST CNN; for a
+        CIFAR ResNet44 the useful range differs per block (CN1 ~0.2-0.34, CL1 ~0.64-0.78,
+        CL2 ~0.48-0.62, CL3 ~0.5-0.64, FC ~0.8-0.94).
+    top_k : int, default 3
+        Number of most active library nodes used by :meth:`predict_scores`.
+    tau : float, default 0.01
+        Width of the Hebbian kernel ``g(h) = exp(-(1 - h) / tau)``.
+    block_size : int, default 1024
+        Inputs compared with the library in one matrix product. Memory of one step is
+        about ``block_size * (n_features + segment rows)`` numbers.
+    device : str or torch.device, default "cpu"
+        Where the library lives and the products run ("cuda" works).
+    dtype : {"float32", "float64"}, default "float32"
+
+    Attributes
+    ----------
+    patterns_ : ndarray of shape (size_, n_features)
+        The stored unit-normalised patterns, in the order they were stored.
+    indices_ : ndarray of shape (size_,)
+        Row of the build data each stored pattern came from.
+    size_ : int
+        Number of library nodes.
+    n_features_ : int
+    n_seen_ : int
+        Number of inputs presented to :meth:`build`.
+    links_ : ndarray of shape (n_classes_, size_)
+        Hebbian functional connections ``W[m, n]`` (after :meth:`link`).
+    n_classes_ : int
+    """
+
+    def __init__(
+        self,
+        theta: float,
+        top_k: int = 3,
+        *,
+        tau: float = 0.01,
+        block_size: int = 1024,
+        device: str | torch.device = "cpu",
+        dtype: str = "float32",
+    ):
+        self.theta = theta
+        self.top_k = top_k
+        self.tau = tau
+        self.block_size = block_size
+        self.device = device
+        self.dtype = dtype
+
+    # -- internal state ------------------------------------------------------------------
+    def _check_params(self):
+        if not -1.0 - 1e-12 <= float(self.theta) <= 1.0 + 1e-12:
+            raise ValueError(f"theta must lie in [-1, 1] (a cosine similarity), got {self.theta}.")
+        if int(self.top_k) < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}.")
+        if int(self.block_size) < 1:
+            raise ValueError(f"block_size must be >= 1, got {self.block_size}.")
+        if not self.tau > 0:
+            raise ValueError(f"tau must be > 0, got {self.tau}.")
+        return resolve_device(self.device), _torch_dtype(self.dtype)
+
+    def _library(self) -> torch.Tensor:
+        """The stored patterns as a tensor on the working device (rebuilt after unpickling)."""
+        lib = self.__dict__.get("_lib")
+        if lib is None:
+            device, dtype = self._check_params()
+            lib = torch.from_numpy(self.patterns_).to(device=device, dtype=dtype)
+            self._lib = lib
+        return lib
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lib", None)
+        state.pop("_links_t", None)
+        return state
+
+    # -- pass 1 ----------------------------------------------------------------------------
+    def build(self, H, *, progress: bool = False) -> LibraryNetwork:
+        """Store the novel patterns of ``H``, in data order (pass 1).
+
+        Parameters
+        ----------
+        H : array-like of shape (n_samples, ...) or iterable of such chunks
+            Hidden activity patterns; trailing dimensions are flattened (a conv layer's
+            (C, H, W) output is one pattern). Numpy, torch (any device), ``np.memmap`` or
+            an iterable of row chunks; only ``block_size`` rows are on the device at once.
+        progress : bool
+            Show a tqdm bar.
+
+        Returns
+        -------
+        self
+        """
+        device, dtype = self._check_params()
+        theta = float(self.theta)
+        bs = int(self.block_size)
+        seg_rows = max(bs, 1024)  # library rows per matrix product (early-exit granularity)
+        segments: list[torch.Tensor] = []  # the library, in storage order
+        kept: list[np.ndarray] = []
+        n_seen = 0
+        n_features = None
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            total = H.shape[0] if _is_array_like(H) else None
+            bar = tqdm(total=total, desc=f"library theta={theta:g}", unit="pattern")
+        for chunk in _iter_chunks(H, bs):
+            X = _normalise(_to_rows(chunk, device, dtype))
+            if n_features is None:
+                n_features = X.shape[1]
+            elif X.shape[1] != n_features:
+                raise ValueError(
+                    f"Patterns changed length from {n_features} to {X.shape[1]} features "
+                    f"at row {n_seen}; one library holds one layer."
+                )
+            new = _novel_in_block(X, segments, theta)
+            if new.numel():
+                rows = X[new]
+                if segments and segments[-1].shape[0] < seg_rows:
+                    segments[-1] = torch.cat([segments[-1], rows])
+                else:
+                    segments.append(rows)
+                kept.append(new.cpu().numpy() + n_seen)
+            n_seen += X.shape[0]
+            if bar is not None:
+                bar.update(X.shape[0])
+        if bar is not None:
+            bar.close()
+        if n_seen == 0:
+            raise ValueError("H is empty: a library needs at least one pattern.")
+        lib = segments[0] if len(segments) == 1 else torch.cat(segments)
+        del segments
+        self._lib = lib
+        self.patterns_ = lib.cpu().numpy() if lib.device.type != "cpu" else lib.numpy()
+        self.indices_ = np.concatenate(kept).astype(np.int64)
+        self.size_ = int(lib.shape[0])
+        self.n_features_ = int(n_features)
+        self.n_seen_ = int(n_seen)
+        self.links_ = None
+        self.n_classes_ = None
+        self.__dict__.pop("_links_t", None)
+        return self
+
+    # -- similarities ----------------------------------------------------------------------
+    def _check_built(self):
+        check_is_fitted(self, "patterns_")
+
+    def _rows(self, H):
+        """Yield (normalised rows on device) for ``H`` in blocks, checking the width."""
+        device, dtype = self._check_params()
+        for chunk in _iter_chunks(H, int(self.block_size)):
+            X = _to_rows(chunk, device, dtype)
+            if X.shape[1] != self.n_features_:
+                raise ValueError(
+                    f"Patterns have {X.shape[1]} features but the library was built on "
+                    f"{self.n_features_}; pass the same layer's activations."
+                )
+            yield _normalise(X)
+
+    def similarities(self, H) -> np.ndarray:
+        """Cosine similarity of each input to each library node (the paper's ``h``).
+
+        Parameters
+        ----------
+        H : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        h : ndarray of shape (n_samples, size_)
+        """
+        self._check_built()
+        lib = self._library()
+        out = [(X @ lib.T).cpu().numpy() for X in self._rows(H)]
+        return np.concatenate(out) if out else np.zeros((0, self.size_), np.float32)
+
+    def most_active(self, H, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` (default ``top_k``) most active library nodes of each input.
+
+        Returns
+        -------
+        values : ndarray of shape (n_samples, k)
+            Their similarities, in descending order.
+        nodes : ndarray of shape (n_samples, k)
+            Their node numbers (rows of ``patterns_``; ``indices_[nodes]`` gives the build
+            data rows).
+        """
+        self._check_built()
+        lib = self._library()
+        k = min(int(k or self.top_k), self.size_)
+        vals, idxs = [], []
+        for X in self._rows(H):
+            v, i = torch.topk(X @ lib.T, k, dim=1)
+            vals.append(v.cpu().numpy())
+            idxs.append(i.cpu().numpy())
+        return np.concatenate(vals), np.concatenate(idxs)
+
+    # -- pass 2 ----------------------------------------------------------------------------
+    def link(self, H, dnn_pred, n_classes: int | None = None) -> LibraryNetwork:
+        """Build the Hebbian functional connections to the network's answers (pass 2).
+
+        Parameters
+        ----------
+        H : array-like of shape (n_samples, ...) or iterable of row chunks
+            Usually the same data as :meth:`build`.
+        dnn_pred : array-like of int of shape (n_samples,)
+            The network's predicted class for each input (``O = +1`` for it, -1 otherwise).
+        n_classes : int, optional
+            Defaults to ``max(dnn_pred) + 1``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_built()
+        dnn_pred = np.asarray(dnn_pred).astype(np.int64).ravel()
+        if n_classes is None:
+            n_classes = int(dnn_pred.max()) + 1
+        if dnn_pred.min() < 0 or dnn_pred.max() >= n_classes:
+            raise ValueError(f"dnn_pred must hold class numbers in [0, {n_classes}).")
+        device, dtype = self._check_params()
+        lib = self._library()
+        W = torch.zeros(n_classes, self.size_, dtype=torch.float64, device=device)
+        start = 0
+        for X in self._rows(H):
+            b = X.shape[0]
+            if start + b > dnn_pred.shape[0]:
+                raise ValueError(f"dnn_pred has {dnn_pred.shape[0]} entries, H has more rows.")
+            g = hebbian_kernel(X @ lib.T, self.tau)
+            out_ = -torch.ones(b, n_classes, dtype=dtype, device=device)
+            y = torch.from_numpy(dnn_pred[start : start + b]).to(device)
+            out_[torch.arange(b, device=device), y] = 1.0
+            W += (out_.T @ g).to(torch.float64)
+            start += b
+        if start != dnn_pred.shape[0]:
+            raise ValueError(f"dnn_pred has {dnn_pred.shape[0]} entries but H has {start} rows.")
+        self.links_ = W.cpu().numpy()
+        self.n_classes_ = int(n_classes)
+        self._links_t = W.to(dtype)
+        return self
+
+    def fit(self, H, dnn_pred, n_classes: int | None = None, *, progress: bool = False):
+        """:meth:`build` then :meth:`link` on the same data; returns ``self``."""
+        return self.build(H, progress=progress).link(H, dnn_pred, n_classes)
+
+    # -- prediction ------------------------------------------------------------------------
+    def predict_scores(self, H) -> np.ndarray:
+        """Class scores ``P_m = sum_a W[m, a] h_a`` over the ``top_k`` most active nodes.
+
+        Parameters
+        ----------
+        H : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        P : ndarray of shape (n_samples, n_classes_)
+        """
+        check_is_fitted(self, "links_")
+        lib = self._library()
+        Wt = self.__dict__.get("_links_t")
+        if Wt is None:
+            _, dtype = self._check_params()
+            Wt = torch.from_numpy(self.links_).to(device=lib.device, dtype=dtype)
+            self._links_t = Wt
+        k = min(int(self.top_k), self.size_)
+        out = []
+        for X in self._rows(H):
+            v, i = torch.topk(X @ lib.T, k, dim=1)  # (b, k)
+            out.append(torch.einsum("bkm,bk->bm", Wt.T[i], v).cpu().numpy())
+        if not out:
+            return np.zeros((0, self.n_classes_), np.float32)
+        return np.concatenate(out)
+
+    def predict(self, H) -> np.ndarray:
+        """The class with the largest score, shape (n_samples,)."""
+        return self.predict_scores(H).argmax(axis=1)
+
+    def __repr__(self):
+        size = getattr(self, "size_", None)
+        extra = f", size_={size}" if size is not None else ""
+        return f"LibraryNetwork(theta={self.theta}, top_k={self.top_k}{extra})"
+
+
+def _novel_in_block(
+    X: torch.Tensor, segments: Sequence[torch.Tensor], theta: float
+) -> torch.Tensor:
+    """Rows of the normalised block ``X`` the sequential definition would store.
+
+    Each row is compared with every library segment; rows whose best similarity reaches
+    ``theta`` are settled (not novel) and skip the remaining segments. The survivors are
+    novel with respect to the library as it was before the block; among themselves they
+    are resolved in data order: the first survivor is stored, and every later survivor
+    is stored only if it is also below ``theta`` against all survivors stored before it
+    in the block. Returns their row numbers (ascending, on X's device).
+    """
+    b = X.shape[0]
+    device = X.device
+    alive = torch.arange(b, device=device)
+    best = torch.full((b,), -float("inf"), dtype=X.dtype, device=device)
+    for seg in segments:
+        Xa = X if alive.numel() == b else X[alive]
+        s = (Xa @ seg.T).amax(dim=1)
+        best_a = torch.maximum(best[alive], s)
+        best[alive] = best_a
+        alive = alive[best_a < theta]
+        if alive.numel() == 0:
+            return alive
+    c = alive.numel()
+    if c == 1:
+        return alive
+    C = X if c == b else X[alive]
+    G = (C @ C.T).cpu().numpy()
+    m = best[alive].cpu().numpy().copy()
+    take = []
+    pos = 0
+    while pos < c:
+        rel = np.flatnonzero(m[pos:] < theta)
+        if rel.size == 0:
+            break
+        j = pos + int(rel[0])
+        take.append(j)
+        np.maximum(m, G[:, j], out=m)
+        pos = j + 1
+    return alive[torch.as_tensor(take, dtype=torch.long, device=device)]
+
+
+# ----------------------------------------------------------------------------- analyses
+def agreement(scores, dnn_pred, k: int = 1) -> float:
+    """Fraction of inputs whose network answer is among the ``k`` best library scores.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples, n_classes)
+    dnn_pred : array-like of int of shape (n_samples,)
+    k : int
+        1 for top-1 agreement, 3 for the paper's "three best answers".
+    """
+    P = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(dnn_pred).astype(np.int64).ravel()
+    if P.shape[0] != y.shape[0]:
+        raise ValueError(f"scores has {P.shape[0]} rows but dnn_pred has {y.shape[0]}.")
+    if P.shape[0] == 0:
+        return float("nan")
+    k = min(int(k), P.shape[1])
+    # rank of the answer = number of classes scored strictly higher (ties go in our favour
+    # only as far as argmax does: a tie with an earlier class counts as higher)
+    own = P[np.arange(P.shape[0]), y][:, None]
+    cls = np.arange(P.shape[1])[None, :]
+    higher = (P > own) | ((P == own) & (cls < y[:, None]))
+    return float(np.mean(higher.sum(axis=1) < k))
+
+
+def _softmax(P: np.ndarray) -> np.ndarray:
+    Z = P - P.max(axis=1, keepdims=True)
+    E = np.exp(Z)
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def confusion_index(scores, labels, n_classes: int | None = None) -> np.ndarray:
+    """Confusion index matrix ``CI(d1, d2) = CA(d1, d2) / CA(d1, d1)`` (the paper's Eq. 4).
+
+    ``CA(d1, d2) = sum_k softmax(P^k)_d1 softmax(P^k)_d2`` over the inputs ``k`` of class
+    ``d1`` whose largest score is ``d1`` (the trials the library gets right).
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples, n_classes)
+    labels : array-like of int of shape (n_samples,)
+        The class presented (the paper uses the true digit).
+    n_classes : int, optional
+
+    Returns
+    -------
+    CI : ndarray of shape (n_classes, n_classes)
+        Rows ``d1``, columns ``d2``; the diagonal is 1; a row with no correct trial is NaN.
+    """
+    P = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64).ravel()
+    if P.shape[0] != y.shape[0]:
+        raise ValueError(f"scores has {P.shape[0]} rows but labels has {y.shape[0]}.")
+    C = int(n_classes or P.shape[1])
+    S = _softmax(P)
+    ok = P.argmax(axis=1) == y
+    CA = np.zeros((C, C))
+    np.add.at(CA, y[ok], S[ok] * S[ok, y[ok]][:, None])
+    diag = np.diag(CA).copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        CI = CA / diag[:, None]
+    CI[diag == 0] = np.nan
+    return CI
+
+
+def cpl(scores: Sequence | Mapping) -> np.ndarray:
+    """Consistency of the layers' predictions (the paper's Eq. 5), one value per input.
+
+    Mean over all pairs of layers of the cosine similarity of their score vectors.
+
+    Parameters
+    ----------
+    scores : sequence or mapping of arrays of shape (n_samples, n_classes), one per layer
+
+    Returns
+    -------
+    cpl : ndarray of shape (n_samples,)
+    """
+    mats = list(scores.values()) if isinstance(scores, Mapping) else list(scores)
+    if len(mats) < 2:
+        raise ValueError("CPL compares layers: pass the scores of at least two layers.")
+    U = []
+    for P in mats:
+        P = np.asarray(P, dtype=np.float64)
+        n = np.linalg.norm(P, axis=1, keepdims=True)
+        U.append(P / np.where(n > 0, n, 1.0))
+    total = np.zeros(U[0].shape[0])
+    pairs = 0
+    for i in range(len(U)):
+        for j in range(i):
+            total += np.einsum("nm,nm->n", U[i], U[j])
+            pairs += 1
+    return total / pairs
+
+
+def auroc(clean, adversarial) -> float:
+    """Area under the ROC curve of a score separating clean (positive) from adversarial inputs.
+
+    Parameters
+    ----------
+    clean, adversarial : array-like of shape (n_clean,), (n_adversarial,)
+        E.g. CPL values; higher should mean "clean".
+    """
+    from sklearn.metrics import roc_auc_score
+
+    a = np.asarray(clean, dtype=np.float64).ravel()
+    b = np.asarray(adversarial, dtype=np.float64).ravel()
+    if a.size == 0 or b.size == 0:
+        raise ValueError("auroc needs at least one clean and one adversarial value.")
+    y = np.r_[np.ones(a.size), np.zeros(b.size)]
+    return float(roc_auc_score(y, np.r_[a, b]))
+
+
+# ----------------------------------------------------------------------------- many layers
+def _layer(layers, name):
+    if hasattr(layers, "layer") and callable(layers.layer):
+        return layers.layer(name)
+    try:
+        return layers[name]
+    except KeyError:
+        raise KeyError(
+            f"No activations for layer {name!r}; got {list(layers)}. Pass a mapping "
+            "layer -> array or an ActivationStore that holds every layer of the stack."
+        ) from None
+
+
+class LibraryStack:
+    """One :class:`LibraryNetwork` per layer of a model, with the paper's analyses.
+
+    Parameters
+    ----------
+    thetas : mapping of str to float
+        Layer name -> novelty threshold, in the model's layer order (e.g. one row "Set"
+        of the paper's Table 1: ``{"CN1": 0.24, "CL1": 0.72, ...}``).
+    top_k : int, default 3
+        3 for the paper's CNN, 8 for its ResNet44.
+    tau, block_size, device, dtype
+        Passed to every :class:`LibraryNetwork`.
+
+    Attributes
+    ----------
+    libraries_ : dict of str to LibraryNetwork
+    layers_ : list of str
+    n_classes_ : int
+    """
+
+    def __init__(
+        self,
+        thetas: Mapping[str, float],
+        top_k: int = 3,
+        *,
+        tau: float = 0.01,
+        block_size: int = 1024,
+        device: str | torch.device = "cpu",
+        dtype: str = "float32",
+    ):
+        self.thetas = thetas
+        self.top_k = top_k
+        self.tau = tau
+        self.block_size = block_size
+        self.device = device
+        self.dtype = dtype
+
+    def fit(self, layers, dnn_pred, n_classes: int | None = None, *, progress: bool = False):
+        """Build and link one library per layer.
+
+        Parameters
+        ----------
+        layers : mapping of str to array-like of shape (n_samples, ...) or ActivationStore
+            Training activations of every layer named in ``thetas``.
+        dnn_pred : array-like of int of shape (n_samples,)
+            The network's answers on those inputs.
+        n_classes : int, optional
+
+        Returns
+        -------
+        self
+        """
+        if not isinstance(self.thetas, Mapping) or not self.thetas:
+            raise ValueError("thetas must be a non-empty mapping layer name -> theta.")
+        dnn_pred = np.asarray(dnn_pred).astype(np.int64).ravel()
+        n_classes = int(n_classes if n_classes is not None else dnn_pred.max() + 1)
+        libs = {}
+        for name, theta in self.thetas.items():
+            lib = LibraryNetwork(
+                theta,
+                self.top_k,
+                tau=self.tau,
+                block_size=self.block_size,
+                device=self.device,
+                dtype=self.dtype,
+            )
+            libs[name] = lib.fit(_layer(layers, name), dnn_pred, n_classes, progress=progress)
+        self.libraries_ = libs
+        self.layers_ = list(libs)
+        self.n_classes_ = n_classes
+        return self
+
+    @property
+    def sizes_(self) -> dict[str, int]:
+        """Library size per layer."""
+        check_is_fitted(self, "libraries_")
+        return {k: v.size_ for k, v in self.libraries_.items()}
+
+    def predict_scores(self, layers) -> dict[str, np.ndarray]:
+        """Scores ``P`` per layer: dict layer -> ndarray of shape (n_samples, n_classes_)."""
+        check_is_fitted(self, "libraries_")
+        return {k: lib.predict_scores(_layer(layers, k)) for k, lib in self.libraries_.items()}
+
+    def agreement(self, layers, dnn_pred, ks: Sequence[int] = (1, 3), scores=None):
+        """Agreement with the network's answers per layer: ``{layer: {"top1": .., "top3": ..}}``.
+
+        ``scores`` (from :meth:`predict_scores`) skips recomputing them.
+        """
+        scores = scores if scores is not None else self.predict_scores(layers)
+        return {k: {f"top{kk}": agreement(P, dnn_pred, kk) for kk in ks} for k, P in scores.items()}
+
+    def confusion_index(self, layers, labels, scores=None) -> dict[str, np.ndarray]:
+        """Confusion index matrix per layer (see :func:`confusion_index`)."""
+        scores = scores if scores is not None else self.predict_scores(layers)
+        return {k: confusion_index(P, labels, self.n_classes_) for k, P in scores.items()}
+
+    def cpl(self, layers, scores=None) -> np.ndarray:
+        """CPL of each input across the stack's layers, shape (n_samples,)."""
+        scores = scores if scores is not None else self.predict_scores(layers)
+        return cpl(scores)
+
+    @staticmethod
+    def auroc(clean, adversarial) -> float:
+        """See :func:`auroc`."""
+        return auroc(clean, adversarial)
+
+    def __repr__(self):
+        return f"LibraryStack(thetas={dict(self.thetas)}, top_k={self.top_k})"

@@ -1,0 +1,306 @@
+"""Library networks (Lee 2019): exact blockwise build, Hebbian links, scores, CI, CPL, AUROC."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import mannwhitneyu
+
+from introspect._utils import NotFittedError
+from introspect.library import (
+    LibraryNetwork,
+    LibraryStack,
+    agreement,
+    auroc,
+    confusion_index,
+    cpl,
+    hebbian_kernel,
+)
+
+
+# ----------------------------------------------------------------------------- references
+def sequential_library(H, theta, dtype=np.float64):
+    """The definition, one input at a time: store x when max cosine to the library < theta."""
+    X = np.asarray(H, dtype=dtype).reshape(len(H), -1)
+    n = np.linalg.norm(X, axis=1, keepdims=True)
+    X = X / np.where(n > 0, n, 1)
+    lib = np.empty_like(X)
+    idx = []
+    for i, x in enumerate(X):
+        if not idx or (lib[: len(idx)] @ x).max() < theta:
+            lib[len(idx)] = x
+            idx.append(i)
+    return np.array(idx), lib[: len(idx)]
+
+
+def sequential_margin(H, theta, dtype=np.float64):
+    """Smallest |max similarity - theta| met during the sequential build (test sanity)."""
+    X = np.asarray(H, dtype=dtype)
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    lib, n, margin = np.empty_like(X), 1, np.inf
+    lib[0] = X[0]
+    for x in X[1:]:
+        s = (lib[:n] @ x).max()
+        margin = min(margin, abs(s - theta))
+        if s < theta:
+            lib[n] = x
+            n += 1
+    return margin
+
+
+def clustered(n=1500, d=40, k=25, spread=0.6, seed=0, nonneg=False):
+    """Patterns around k random centres: many near-duplicates inside every block."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d))
+    lab = rng.integers(0, k, n)
+    X = centres[lab] + spread * rng.standard_normal((n, d))
+    if nonneg:
+        X = np.maximum(X, 0)
+    return X, lab
+
+
+# ----------------------------------------------------------------------------- build
+@pytest.mark.parametrize("theta", [-0.3, 0.3, 0.6, 0.8, 0.9])
+@pytest.mark.parametrize("block_size", [1, 7, 64, 5000])
+def test_build_equals_sequential_loop_float64(theta, block_size):
+    X, _ = clustered(n=600, seed=1)
+    ref_idx, ref_lib = sequential_library(X, theta)
+    lib = LibraryNetwork(theta, block_size=block_size, dtype="float64").build(X)
+    np.testing.assert_array_equal(lib.indices_, ref_idx)
+    np.testing.assert_allclose(lib.patterns_, ref_lib, atol=1e-12)
+    assert lib.size_ == len(ref_idx) and lib.n_seen_ == len(X)
+
+
+@pytest.mark.parametrize("theta", [0.4, 0.8, 0.85])
+def test_build_equals_sequential_loop_float32_relu_data(theta):
+    # ReLU-like non-negative patterns as conv layers give; several blocks and segments
+    X, _ = clustered(n=2000, d=300, k=60, spread=0.5, seed=3, nonneg=True)
+    assert sequential_margin(X, theta) > 1e-5  # no similarity within rounding of theta
+    ref_idx, _ = sequential_library(X, theta)
+    assert 1 < len(ref_idx) < len(X)
+    lib = LibraryNetwork(theta, block_size=128).build(X.astype(np.float32))
+    np.testing.assert_array_equal(lib.indices_, ref_idx)
+    assert lib.patterns_.dtype == np.float32
+
+
+def test_build_conflicts_inside_one_block_resolved_in_data_order():
+    # three inputs in one block: b is close to a, c close to b but not to a.
+    a = np.array([1.0, 0.0])
+    b = np.array([np.cos(0.5), np.sin(0.5)])
+    c = np.array([np.cos(1.0), np.sin(1.0)])
+    X = np.stack([a, b, c])
+    theta = np.cos(0.7)  # a~b and b~c similar enough, a~c not
+    lib = LibraryNetwork(theta, block_size=10, dtype="float64").build(X)
+    # sequential: a stored; b similar to a -> dropped; c vs {a}: cos 1.0 < theta -> stored
+    np.testing.assert_array_equal(lib.indices_, [0, 2])
+
+
+def test_theta_near_one_stores_every_distinct_pattern_once():
+    rng = np.random.default_rng(1)
+    U = rng.standard_normal((50, 30))
+    X = np.concatenate([U, U[[3, 7, 7]] * 2.5, U[:5]])  # repeats (one rescaled)
+    lib = LibraryNetwork(1 - 1e-4, block_size=16).build(X)
+    assert lib.size_ == 50
+    np.testing.assert_array_equal(lib.indices_, np.arange(50))
+
+
+def test_theta_minus_one_stores_only_the_first():
+    X, _ = clustered(seed=2)
+    lib = LibraryNetwork(-1.0, block_size=64).build(X)
+    assert lib.size_ == 1 and lib.indices_.tolist() == [0]
+    np.testing.assert_allclose(lib.patterns_[0], X[0] / np.linalg.norm(X[0]), rtol=1e-5)
+
+
+def test_size_grows_with_theta():
+    X, _ = clustered(n=800, seed=4)
+    sizes = [LibraryNetwork(t).build(X).size_ for t in (0.2, 0.5, 0.8, 0.95)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+def test_streamed_chunks_memmap_and_images_give_the_same_library(tmp_path):
+    X, _ = clustered(n=900, d=48, seed=5)
+    X = X.astype(np.float32)
+    ref = LibraryNetwork(0.6, block_size=100).build(X)
+    mm = np.lib.format.open_memmap(tmp_path / "h.npy", mode="w+", dtype=np.float32, shape=X.shape)
+    mm[:] = X
+    from_mm = LibraryNetwork(0.6, block_size=100).build(mm)
+    chunks = (X[i : i + 333] for i in range(0, len(X), 333))
+    from_iter = LibraryNetwork(0.6, block_size=100).build(chunks)
+    as_maps = LibraryNetwork(0.6, block_size=100).build(torch.from_numpy(X).reshape(-1, 3, 4, 4))
+    for other in (from_mm, from_iter, as_maps):
+        np.testing.assert_array_equal(other.indices_, ref.indices_)
+        np.testing.assert_array_equal(other.patterns_, ref.patterns_)
+
+
+def test_zero_pattern_has_similarity_zero():
+    X = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 0.1]])
+    lib = LibraryNetwork(0.5).build(X)
+    np.testing.assert_array_equal(lib.indices_, [0, 1])  # zero row: max cos 0 < 0.5
+    np.testing.assert_allclose(lib.similarities(X)[1], [0, 0])
+
+
+# ----------------------------------------------------------------------------- link, scores
+def test_link_and_scores_match_the_formulas():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((200, 12))
+    pred = rng.integers(0, 4, 200)
+    lib = LibraryNetwork(0.3, top_k=3, dtype="float64").fit(X, pred, n_classes=4)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    h = Xn @ lib.patterns_.T
+    target = -np.ones((200, 4))
+    target[np.arange(200), pred] = 1
+    W = target.T @ np.exp(-(1 - h) / 0.01)
+    np.testing.assert_allclose(lib.links_, W, rtol=1e-10)
+    assert lib.links_.shape == (4, lib.size_)
+    # scores: three most active nodes only
+    P = np.zeros((200, 4))
+    for k in range(200):
+        top = np.argsort(-h[k])[:3]
+        P[k] = (W[:, top] * h[k, top]).sum(axis=1)
+    np.testing.assert_allclose(lib.predict_scores(X), P, rtol=1e-10)
+    np.testing.assert_allclose(lib.similarities(X), h, atol=1e-12)
+    vals, nodes = lib.most_active(X[:5], k=2)
+    np.testing.assert_array_equal(nodes, np.argsort(-h[:5], axis=1)[:, :2])
+
+
+def test_hebbian_kernel():
+    assert hebbian_kernel(1.0) == 1.0
+    np.testing.assert_allclose(hebbian_kernel(0.99), np.exp(-1))
+    assert float(hebbian_kernel(torch.tensor(0.98))) == pytest.approx(np.exp(-2), rel=1e-5)
+
+
+def separated_data(n_per=40, n_classes=5, d=50, seed=7):
+    """Classes on orthogonal coordinate groups: perfectly separated clusters."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per)
+    rng.shuffle(y)
+    X = np.zeros((len(y), d))
+    width = d // n_classes
+    for c in range(n_classes):
+        rows = y == c
+        X[rows, c * width : (c + 1) * width] = 1 + 0.05 * rng.random((rows.sum(), width))
+    return X, y
+
+
+def test_separated_clusters_predict_the_dnn_exactly_and_ci_is_diagonal():
+    X, y = separated_data()
+    lib = LibraryNetwork(0.9, top_k=3).fit(X, y)
+    assert lib.size_ >= 5
+    P = lib.predict_scores(X)
+    np.testing.assert_array_equal(P.argmax(1), y)
+    assert agreement(P, y, 1) == 1.0
+    CI = confusion_index(P, y)
+    off = CI[~np.eye(5, dtype=bool)]
+    assert np.all(off < 1e-6) and np.allclose(np.diag(CI), 1)
+
+
+# ----------------------------------------------------------------------------- analyses
+def test_agreement_top_k_by_hand():
+    P = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0], [1.0, 1.0, 0.0, 0.0]])
+    y = np.array([0, 1, 1])
+    # row 0: rank 0; row 1: rank 2; row 2: tie with class 0 which comes first -> rank 1
+    assert agreement(P, y, 1) == pytest.approx(1 / 3)
+    assert agreement(P, y, 2) == pytest.approx(2 / 3)
+    assert agreement(P, y, 3) == 1.0
+    np.testing.assert_array_equal(P.argmax(1) == y, [True, False, False])
+
+
+def test_confusion_index_against_a_plain_loop():
+    rng = np.random.default_rng(8)
+    P = 3 * rng.standard_normal((300, 4))
+    y = rng.integers(0, 4, 300)
+    CA = np.zeros((4, 4))
+    for k in range(300):
+        if P[k].argmax() != y[k]:
+            continue
+        e = np.exp(P[k])
+        for d2 in range(4):
+            CA[y[k], d2] += e[y[k]] * e[d2] / e.sum() ** 2
+    np.testing.assert_allclose(confusion_index(P, y), CA / np.diag(CA)[:, None], rtol=1e-10)
+    # a class never predicted correctly gives a NaN row
+    y2 = np.where(y == 3, 0, y)
+    P2 = P.copy()
+    P2[:, 3] = -100
+    assert np.isnan(confusion_index(P2, y2)[3]).all()
+
+
+def test_cpl_identical_layers_is_one_and_opposite_is_minus_one():
+    rng = np.random.default_rng(9)
+    P = rng.standard_normal((20, 10))
+    np.testing.assert_allclose(cpl([P, P, P]), 1.0)
+    np.testing.assert_allclose(cpl({"a": P, "b": -P}), -1.0)
+    # mean over the three pairs, by hand
+    Q, R = rng.standard_normal((2, 20, 10))
+
+    def cos(a, b):
+        return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+    np.testing.assert_allclose(cpl([P, Q, R]), (cos(P, Q) + cos(P, R) + cos(Q, R)) / 3)
+    with pytest.raises(ValueError, match="two layers"):
+        cpl([P])
+
+
+def test_auroc_matches_mann_whitney():
+    rng = np.random.default_rng(10)
+    a, b = rng.normal(1, 1, 70), rng.normal(0, 1, 50)
+    u = mannwhitneyu(a, b).statistic
+    assert auroc(a, b) == pytest.approx(u / (70 * 50))
+    assert auroc([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert LibraryStack.auroc([0.1], [0.9]) == 0.0
+
+
+# ----------------------------------------------------------------------------- stack
+def test_stack_over_layers():
+    X, y = separated_data(seed=11)
+    rng = np.random.default_rng(12)
+    layers = {"A": X, "B": X @ rng.random((50, 50)), "C": X.reshape(-1, 2, 5, 5)}
+    stack = LibraryStack({"A": 0.9, "B": 0.99, "C": 0.9}, top_k=3).fit(layers, y)
+    assert stack.layers_ == ["A", "B", "C"] and stack.n_classes_ == 5
+    assert set(stack.sizes_) == {"A", "B", "C"}
+    scores = stack.predict_scores(layers)
+    agr = stack.agreement(layers, y, scores=scores)
+    assert agr["A"]["top1"] == 1.0 and agr["C"]["top3"] == 1.0
+    c = stack.cpl(layers, scores=scores)
+    assert c.shape == (len(y),) and np.all(c <= 1 + 1e-9)
+    twin = LibraryStack({"A": 0.9, "A2": 0.9}).fit({"A": X, "A2": X.copy()}, y)
+    np.testing.assert_allclose(twin.cpl({"A": X, "A2": X}), 1.0, atol=1e-6)
+    ci = stack.confusion_index(layers, y, scores=scores)
+    assert ci["A"].shape == (5, 5)
+    with pytest.raises(KeyError, match="No activations for layer 'B'"):
+        stack.predict_scores({"A": X})
+
+
+def test_errors_are_clear():
+    with pytest.raises(NotFittedError):
+        LibraryNetwork(0.5).predict_scores(np.ones((2, 3)))
+    lib = LibraryNetwork(0.5).build(np.eye(3))
+    with pytest.raises(NotFittedError):
+        lib.predict_scores(np.eye(3))  # built but not linked
+    with pytest.raises(ValueError, match="features"):
+        lib.similarities(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="theta"):
+        LibraryNetwork(1.5).build(np.eye(3))
+    with pytest.raises(ValueError, match="NaN"):
+        LibraryNetwork(0.5).build(np.array([[1.0, np.nan]]))
+    with pytest.raises(ValueError, match="dnn_pred"):
+        lib.link(np.eye(3), [0, 1])
+    with pytest.raises(NotFittedError):
+        _ = LibraryStack({"a": 0.5}).sizes_
+
+
+def test_pickle_round_trip():
+    X, y = separated_data(seed=13)
+    lib = LibraryNetwork(0.9).fit(X, y)
+    back = pickle.loads(pickle.dumps(lib))
+    np.testing.assert_array_equal(back.predict_scores(X), lib.predict_scores(X))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_equals_cpu():
+    X, _ = clustered(n=1500, d=200, seed=14, nonneg=True)
+    cpu = LibraryNetwork(0.8, dtype="float64").build(X)
+    gpu = LibraryNetwork(0.8, dtype="float64", device="cuda").build(X)
+    np.testing.assert_array_equal(cpu.indices_, gpu.indices_)
