@@ -1,0 +1,268 @@
+"""Known-answer tests for introspect.selfintro (Pardo et al. 2022)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from introspect._selfintro_nets import gaussian_mmd
+from introspect._utils import NotFittedError
+from introspect.selfintro import (
+    ErrorEstimator,
+    InfoVAE,
+    SelfIntrospector,
+    brainbow_colors,
+    classifier_error,
+    default_class_colors,
+    kde_density,
+    kde_expectation,
+    order_units,
+)
+
+SMALL_VAE = dict(hidden=(64, 64), epochs=60, seed=0)
+SMALL_EST = dict(hidden=(32, 32), epochs=40, seed=0)
+
+
+def clusters(K=5, D=60, n=100, sep=3.0, noise=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, sep, (K, D))
+    y = np.repeat(np.arange(K), n)
+    return (centers[y] + rng.normal(0, noise, (K * n, D))).astype(np.float32), y
+
+
+def nearest_centroid_accuracy(Z, y):
+    cent = np.stack([Z[y == k].mean(0) for k in np.unique(y)])
+    return float((((Z[:, None] - cent[None]) ** 2).sum(-1).argmin(1) == y).mean())
+
+
+# ------------------------------------------------------------------------ InfoVAE
+
+
+def test_infovae_separates_well_separated_clusters_and_is_near_standard_normal():
+    H, y = clusters()
+    vae = InfoVAE(**SMALL_VAE).fit(H)
+    Z = vae.encode(H)
+    assert Z.shape == (500, 2)
+    assert nearest_centroid_accuracy(Z, y) > 0.95
+    # MMD pulls the codes to N(0, I): the window [-4, 4]^2 of the KDE holds them.
+    assert np.all(np.abs(Z.mean(0)) < 0.3)
+    assert np.all((Z.std(0) > 0.5) & (Z.std(0) < 1.5))
+    assert np.mean(np.abs(Z) < 4) > 0.99
+    hist = vae.history_
+    assert set(hist) == {"loss", "recon", "mmd"} and len(hist["loss"]) == 60
+    assert hist["recon"][-1] < hist["recon"][0] / 5
+    # the reconstruction is close to the cluster centres (noise floor 0.5^2 / 2)
+    assert vae.reconstruction_error(H).mean() < 0.5
+    assert vae.decode(Z[:3]).shape == (3, 60)
+
+
+def test_infovae_is_seeded_and_leaves_global_rng_alone():
+    H, _ = clusters(K=3, n=40, D=20)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = InfoVAE(hidden=(16,), epochs=3, seed=7).fit(H).encode(H)
+    after = torch.rand(1)
+    b = InfoVAE(hidden=(16,), epochs=3, seed=7).fit(H).encode(H)
+    c = InfoVAE(hidden=(16,), epochs=3, seed=8).fit(H).encode(H)
+    assert torch.equal(before, after)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_infovae_standardize_decodes_to_original_scale():
+    H, _ = clusters(K=3, n=60, D=10)
+    H = H * 50 + 100
+    vae = InfoVAE(hidden=(32, 32), epochs=40, standardize=True).fit(H)
+    R = vae.decode(vae.encode(H))
+    assert abs(R.mean() - H.mean()) < 0.05 * abs(H.mean())
+
+
+def test_unfitted_and_shape_errors():
+    with pytest.raises(NotFittedError):
+        InfoVAE().encode(np.zeros((2, 3)))
+    with pytest.raises(NotFittedError):
+        ErrorEstimator().predict(np.zeros((2, 2)))
+    vae = InfoVAE(hidden=(8,), epochs=1).fit(np.random.default_rng(0).random((10, 4)))
+    with pytest.raises(ValueError, match="fitted on 4"):
+        vae.encode(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="NaN"):
+        InfoVAE(epochs=1).fit(np.full((4, 3), np.nan))
+    with pytest.raises(ValueError, match=">= 0"):
+        ErrorEstimator(epochs=1).fit(np.zeros((3, 2)), [-1.0, 0.0, 1.0])
+
+
+def test_gaussian_mmd_zero_for_identical_samples_and_grows_with_shift():
+    g = torch.Generator().manual_seed(0)
+    p = torch.randn(256, 2, generator=g)
+    assert float(gaussian_mmd(p, p, 4.0)) == pytest.approx(0.0, abs=1e-6)
+    m = [float(gaussian_mmd(p + s, p, 4.0)) for s in (0.5, 1.0, 2.0)]
+    assert 0 < m[0] < m[1] < m[2]
+
+
+# ---------------------------------------------------------------- error estimator
+
+
+def test_error_estimator_recovers_a_known_log_error_surface():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(800, 2)).astype(np.float32)
+    log_e = -3 + 1.5 * Z[:, 0] ** 2 - Z[:, 1]  # a smooth surface over the map
+    est = ErrorEstimator(**SMALL_EST).fit(Z, 10.0**log_e)
+    pred = est.predict_log10(Z)
+    assert np.corrcoef(pred, log_e)[0, 1] > 0.97
+    np.testing.assert_allclose(est.confidence(Z), -pred)
+    np.testing.assert_allclose(est.predict(Z), 10.0**pred, rtol=1e-5)
+
+
+def test_classifier_error_is_half_squared_distance_to_one_hot():
+    logits = np.array([[0.0, 0.0], [10.0, -10.0]])
+    e = classifier_error(logits, [0, 1], "sigmoid")
+    np.testing.assert_allclose(e, [0.5 * (0.25 + 0.25), 0.5 * (1 + 1)], atol=1e-4)
+    e = classifier_error(logits, [0, 0], "softmax")
+    np.testing.assert_allclose(e, [0.25, 0.0], atol=1e-6)
+    with pytest.raises(ValueError, match="output"):
+        classifier_error(logits, [0, 0], "tanh")
+
+
+# ---------------------------------------------------------------------------- KDE
+
+
+def test_kde_expectation_of_a_point_mass_is_that_point():
+    for point in ([0.0, 0.0], [1.3, -2.1], [-3.0, 0.7]):
+        Z = np.tile(point, (50, 1))
+        np.testing.assert_allclose(kde_expectation(Z), point, atol=1e-6)
+        # Eq. 8 literally (no renormalisation) too, when the kernel lies inside the grid
+        np.testing.assert_allclose(kde_expectation(Z, normalize=False), point, atol=1e-4)
+
+
+def test_kde_density_integrates_to_one_and_matches_sklearn():
+    from sklearn.neighbors import KernelDensity
+
+    rng = np.random.default_rng(1)
+    Z = rng.normal(0.3, 0.7, size=(300, 2))
+    g, f = kde_density(Z, bandwidth=0.4)
+    dz = g[1] - g[0]
+    assert f.sum() * dz * dz == pytest.approx(1.0, abs=1e-3)
+    ref = KernelDensity(kernel="gaussian", bandwidth=0.4).fit(Z)
+    ij = [(100, 100), (112, 125), (75, 105), (40, 160)]
+    pts = np.array([[g[i], g[j]] for i, j in ij])
+    np.testing.assert_allclose([f[i, j] for i, j in ij], np.exp(ref.score_samples(pts)), rtol=1e-8)
+
+
+def test_kde_expectation_is_the_sample_mean_inside_the_window():
+    rng = np.random.default_rng(2)
+    Z = rng.normal([0.5, -1.0], 0.5, size=(400, 2))
+    np.testing.assert_allclose(kde_expectation(Z), Z.mean(0), atol=1e-3)
+
+
+# -------------------------------------------------------------- ordering, brainbow
+
+
+def test_order_units_puts_each_unit_in_its_class_block_strongest_first():
+    # unit i fires for class cls[i] only, with strength s[i]
+    cls = np.array([2, 0, 1, 0, 2, 1])
+    s = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    E = np.zeros((3, 6))
+    E[cls, np.arange(6)] = s
+    order, assignment, strength = order_units(E)
+    np.testing.assert_array_equal(assignment, cls)
+    np.testing.assert_array_equal(strength, s)
+    np.testing.assert_array_equal(order, [3, 1, 5, 2, 4, 0])
+
+
+def test_brainbow_single_class_unit_takes_its_class_colour_and_mixed_unit_is_grey():
+    K = 4
+    colors = default_class_colors(K)
+    E = np.zeros((K, K + 1))
+    E[np.arange(K), np.arange(K)] = 2.0  # unit k fires only for class k
+    E[:, K] = 2.0  # last unit fires for everyone
+    rgb = brainbow_colors(E, colors)
+    assert rgb.min() >= 0 and rgb.max() == pytest.approx(1.0)
+    for k in range(K):
+        cos = rgb[k] @ colors[k] / (np.linalg.norm(rgb[k]) * np.linalg.norm(colors[k]))
+        assert cos == pytest.approx(1.0)
+    mix = rgb[K] / np.linalg.norm(rgb[K])
+    mean = colors.mean(0) / np.linalg.norm(colors.mean(0))
+    np.testing.assert_allclose(mix, mean)
+    raw = brainbow_colors(E, colors, normalize=False)
+    np.testing.assert_allclose(raw[0], colors[0] * 2.0 / K)
+    with pytest.raises(ValueError, match="colors"):
+        brainbow_colors(E, colors[:2])
+
+
+def test_default_colors_are_distinct_rgb_for_any_number_of_classes():
+    for K in (3, 10, 100):
+        c = default_class_colors(K)
+        assert c.shape == (K, 3) and c.min() >= 0 and c.max() <= 1
+        assert len({tuple(np.round(r, 4)) for r in c}) == K
+
+
+# ------------------------------------------------------- the introspector on arrays
+
+
+def _class_selective_hidden(K=4, n=120, seed=0):
+    """Two 'layers'; in each, unit j (for j < K) fires only for class perm[j]."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(K), n)
+    hidden, owner = {}, {}
+    for name, width in (("L1", 12), ("L2", 8)):
+        perm = rng.permutation(width)
+        h = rng.normal(0, 0.05, (K * n, width))
+        for k in range(K):
+            h[y == k, perm[k]] += 3.0 + rng.normal(0, 0.2, (y == k).sum())
+        hidden[name] = h.astype(np.float32)
+        owner[name] = {int(perm[k]): k for k in range(K)}
+    return hidden, y, owner
+
+
+def test_selfintrospector_fit_hidden_orders_and_colours_selective_units():
+    hidden, y, owner = _class_selective_hidden()
+    logits = np.where(np.eye(4)[y] > 0, 4.0, -4.0)
+    logits[::17] = -logits[::17]  # a few confident mistakes: large e there
+    si = SelfIntrospector(
+        vae=InfoVAE(**SMALL_VAE), estimator=ErrorEstimator(**SMALL_EST)
+    ).fit_hidden(hidden, y, logits=logits, output="sigmoid")
+    assert si.layers_ == ["L1", "L2"]
+    assert si.layer_slices_ == {"L1": slice(0, 12), "L2": slice(12, 20)}
+    assert nearest_centroid_accuracy(si.codes_, y) > 0.95
+    ez = si.expected_codes()
+    np.testing.assert_allclose(
+        ez, np.stack([si.codes_[y == k].mean(0) for k in range(4)]), atol=0.02
+    )
+    E = si.expected_activations()
+    assert E.shape == (4, 20)
+    orders, assign = si.unit_order(), si.unit_assignment()
+    colors = default_class_colors(4)
+    rgb = si.brainbow(colors)
+    for name in ("L1", "L2"):
+        order = orders[name]
+        assert sorted(order) == list(range(len(order)))
+        for unit, k in owner[name].items():
+            assert assign[name][unit] == k
+            # class k's selective unit is the first (strongest) unit of class k's block
+            block = [u for u in order if assign[name][u] == k]
+            assert block[0] == unit
+            c = rgb[name][unit]
+            assert c @ colors[k] / (np.linalg.norm(c) * np.linalg.norm(colors[k])) > 0.99
+        # blocks come in class order
+        assert np.all(np.diff(assign[name][order]) >= 0)
+    g = si.global_order()
+    assert sorted(g) == list(range(20)) and set(g[:12]) == set(range(12))
+    assert si.reorder(si.concat(hidden)).shape == (480, 20)
+    # the estimator sees the mistakes: they get a higher estimated error
+    wrong = np.zeros(len(y), bool)
+    wrong[::17] = True
+    eh = si.estimate_error(si.codes_)
+    assert eh[wrong].mean() > eh[~wrong].mean()
+
+
+def test_selfintrospector_requires_a_fit_and_logits_or_errors():
+    hidden, y, _ = _class_selective_hidden(n=10)
+    si = SelfIntrospector()
+    with pytest.raises(NotFittedError):
+        si.unit_order()
+    with pytest.raises(ValueError, match="logits"):
+        si.fit_hidden(hidden, y)
+    with pytest.raises(ValueError, match="no model"):
+        si.fit(torch.zeros(2, 1, 4, 4), [0, 1])
