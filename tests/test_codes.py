@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from introspect.codes import code_names, vector_codes
+
+
+def test_known_codes_of_hand_made_maps():
+    fmap = torch.zeros(1, 3, 2, 2)
+    fmap[0, 0] = torch.tensor([[0.0, 0.0], [0.0, 4.0]])  # all mass on the last position
+    fmap[0, 1] = torch.tensor([[1.0, 1.0], [1.0, 1.0]])  # uniform
+    # channel 2 is all zero -> centre of mass 0.5
+    codes = vector_codes(fmap)
+    assert codes.shape == (1, 12)
+    mx, mean, std, com = codes[0].reshape(4, 3)
+    assert torch.allclose(mx, torch.tensor([4.0, 1.0, 0.0]))
+    assert torch.allclose(mean, torch.tensor([1.0, 1.0, 0.0]))
+    assert torch.allclose(std, torch.tensor([3.0**0.5, 0.0, 0.0]))  # population std of (0,0,0,4)
+    assert torch.allclose(com, torch.tensor([1.0, 0.5, 0.5]))
+
+
+def test_negative_activations_are_clamped_for_the_centre():
+    fmap = torch.tensor([[[[-5.0, 0.0, 1.0]]]])
+    assert vector_codes(fmap)[0, 3] == pytest.approx(1.0)
+
+
+def test_yx_centre_and_dense_passthrough():
+    fmap = torch.zeros(2, 1, 3, 5)
+    fmap[:, 0, 2, 0] = 1.0  # bottom-left corner
+    codes = vector_codes(fmap, com="yx")
+    assert codes.shape == (2, 5)
+    assert codes[0, 3] == pytest.approx(1.0) and codes[0, 4] == pytest.approx(0.0)
+    dense = torch.randn(4, 7)
+    assert vector_codes(dense) is dense
+    assert code_names(2)[:3] == ["max[0]", "max[1]", "mean[0]"]
+    with pytest.raises(ValueError, match="com"):
+        vector_codes(fmap, com="xy")

@@ -1,0 +1,88 @@
+"""Contract tests over the figure registry: generated from the registry, so every figure is covered."""
+
+import types
+
+import pytest
+
+from introspect.figures import BROKEN, FIGURES, PROFILE_NAMES
+from introspect.figures._notebooks import notebook_for, profile_yaml, repo_notebooks_dir
+
+IDS = list(FIGURES)
+
+
+def test_no_figure_module_is_broken():
+    assert BROKEN == {}
+
+
+@pytest.mark.parametrize("fid", IDS)
+def test_figure_declares_both_profiles_and_documents_params(fid):
+    fig = FIGURES[fid]
+    assert set(PROFILE_NAMES) <= set(fig.profiles)
+    assert fig.paper in ("telescope", "library", "selfintro", "manifolds") and fid.startswith(
+        fig.paper + "."
+    )
+    for name, p in fig.params.items():
+        assert p.help.strip(), f"{fid}.{name} has no description"
+    assert fig.profile("paper") != fig.profile("quick"), "the paper profile changes something"
+
+
+@pytest.mark.parametrize("fid", IDS)
+def test_committed_notebook_and_yaml_match_the_module(fid):
+    import nbformat
+
+    fig = FIGURES[fid]
+    root = repo_notebooks_dir()
+    nb = nbformat.read(root / "figures" / f"{fid}.ipynb", as_version=4)
+    assert nb == notebook_for(fig), "regenerate with: introspect figures --write-notebooks"
+    assert "parameters" in nb.cells[1].metadata["tags"]
+    for profile in PROFILE_NAMES:
+        assert (root / "params" / profile / f"{fid}.yaml").read_text() == profile_yaml(fig, profile)
+
+
+@pytest.mark.parametrize("fid", IDS)
+def test_plot_builder_exists(fid):
+    import importlib
+
+    paper, name = fid.split(".", 1)
+    assert callable(getattr(importlib.import_module(f"introspect_widgets.plots.{paper}"), name))
+
+
+def test_unknown_parameter_is_refused():
+    fig = FIGURES["telescope.fig03"]
+    with pytest.raises(TypeError, match="takes"):
+        fig.compute(modelz=["x"])
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, monkeypatch_module):
+    from introspect import cli
+    from introspect.figures import Figure
+
+    fake = types.ModuleType("introspect.figures.telescope_fail")
+    fake.ID, fake.PAPER, fake.TITLE = "telescope.fail", "telescope", "a figure that fails"
+    fake.PARAMS, fake.PROFILES = {}, {"quick": {}, "paper": {}}
+    fake.compute = lambda **kw: {}
+    fake.summarize = lambda data: ""
+    figures = {"telescope.fail": Figure(fake), "telescope.fig03": FIGURES["telescope.fig03"]}
+    monkeypatch_module.setattr("introspect.figures.FIGURES", figures)
+    out = tmp_path_factory.mktemp("report")
+    code = cli.reproduce("quick", out, "telescope.fail,telescope.fig03", workdir=out / "work")
+    return code, out
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_reproduce_reports_a_failure_and_still_runs_the_rest(report):
+    code, out = report
+    assert code == 1
+    index = (out / "index.html").read_text()
+    assert "1 of 2 figures ran" in index and "failed" in index and "KeyError" in index
+    html = (out / "telescope.fig03.html").read_text()
+    assert "explained variance of the top axes" in html  # the printed numbers
+    assert (out / "figures" / "telescope.fig03.html").is_file()
+    assert (out / "figures" / "telescope.fig03.json").is_file()

@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from introspect.models import available_layers, create_model, list_models, resolve_layer
+
+REGISTERED = list_models()
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_every_registered_model_runs_and_declares_layers(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    assert not model.training
+    x = torch.rand(2, *model.input_size)
+    logits = model(x)
+    assert logits.shape == (2, model.num_classes)
+    assert model.layer_aliases, "every model declares the paper's layers"
+    for alias, path in model.layer_aliases.items():
+        assert resolve_layer(model, alias) == path
+    clf = model.get_submodule(model.classifier_path)
+    assert isinstance(clf, torch.nn.Linear)
+
+
+def test_unknown_layer_lists_available():
+    model = create_model("mnist_cnn")
+    with pytest.raises(ValueError) as err:
+        resolve_layer(model, "conv9")
+    msg = str(err.value)
+    assert "conv9" in msg and "CN1" in msg and "fc1" in msg
+    assert available_layers(model)[:4] == ["CN1", "CN2", "FC1", "FC2"]
+
+
+def test_unknown_model_and_bad_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="registered"):
+        create_model("resnet9000")
+    torch.save(
+        {"module.conv1.weight": torch.zeros(1), "extra.bias": torch.zeros(1)}, tmp_path / "bad.pt"
+    )
+    with pytest.raises(ValueError) as err:
+        create_model("mnist_cnn", checkpoint=tmp_path / "bad.pt")
+    assert "missing keys" in str(err.value) and "extra.bias" in str(err.value)
+
+
+def test_normalisation_lives_inside_the_model():
+    model = create_model("cifar_resnet20")
+    assert torch.allclose(model.normalize.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+    assert "normalize.mean" not in model.state_dict()
+
+
+def test_timm_layers_follow_feature_info():
+    model = create_model("timm:resnet18", num_classes=10)
+    assert list(model.layer_aliases.values())[:4] == [f"body.layer{i}" for i in range(1, 5)]
+    assert model.classifier_path == "body.fc"
+    vgg = create_model("timm:vgg11")
+    assert all(
+        not isinstance(vgg.get_submodule(p), torch.nn.MaxPool2d) for p in vgg.layer_aliases.values()
+    )
+    assert model(torch.rand(1, 3, 64, 64)).shape == (1, 10)
+
+
+@pytest.mark.realdata
+def test_mnist_cnn_checkpoint_reaches_99_percent(shared_data):
+    from introspect.data import load_dataset
+    from introspect.training import evaluate
+
+    model = create_model(
+        "mnist_cnn", checkpoint=next((shared_data / "weights").glob("mnist_cnn_*.pt"))
+    )
+    acc = evaluate(model, load_dataset("mnist", "test", root=shared_data), batch_size=1000)[
+        "accuracy"
+    ]
+    assert acc == pytest.approx(0.9905, abs=0.002)
+
+
+@pytest.mark.realdata
+def test_cifar_resnet44_checkpoint_on_jpeg_test_set(shared_data):
+    from introspect.data import load_dataset
+    from introspect.training import evaluate
+
+    ckpt = next((shared_data / "weights").glob("cifar10_resnet44-*.th"))
+    model = create_model("cifar_resnet44", checkpoint=ckpt)
+    data = load_dataset("imagefolder", "test", root=shared_data / "cifar10-jpeg")
+    acc = evaluate(model, data, batch_size=500)["accuracy"]
+    assert acc == pytest.approx(0.827, abs=0.01)  # 93.1 % on the lossless originals

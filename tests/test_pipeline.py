@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+import torch
+
+from introspect import pipeline
+from introspect.cache import Workdir, param_hash
+
+
+def test_param_hash_is_stable_and_order_free():
+    assert param_hash({"a": 1, "b": [1, 2]}) == param_hash({"b": [1, 2], "a": 1})
+    assert param_hash({"a": 1.0}) == param_hash({"a": 1})
+    assert param_hash({"a": 1}) != param_hash({"a": 2})
+
+
+def test_memo_computes_once(tmp_path):
+    wd = Workdir(tmp_path)
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return {"x": np.arange(3), "t": torch.ones(2)}
+
+    a = wd.memo("stage", {"k": 1}, fn)
+    b = Workdir(tmp_path).memo("stage", {"k": 1}, fn)
+    assert len(calls) == 1 and np.array_equal(a["x"], b["x"]) and torch.equal(a["t"], b["t"])
+    wd.memo("stage", {"k": 2}, fn)
+    assert len(calls) == 2
+    assert (wd.path("stage", {"k": 1}) / "params.json").read_text().strip().startswith("{")
+
+
+def test_trained_model_is_cached_and_captures_are_shared(tmp_path):
+    kw = dict(
+        dataset="digits",
+        image_size=8,
+        model_kwargs={"depth": 1, "width": 16, "input_size": (1, 8, 8)},
+        train=dict(epochs=2),
+        workdir=tmp_path,
+        progress=False,
+    )
+    m1 = pipeline.trained_model("net1_mlp", **kw)
+    m2 = pipeline.trained_model("net1_mlp", **kw)
+    assert torch.equal(m1.out.weight, m2.out.weight) and m1.history_ is not None
+    assert len(list((tmp_path / "train").iterdir())) == 1
+    data = pipeline.dataset("digits", "test", image_size=8)
+    s1 = pipeline.captured(m1, data, ["H1"], workdir=tmp_path, progress=False)
+    s2 = pipeline.captured(m2, data, ["H1"], workdir=tmp_path, progress=False)
+    assert s1.path == s2.path and np.array_equal(s1.layer("H1"), s2.layer("H1"))
+    with pytest.raises(ValueError, match="cache keys"):
+        pipeline.captured(torch.nn.Linear(2, 2), data, ["H1"], workdir=tmp_path)
