@@ -143,6 +143,19 @@ def reproduce(
     return 1 if failed or BROKEN else 0
 
 
+def markdown_table() -> str:
+    """The README's figure table, from the registry."""
+    from .figures import FIGURES
+
+    rows = ["| paper | figure | notebook | what it shows |", "|---|---|---|---|"]
+    for fid, fig in FIGURES.items():
+        rows.append(
+            f"| {fig.paper} | `{fid}` | [notebooks/figures/{fid}.ipynb](notebooks/figures/{fid}.ipynb) "
+            f"| {fig.title} |"
+        )
+    return "\n".join(rows)
+
+
 def _figures_cmd(args) -> int:
     from .figures import BROKEN, FIGURES
 
@@ -151,6 +164,9 @@ def _figures_cmd(args) -> int:
 
         paths = write_all(Path(args.write_notebooks) if args.write_notebooks else None)
         print(f"wrote {len(paths)} files")
+        return 0
+    if args.markdown:
+        print(markdown_table())
         return 0
     for fid, fig in FIGURES.items():
         print(f"{fid:<34} {fig.title}")
@@ -190,6 +206,7 @@ def main(argv=None) -> int:
         metavar="DIR",
         help="(re)generate notebooks/figures and notebooks/params from the figure modules",
     )
+    figs.add_argument("--markdown", action="store_true", help="print the README's figure table")
     args = parser.parse_args(argv)
     if args.command == "reproduce":
         return reproduce(
