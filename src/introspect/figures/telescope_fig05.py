@@ -1,0 +1,44 @@
+"""Lee & Vijayan 2023, Fig. 5: density of BMUs (Gaussian KDE on the torus), CL2, per model."""
+
+from __future__ import annotations
+
+from ._base import Param
+from ._telescope import (
+    DENSITY_PARAMS,
+    PAPER_MODELS,
+    SOM_PAPER,
+    SOM_PARAMS,
+    density_data,
+    density_summary,
+)
+
+ID = "telescope.fig05"
+PAPER = "telescope"
+TITLE = "BMU density (periodic Gaussian KDE) of CL2's SOM, per model"
+DESCRIPTION = (
+    "Some SOM units are chosen as BMUs far more often than others: a finite set of "
+    "functional codes. Density of the SOM-tr BMUs on each model's CL2 SOM."
+)
+
+PARAMS = {
+    "models": Param(["small_cnn@digits"], "model recipes"),
+    **SOM_PARAMS,
+    "show_layers": Param(["CL2"], "layers shown (the paper: CL2; all four in figS1)"),
+    **DENSITY_PARAMS,
+}
+PROFILES = {"quick": {}, "paper": {"models": PAPER_MODELS, **SOM_PAPER}}
+
+
+def compute(*, models, show_layers, bandwidth, resolution, density_top_k, **params) -> dict:
+    return density_data(
+        models,
+        show_layers,
+        bandwidth=bandwidth,
+        resolution=resolution,
+        density_top_k=density_top_k,
+        params=params,
+    )
+
+
+def summarize(data: dict) -> str:
+    return density_summary(data)

@@ -1,0 +1,164 @@
+"""Lee & Vijayan 2023, Fig. 11: torus distance between the top-10 BMUs of clean and
+perturbed inputs, per layer: uniform noise vs PGD of the same size."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import attacks, pipeline, telescope
+from ..capture import activations
+from ._base import Param
+from ._recipes import recipe_data
+from ._telescope import SOM_PAPER, SOM_PARAMS, box_stats, som_kwargs, som_run
+
+ID = "telescope.fig11"
+PAPER = "telescope"
+TITLE = "Distance between clean and perturbed BMUs per layer: uniform noise vs PGD"
+DESCRIPTION = (
+    "Random noise in [0, eps] leaves the BMUs in place; PGD of the same L-inf size moves "
+    "them little in CL1 and far in CL4 while it flips the predictions."
+)
+
+PARAMS = {
+    "models": Param(["small_cnn@digits"], "model recipes (the paper: ResNet18, ResNet50)"),
+    "n_images": Param(200, "validation images attacked (the paper: 500)"),
+    "eps": Param(
+        [1 / 255, 8 / 255],
+        "L-inf radii; PGD and uniform noise in [0, eps] (the paper: 1/255)",
+    ),
+    "nb_iter": Param(50, "PGD iterations (advertorch LinfPGDAttack, CE loss, random init)"),
+    "eps_iter_ratio": Param(0.02, "PGD step size as a fraction of eps (the paper: 2/100)"),
+    "attack_batch_size": Param(100, "images per attack batch"),
+    **SOM_PARAMS,
+}
+PROFILES = {
+    "quick": {},
+    "paper": {
+        "models": ["timm:resnet18", "timm:resnet50"],
+        "n_images": 500,
+        "eps": [1 / 255],
+        **SOM_PAPER,
+    },
+}
+
+
+def _perturbed(model, x, y, eps, *, nb_iter, eps_iter_ratio, batch, device, seed):
+    return {
+        "noise": attacks.uniform_noise(x, eps, seed=seed),
+        "pgd": attacks.pgd(
+            model,
+            x,
+            y,
+            eps,
+            nb_iter=int(nb_iter),
+            eps_iter=eps * float(eps_iter_ratio),
+            rand_init=True,
+            targeted=False,
+            batch_size=int(batch),
+            device=device,
+            loss="ce",
+            seed=seed,
+        ),
+    }
+
+
+def compute(*, models, n_images, eps, nb_iter, eps_iter_ratio, attack_batch_size, **params) -> dict:
+    device, seed, workdir = params["device"], int(params["seed"]), params["workdir"]
+    layers = list(params["layers"])
+    k = int(params["top_k"])
+    wd = pipeline.as_workdir(workdir)
+    shift, acc, mean_shift = {}, {}, {}
+    n_used = {}
+    for spec in models:
+        run = som_run(spec, splits=("train",), **som_kwargs(params))
+        model = run.model
+        data = recipe_data(
+            spec,
+            "val",
+            data_root=params["data_root"],
+            n_per_class=params["val_n_per_class"],
+            seed=seed,
+        )
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(len(data), size=min(int(n_images), len(data)), replace=False))
+        x = torch.stack([data[int(i)][0] for i in idx])
+        y = torch.as_tensor([int(data[int(i)][1]) for i in idx])
+        n_used[spec] = len(idx)
+        clean_codes, clean_logits = activations(
+            model, x, layers, reducer="codes", device=device, return_logits=True
+        )
+        clean_bmus = {la: run.soms[la].bmus(clean_codes[la], k=k) for la in layers}
+        acc[spec] = {"clean": float((np.asarray(clean_logits).argmax(1) == y.numpy()).mean())}
+        shift[spec], mean_shift[spec] = {}, {}
+        for e in eps:
+            key = dict(
+                model=getattr(model, "cache_key", spec),
+                data=getattr(data, "cache_key", None),
+                idx=idx.tolist(),
+                eps=float(e),
+                nb_iter=int(nb_iter),
+                eps_iter_ratio=float(eps_iter_ratio),
+                seed=seed,
+            )
+            pert = wd.memo(
+                "telescope-perturbed",
+                key,
+                lambda e=e, model=model, x=x, y=y: _perturbed(
+                    model,
+                    x,
+                    y,
+                    float(e),
+                    nb_iter=nb_iter,
+                    eps_iter_ratio=eps_iter_ratio,
+                    batch=attack_batch_size,
+                    device=device,
+                    seed=seed,
+                ),
+            )
+            ek = f"{e:.6g}"
+            shift[spec][ek], mean_shift[spec][ek] = {}, {}
+            for kind in ("noise", "pgd"):
+                codes, logits = activations(
+                    model, pert[kind], layers, reducer="codes", device=device, return_logits=True
+                )
+                acc[spec][f"{kind}@{ek}"] = float(
+                    (np.asarray(logits).argmax(1) == y.numpy()).mean()
+                )
+                shift[spec][ek][kind], mean_shift[spec][ek][kind] = {}, {}
+                for la in layers:
+                    b = run.soms[la].bmus(codes[la], k=k)
+                    d = telescope.bmu_shift(clean_bmus[la], b, run.shape)
+                    shift[spec][ek][kind][la] = box_stats(d)
+                    mean_shift[spec][ek][kind][la] = float(d.mean())
+    return {
+        "models": list(models),
+        "layers": layers,
+        "eps": [f"{e:.6g}" for e in eps],
+        "eps_255": [round(float(e) * 255, 3) for e in eps],
+        "som_size": int(params["som_size"]),
+        "n_images": n_used,
+        "shift": shift,
+        "mean_shift": mean_shift,
+        "accuracy": acc,
+    }
+
+
+def summarize(data: dict) -> str:
+    lines = [
+        f"torus distance between the top-k BMUs of clean and perturbed inputs "
+        f"(mean over inputs and the k pairs), SOM {data['som_size']}x{data['som_size']}"
+    ]
+    for spec in data["models"]:
+        a = data["accuracy"][spec]
+        lines.append(f"{spec}: {data['n_images'][spec]} images, clean accuracy {a['clean']:.3f}")
+        for ek, e255 in zip(data["eps"], data["eps_255"]):
+            lines.append(
+                f"  eps {e255:g}/255: accuracy noise {a[f'noise@{ek}']:.3f}, PGD {a[f'pgd@{ek}']:.3f}"
+            )
+            for kind in ("noise", "pgd"):
+                ms = data["mean_shift"][spec][ek][kind]
+                lines.append(
+                    f"    {kind:<6}" + "  ".join(f"{la} {ms[la]:.3f}" for la in data["layers"])
+                )
+    return "\n".join(lines)
