@@ -1,0 +1,36 @@
+"""The main job end to end: every figure's quick profile through papermill into an HTML report.
+
+This is README command 1 (minus the install) and the figure run CI relies on.
+"""
+
+import subprocess
+import sys
+
+from introspect.figures import FIGURES
+
+
+def test_reproduce_quick_profile_of_every_figure(tmp_path):
+    out = tmp_path / "reports"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "introspect.cli",
+            "reproduce",
+            "--profile",
+            "quick",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    index = (out / "index.html").read_text()
+    assert f"{len(FIGURES)} of {len(FIGURES)} figures ran" in index
+    for fid in FIGURES:
+        html = (out / f"{fid}.html").read_text()
+        assert "Traceback" not in html, fid
+        assert (out / "figures" / f"{fid}.html").is_file(), f"{fid} saved no plot"
+    print(proc.stdout)
