@@ -1,0 +1,60 @@
+"""introspect: the core of introspect-widgets.
+
+Look inside trained image classifiers: capture hidden activity, fit the analyses of four
+papers (self-organising maps of functional codes, library networks, self-introspective
+InfoVAEs, class activation manifolds) and relate them to adversarial and noisy failures.
+No Jupyter imports here; ``introspect_widgets`` is the notebook layer.
+
+The public names below are imported lazily, so ``import introspect`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_dataset": "data",
+    "ArrayDataset": "data",
+    "create_model": "models",
+    "list_models": "models",
+    "available_layers": "models",
+    "resolve_layer": "models",
+    "fit_classifier": "training",
+    "evaluate": "training",
+    "capture": "capture",
+    "activations": "capture",
+    "ActivationStore": "store",
+    "vector_codes": "codes",
+    "pgd": "attacks",
+    "iterative_fgsm": "attacks",
+    "uniform_noise": "attacks",
+    "awgn": "attacks",
+    "Workdir": "cache",
+    "ToroidalSOM": "som",
+    "LibraryNetwork": "library",
+    "LibraryStack": "library",
+    "InfoVAE": "selfintro",
+    "ErrorEstimator": "selfintro",
+    "SelfIntrospector": "selfintro",
+    "class_manifold_dims": "manifolds",
+    "classwise_robustness": "manifolds",
+    "dim_robustness_correlation": "manifolds",
+    "get_figure": "figures",
+    "FIGURES": "figures",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'introspect' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
