@@ -35,6 +35,54 @@ RECIPES: dict[str, dict] = {
         channels=1,
         train=dict(epochs=6, lr=1e-3, batch_size=64),
     ),
+    # manifolds (issue 6): the same small CNN untrained and PGD-trained (Madry et al.)
+    "small_cnn_random@digits": dict(
+        model="small_cnn", dataset="digits", image_size=16, channels=1, train=None
+    ),
+    "small_cnn_pgd@digits": dict(
+        model="small_cnn",
+        dataset="digits",
+        image_size=16,
+        channels=1,
+        train={**_QUICK_TRAIN, "adversarial": dict(eps=0.1, nb_iter=7, eps_iter=0.03)},
+    ),
+    # manifolds paper profile: Kolter & Madry's tutorial CNN on MNIST, random / normal /
+    # PGD-trained (eps 0.3, 40 steps of 0.01, random start), trained here
+    "kolter_madry_cnn_random@mnist": dict(
+        model="kolter_madry_cnn", dataset="mnist", image_size=None, channels=1, train=None
+    ),
+    "kolter_madry_cnn_normal@mnist": dict(
+        model="kolter_madry_cnn",
+        dataset="mnist",
+        image_size=None,
+        channels=1,
+        train=dict(epochs=10, lr=1e-3, batch_size=64),
+    ),
+    "kolter_madry_cnn_pgd@mnist": dict(
+        model="kolter_madry_cnn",
+        dataset="mnist",
+        image_size=None,
+        channels=1,
+        train=dict(
+            epochs=10, lr=1e-3, batch_size=64, adversarial=dict(eps=0.3, nb_iter=40, eps_iter=0.01)
+        ),
+    ),
+    # manifolds: the published MNIST checkpoints (introspect.models.mnist_zoo; weights in
+    # $INTROSPECT_WEIGHTS or <data root>/weights) and random copies of their architectures
+    **{
+        f"{name}@mnist": dict(
+            model=name, pretrained=True, dataset="mnist", image_size=None, channels=1
+        )
+        for name in (
+            "advertorch_lenet5_clntrained",
+            "advertorch_lenet5_advtrained",
+            "kolter_madry_cnn",
+            "kolter_madry_cnn_robust",
+        )
+    },
+    "advertorch_lenet5_random@mnist": dict(
+        model="advertorch_lenet5_clntrained", dataset="mnist", image_size=None, channels=1
+    ),
     # paper profile: published weights on the papers' datasets
     "mnist_cnn": dict(
         model="mnist_cnn", pretrained=True, dataset="mnist", image_size=None, channels=1
