@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,7 +78,11 @@ def _as_tensor(X, device: torch.device) -> torch.Tensor:
     if isinstance(X, torch.Tensor):
         t = X.detach()
     else:
-        t = torch.from_numpy(np.ascontiguousarray(np.asarray(X, dtype=np.float32)))
+        arr = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+        with warnings.catch_warnings():
+            # read-only inputs (memory-mapped stores) are shared, never written to
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            t = torch.from_numpy(arr)
     return t.to(device=device, dtype=torch.float32)
 
 
