@@ -1,0 +1,456 @@
+"""CapturePanel: pick a model, data and layers, capture activations, hand the store on."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+import ipywidgets as W
+import numpy as np
+
+from introspect.capture import capture
+from introspect.data import DATASETS, load_dataset
+from introspect.figures import _recipes
+from introspect.models import available_layers, create_model, list_models
+from introspect.store import ActivationStore
+
+from ..widgets import GridView
+from ._base import Panel, ProgressBar, bokeh_widget, guarded, hold_sync
+
+__all__ = ["CapturePanel"]
+
+REDUCERS = ("codes", "flatten", "gap")
+SPLITS = ("test", "val", "train")
+_HIST_BINS = 40
+_HIST_MAX_VALUES = 1_000_000
+
+
+def _devices() -> list[str]:
+    import torch
+
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def _recipe_label(name: str, r: dict) -> str:
+    how = "pretrained" if r.get("pretrained") else f"trained on {r.get('dataset', 'digits')}"
+    return f"{name}  (recipe, {how})"
+
+
+class CapturePanel(Panel):
+    """Capture the activations of chosen layers of a model over a dataset.
+
+    Controls: model (the recipes of ``introspect.figures._recipes``, every registered
+    architecture untrained, and any model objects passed in ``models``), dataset, split,
+    data root, images per class, layers (the model's aliases first, then its
+    ``named_modules`` paths, plus free-text names such as ``layer1.0:input``), reducer,
+    batch size, device. **Run** trains or loads the model (recipes are cached in
+    ``workdir``), loads the data at the model's input size and calls
+    :func:`introspect.capture.capture` with a live progress bar.
+
+    The result is ``panel.store`` (an :class:`~introspect.store.ActivationStore`), also
+    handed to every callback registered with :meth:`on_store`. The panel then shows a
+    histogram of the activations of one layer (bokeh, updated in place) and the
+    confusion matrix of the model's predictions (a :class:`GridView`; clicking a cell
+    sets ``panel.selected_indices`` to the images of that cell).
+
+    Parameters
+    ----------
+    model : str
+        Initial model: a recipe name (``"small_cnn@digits"``), a registered architecture
+        (``"small_cnn"``, untrained), ``"timm:<name>"``, or a key of ``models``.
+    models : dict of str -> nn.Module, optional
+        Your own models (in eval mode, taking images in [0, 1]) offered in the menu.
+    dataset, split : str
+        Initial data; any of :data:`introspect.data.DATASETS`.
+    data_root : str, optional
+        Where the non-embedded datasets live (``None``: ``$INTROSPECT_DATA``).
+    n_per_class : int, optional
+        Class-balanced subset size (0 or None: every image of the split).
+    layers : list of str, optional
+        Initially selected layers (default: every alias the model declares).
+    reducer : {"codes", "flatten", "gap"}
+    batch_size : int
+    device : str
+    workdir : str
+        Cache of the recipe models' training.
+    store_path : str, optional
+        Write the store on disk there (resumable); default in memory.
+    """
+
+    def __init__(
+        self,
+        model: str = "small_cnn@digits",
+        models: dict | None = None,
+        dataset: str = "digits",
+        split: str = "test",
+        data_root: str | None = None,
+        n_per_class: int | None = None,
+        layers: list[str] | None = None,
+        reducer: str = "codes",
+        batch_size: int = 128,
+        device: str = "cpu",
+        workdir: str = "introspect-work",
+        store_path: str | None = None,
+    ):
+        super().__init__(title="Capture activations")
+        self._user_models = dict(models or {})
+        self._arch_cache: dict = {}
+        self._loaded: dict = {}
+        self._callbacks: list[Callable[[ActivationStore], None]] = []
+        self.store: ActivationStore | None = None
+        self.model = None
+        self.data = None
+        self.selected_indices = np.zeros(0, dtype=np.int64)
+
+        wide = W.Layout(width="420px")
+        style = {"description_width": "90px"}
+        options = self._model_options(model)
+        self.model_select = W.Dropdown(
+            options=options, description="model", layout=wide, style=style
+        )
+        self.dataset_select = W.Dropdown(
+            options=list(DATASETS), value=dataset, description="dataset", style=style
+        )
+        self.split_select = W.Dropdown(
+            options=list(SPLITS), value=split, description="split", style=style
+        )
+        self.root_text = W.Text(
+            value=data_root or "",
+            description="data root",
+            placeholder="$INTROSPECT_DATA (not needed for digits)",
+            layout=wide,
+            style=style,
+        )
+        self.n_per_class = W.BoundedIntText(
+            value=n_per_class or 0,
+            min=0,
+            max=10**7,
+            description="per class",
+            style=style,
+            tooltip="images per class (0 = all)",
+        )
+        self.layer_select = W.SelectMultiple(
+            options=[], rows=8, description="layers", layout=wide, style=style
+        )
+        self.extra_layers = W.Text(
+            value="",
+            description="more layers",
+            placeholder="comma-separated, e.g. layer1.0:input, penultimate",
+            layout=wide,
+            style=style,
+        )
+        self.reducer_select = W.Dropdown(
+            options=list(REDUCERS), value=reducer, description="reducer", style=style
+        )
+        self.batch_size = W.BoundedIntText(
+            value=batch_size, min=1, max=65536, description="batch size", style=style
+        )
+        self.device_select = W.Dropdown(
+            options=sorted(set(_devices()) | {device}),
+            value=device,
+            description="device",
+            style=style,
+        )
+        self.workdir_text = W.Text(value=str(workdir), description="workdir", style=style)
+        self.store_text = W.Text(
+            value=store_path or "",
+            description="store path",
+            placeholder="empty: in memory",
+            style=style,
+        )
+        self.run_button = self.button("Run capture", self.run, button_style="primary", icon="play")
+        self.progress = ProgressBar("capture", min_interval=0.1)
+
+        # result views
+        self.hist_layer = W.Dropdown(options=[], description="histogram", style=style)
+        self.hist_source, self.hist_figure = self._hist_figure()
+        self.hist_view = bokeh_widget(self.hist_figure)
+        self.confusion = GridView(colormap="blues", cell_size=26, title="confusion matrix")
+        self.selection_label = W.HTML("")
+        self.results = W.HBox(
+            [
+                W.VBox([self.hist_layer, self.hist_view]),
+                W.VBox([self.confusion, self.selection_label]),
+            ]
+        )
+        self.results.layout.display = "none"
+
+        self.children = [
+            W.HBox(
+                [
+                    W.VBox([self.model_select, self.layer_select, self.extra_layers]),
+                    W.VBox(
+                        [
+                            self.dataset_select,
+                            self.split_select,
+                            self.root_text,
+                            self.n_per_class,
+                        ]
+                    ),
+                    W.VBox(
+                        [
+                            self.reducer_select,
+                            self.batch_size,
+                            self.device_select,
+                            self.workdir_text,
+                            self.store_text,
+                        ]
+                    ),
+                ]
+            ),
+            W.HBox([self.run_button, self.progress.widget]),
+            self.results,
+        ]
+
+        self.observe(self.model_select, self._on_model)
+        self.observe(self.hist_layer, lambda _ch: self._update_hist())
+        self.observe(self.confusion, self._on_cell, names="selected")
+        self._on_model(None, layers=layers)
+
+    # ------------------------------------------------------------------ models
+    def _model_options(self, initial: str) -> list[tuple[str, str]]:
+        opts = [(f"{k}  (your model)", f"user:{k}") for k in self._user_models]
+        opts += [(_recipe_label(k, r), f"recipe:{k}") for k, r in _recipes.RECIPES.items()]
+        opts += [(f"{k}  (untrained)", f"arch:{k}") for k in list_models()]
+        keys = {v for _, v in opts}
+        key = self._key_of(initial, keys)
+        if key not in keys:
+            opts.insert(0, (_recipe_label(initial, _recipes.recipe(initial)), key))
+        # the initial model first, so it is the Dropdown's value
+        opts.sort(key=lambda o: o[1] != key)
+        return opts
+
+    def _key_of(self, name: str, keys) -> str:
+        for prefix in ("user:", "recipe:", "arch:"):
+            if f"{prefix}{name}" in keys:
+                return f"{prefix}{name}"
+        if name.startswith(("user:", "recipe:", "arch:")):
+            return name
+        return f"recipe:{name}"  # e.g. timm:<name>, a pretrained recipe
+
+    def _architecture(self, key: str):
+        """The model's structure (untrained; cheap) to list its layers."""
+        if key in self._arch_cache:
+            return self._arch_cache[key]
+        kind, name = key.split(":", 1)
+        if kind == "user":
+            arch = self._user_models[name]
+        elif kind == "arch":
+            arch = create_model(name)
+        else:
+            r = _recipes.recipe(name)
+            arch = create_model(r["model"], **(r.get("model_kwargs") or {}))
+        self._arch_cache[key] = arch
+        return arch
+
+    def _on_model(self, _change, layers=None) -> None:
+        key = self.model_select.value
+        arch = self._architecture(key)
+        names = available_layers(arch)
+        if getattr(arch, "classifier_path", None):
+            n_alias = len(getattr(arch, "layer_aliases", {}) or {})
+            names.insert(n_alias, "penultimate")
+        aliases = list(getattr(arch, "layer_aliases", {}) or {})
+        chosen = [n for n in (layers or aliases or names[:1]) if n in names]
+        extra = [n for n in (layers or []) if n not in names]
+        with hold_sync(self.layer_select, self.extra_layers, self.dataset_select):
+            self.layer_select.options = names
+            self.layer_select.value = tuple(chosen)
+            if extra:
+                self.extra_layers.value = ", ".join(extra)
+            if key.startswith("recipe:") and layers is None and _change is not None:
+                self.dataset_select.value = _recipes.recipe(key[7:]).get("dataset", "digits")
+        self.set_status(
+            f"{type(arch).__name__}: {len(names)} layers, input {self._input_size(arch)}"
+        )
+
+    @staticmethod
+    def _input_size(model) -> tuple | None:
+        size = getattr(model, "input_size", None)
+        return tuple(size) if size is not None else None
+
+    def _load_model(self):
+        key, device = self.model_select.value, self.device_select.value
+        kind, name = key.split(":", 1)
+        if kind == "user":
+            return self._user_models[name]
+        if kind == "arch":
+            return self._architecture(key).to(device)
+        cache_key = (key, device, self.workdir_text.value, self.root_text.value)
+        if cache_key not in self._loaded:
+            self.set_status(
+                f"loading {name} (a recipe trains once, then loads from the workdir)..."
+            )
+            self._loaded[cache_key] = _recipes.load_recipe(
+                name,
+                workdir=self.workdir_text.value or "introspect-work",
+                device=device,
+                data_root=self.root_text.value or None,
+                progress=False,
+            )
+        return self._loaded[cache_key]
+
+    # ------------------------------------------------------------------ data
+    def _load_data(self, model):
+        size = self._input_size(model)
+        kwargs = {}
+        if size is not None and len(size) == 3:
+            kwargs = dict(channels=int(size[0]), image_size=(int(size[1]), int(size[2])))
+        return load_dataset(
+            self.dataset_select.value,
+            self.split_select.value,
+            root=self.root_text.value or None,
+            n_per_class=self.n_per_class.value or None,
+            **kwargs,
+        )
+
+    def layers(self) -> list[str]:
+        """The layers a run will capture: the selection, then the free-text names."""
+        extra = [s.strip() for s in self.extra_layers.value.split(",") if s.strip()]
+        out = list(self.layer_select.value)
+        return out + [n for n in extra if n not in out]
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> ActivationStore | None:
+        """Load model and data, capture, show the result; the Run button calls this."""
+        with self.busy("capture", self.run_button):
+            self.progress.reset(total=1, description="loading")
+            layers = self.layers()
+            if not layers:
+                raise ValueError("no layers selected: pick at least one layer.")
+            model = self._load_model()
+            data = self._load_data(model)
+            self.progress.reset(total=len(data), description="capture")
+            self.set_status(f"capturing {len(data)} images, {len(layers)} layers...")
+            store = capture(
+                model,
+                data,
+                layers,
+                reducer=self.reducer_select.value,
+                batch_size=self.batch_size.value,
+                device=self.device_select.value,
+                store=self.store_text.value or None,
+                progress=False,
+                callback=self.progress,
+            )
+            self.progress.close()
+            self.model, self.data, self.store = model, data, store
+            self._show_store(store)
+            shapes = ", ".join(f"{k} {store.n}x{store.dims[k]}" for k in store.layers)
+            acc = float(np.mean(store.preds == store.labels))
+            self.set_status(f"done: {store.n} images, accuracy {acc:.1%}; {shapes}")
+            for cb in list(self._callbacks):
+                guarded(self.errors, cb, "on_store callback")(store)
+            return store
+        self.progress.fail()
+        return None
+
+    def on_store(self, callback: Callable[[ActivationStore], None]) -> None:
+        """Call ``callback(store)`` after every capture (at once if a store exists).
+
+        Method panels register here to receive the captured activations; errors in
+        the callback are shown in this panel.
+        """
+        self._callbacks.append(callback)
+        if self.store is not None:
+            guarded(self.errors, callback, "on_store callback")(self.store)
+
+    # ------------------------------------------------------------------ views
+    @staticmethod
+    def _hist_figure():
+        from bokeh.models import ColumnDataSource, HoverTool
+        from bokeh.plotting import figure
+
+        source = ColumnDataSource(dict(left=[], right=[], top=[]))
+        fig = figure(
+            width=420,
+            height=260,
+            title="activations",
+            x_axis_label="activation value",
+            y_axis_label="count",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+        )
+        fig.quad(
+            left="left",
+            right="right",
+            top="top",
+            bottom=0,
+            source=source,
+            fill_color="#4c72b0",
+            line_color="white",
+            fill_alpha=0.85,
+        )
+        fig.add_tools(
+            HoverTool(tooltips=[("bin", "@left{0.000} .. @right{0.000}"), ("count", "@top")])
+        )
+        return source, fig
+
+    def _show_store(self, store: ActivationStore) -> None:
+        with hold_sync(self.hist_layer):
+            self.hist_layer.options = list(store.layers)
+            self.hist_layer.value = store.layers[0]
+        self._update_hist()
+        self._update_confusion(store)
+        self.results.layout.display = None
+
+    def _update_hist(self) -> None:
+        if self.store is None or self.hist_layer.value is None:
+            return
+        name = self.hist_layer.value
+        acts = np.asarray(self.store.layer(name))
+        flat = acts.ravel()
+        if flat.size > _HIST_MAX_VALUES:
+            flat = flat[:: int(np.ceil(flat.size / _HIST_MAX_VALUES))]
+        counts, edges = np.histogram(flat, bins=_HIST_BINS)
+        self.hist_source.data = dict(left=edges[:-1], right=edges[1:], top=counts)
+        zero = float(np.mean(flat == 0.0))
+        self.hist_figure.title.text = (
+            f"{name}: {acts.shape[0]} x {acts.shape[1]}, mean {flat.mean():.3g}, "
+            f"zeros {zero:.0%} ({self.store.meta.get('reducer', '')})"
+        )
+
+    def _update_confusion(self, store: ActivationStore) -> None:
+        classes = list(store.meta.get("classes") or [])
+        k = max(len(classes), int(store.logits.shape[1]) if store.n else 0)
+        classes += [str(i) for i in range(len(classes), k)]
+        cm = np.zeros((k, k), dtype=np.int64)
+        np.add.at(cm, (store.labels, store.preds), 1)
+        rate = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        labels = [
+            [
+                f"true {classes[i]}, predicted {classes[j]}: {cm[i, j]} images "
+                f"({rate[i, j]:.0%} of class {classes[i]})"
+                for j in range(k)
+            ]
+            for i in range(k)
+        ]
+        acc = np.trace(cm) / max(cm.sum(), 1)
+        self.confusion.set_grid(
+            rate,
+            labels=labels,
+            text=cm.astype(str),
+            vmin=0.0,
+            vmax=1.0,
+            cell_size=int(np.clip(360 // max(k, 1), 3, 28)),
+            title=f"confusion (rows true, columns predicted), accuracy {acc:.1%}",
+            selected=[],
+        )
+        self.selected_indices = np.zeros(0, dtype=np.int64)
+        self.selection_label.value = "click a cell to select its images"
+
+    def _on_cell(self, change) -> None:
+        if self.store is None or not change["new"]:
+            self.selected_indices = np.zeros(0, dtype=np.int64)
+            self.selection_label.value = "click a cell to select its images"
+            return
+        r, c = change["new"][-1]
+        idx = np.flatnonzero((self.store.labels == r) & (self.store.preds == c))
+        self.selected_indices = idx
+        self.selection_label.value = html.escape(
+            f"selected {idx.size} images: true class {r}, predicted {c} (panel.selected_indices)"
+        )
