@@ -191,6 +191,7 @@ def capture(
     progress: bool = True,
     com: str = "flat",
     meta: dict | None = None,
+    callback: Callable[[int, int], None] | None = None,
 ) -> ActivationStore:
     """Run ``model`` once over ``dataset`` and record reduced activations of ``layers``.
 
@@ -220,6 +221,9 @@ def capture(
         Centre-of-mass variant of the ``codes`` reducer.
     meta : dict, optional
         Extra facts recorded in the store's manifest.
+    callback : callable, optional
+        ``callback(done, total)`` after every stored batch (and once when a complete store
+        is reopened), e.g. to drive a progress bar in a panel.
 
     Returns
     -------
@@ -248,6 +252,8 @@ def capture(
                 "use another store path or delete that folder."
             )
         if st.complete:
+            if callback is not None:
+                callback(st.done, st.n)
             return st
 
     model_device = next(iter(model.parameters()), torch.empty(0)).device
@@ -273,6 +279,8 @@ def capture(
             st._commit(start + len(y))
             if hasattr(bar, "update"):
                 bar.update(len(y))
+            if callback is not None:
+                callback(start + len(y), n)
     return st
 
 
