@@ -23,7 +23,7 @@ def _positions(n: int, device, dtype) -> torch.Tensor:
 def _centre(w: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     # w: (B, C, L) non-negative weights; pos: (L,). Centre of mass, 0.5 where all weights are 0.
     total = w.sum(-1)
-    com = (w * pos).sum(-1) / total.clamp_min(torch.finfo(w.dtype).tiny)
+    com = (w @ pos) / total.clamp_min(torch.finfo(w.dtype).tiny)
     return torch.where(total > 0, com, torch.full_like(com, 0.5))
 
 
@@ -59,8 +59,8 @@ def vector_codes(fmap: torch.Tensor, com: str = "flat") -> torch.Tensor:
     b, c, h, w = fmap.shape
     flat = fmap.reshape(b, c, h * w)
     mx = flat.amax(-1)
-    mean = flat.mean(-1)
-    std = flat.std(-1, correction=0)
+    var, mean = torch.var_mean(flat, -1, correction=0)
+    std = var.sqrt()
     weights = flat.clamp_min(0)
     if com == "flat":
         parts = [mx, mean, std, _centre(weights, _positions(h * w, fmap.device, fmap.dtype))]
