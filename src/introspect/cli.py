@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import sys
 import time
 import traceback
@@ -197,6 +198,11 @@ def main(argv=None) -> int:
         "--notebooks", default=None, help="notebooks/ folder (default: the checkout's)"
     )
     rep.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    rep.add_argument(
+        "--offline",
+        action="store_true",
+        help="inline BokehJS in every page so the report renders without internet (larger files)",
+    )
     figs = sub.add_parser("figures", help="list the registered figures")
     figs.add_argument(
         "--write-notebooks",
@@ -209,6 +215,8 @@ def main(argv=None) -> int:
     figs.add_argument("--markdown", action="store_true", help="print the README's figure table")
     args = parser.parse_args(argv)
     if args.command == "reproduce":
+        if args.offline:
+            os.environ["INTROSPECT_BOKEH_RESOURCES"] = "inline"  # inherited by the kernels
         return reproduce(
             args.profile,
             args.out,

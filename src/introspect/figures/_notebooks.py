@@ -38,7 +38,7 @@ def notebook_for(fig: Figure) -> nbformat.NotebookNode:
         "name": "python3",
     }
     nb.metadata["language_info"] = {"name": "python"}
-    compute_args = ", ".join(f"{k}={k}" for k in fig.params if k != "save_dir")
+    compute_args = "".join(f"\n    {k}={k}," for k in fig.params if k != "save_dir") + "\n"
     nb.cells = [
         nbformat.v4.new_markdown_cell(
             f"# {fig.id}: {fig.title}\n\n{fig.description}\n\n"
