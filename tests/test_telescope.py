@@ -210,3 +210,62 @@ def test_pca_explained_variance_matches_sklearn_and_known_answer():
     assert tl.pca_explained_variance(X, n_components=2).shape == (2,)
     assert ev[3:].sum() < 1e-10
     assert np.all(np.diff(ev) <= 1e-12)
+
+
+# ------------------------------------------------------------------------ figure stages
+def test_box_stats_and_downsample_known_answers():
+    from introspect.figures._telescope import box_stats, downsample
+
+    s = box_stats([1, 2, 3, 4, 5, 6, 7, 8, 9, 100, np.nan])
+    assert s["n"] == 10 and s["median"] == 5.5
+    assert s["q1"] == pytest.approx(3.25) and s["q3"] == pytest.approx(7.75)
+    assert s["upper"] == 9 and s["lower"] == 1 and s["outliers"] == [100.0]
+    assert box_stats([np.nan]) == {"n": 0}
+    x, y = downsample(np.arange(10.0), max_points=3)
+    assert y == [1.5, 5.5, 8.5] and x == [1.5, 5.5, 8.5]
+    x, y = downsample([1.0, 2.0], max_points=5)
+    assert (x, y) == ([0, 1], [1.0, 2.0])
+
+
+def test_som_run_on_digits_is_cached_and_consistent(digits_small_cnn):
+    from introspect.figures._telescope import som_run
+
+    model, work = digits_small_cnn
+    spec = dict(
+        model="small_cnn",
+        dataset="digits",
+        image_size=16,
+        channels=1,
+        train=dict(epochs=6, lr=3e-3, batch_size=64),
+    )
+    kw = dict(
+        layers=["CL1", "CL4"],
+        n_per_class=20,
+        val_n_per_class=10,
+        som_size=6,
+        som_epochs=2,
+        som_batch_size=10,
+        sigma=3.0,
+        alpha=0.1,
+        top_k=3,
+        batch_size=64,
+        workdir=work,
+        device="cpu",
+        data_root=None,
+        seed=0,
+    )
+    run = som_run(spec, **kw)
+    assert run.shape == (6, 6) and len(run.classes) == 10
+    assert run.bmus["train"]["CL1"].shape == (200, 3)
+    assert run.bmus["val"]["CL4"].shape == (100, 3)
+    assert run.bmus["val"]["CL4"].max() < 36
+    assert run.soms["CL4"].n_steps_ == 2 * 20
+    # the model's own accuracy on digits is high, and the CL4 codes separate classes
+    assert run.accuracy("val") > 0.8
+    dc = run.d_class("CL4", "train")
+    assert dc.shape == (10,) and np.all(np.isfinite(dc))
+    # second call: SOMs come from the workdir, not refitted
+    fitted = sorted((work / "telescope-som").iterdir())
+    again = som_run(spec, **kw)
+    assert sorted((work / "telescope-som").iterdir()) == fitted and len(fitted) == 2
+    np.testing.assert_array_equal(again.soms["CL1"].weights_, run.soms["CL1"].weights_)

@@ -39,7 +39,7 @@ SOM_PARAMS = {
     "layers": Param(["CL1", "CL2", "CL3", "CL4"], "layers whose vector codes get a SOM"),
     "n_per_class": Param(50, "SOM-tr: training images per class"),
     "val_n_per_class": Param(30, "SOM-val: validation images per class (digits has 36)"),
-    "som_size": Param(10, "SOM grid side (m = n); the paper: 20"),
+    "som_size": Param(10, "side of the square SOM grid (the paper: 20)"),
     "som_epochs": Param(5, "SOM training epochs"),
     "som_batch_size": Param(10, "SOM batch size (the paper: 10)"),
     "som_batch_sizes": Param(
@@ -211,7 +211,8 @@ def som_run(
             progress=False,
         )
     train = stores["train"]
-    batch = int((som_batch_sizes or {}).get(spec, som_batch_size))
+    overrides = som_batch_sizes or {}
+    batch = int(overrides.get(spec, som_batch_size) if isinstance(spec, str) else som_batch_size)
     wd = pipeline.as_workdir(workdir)
     soms, bmus, dims = {}, {s: {} for s in splits}, {}
     for layer in layers:
@@ -248,7 +249,7 @@ def som_run(
             bmus[split][layer] = som.bmus(X, k=int(top_k))
     classes = list(recipe_data(spec, "train", data_root=data_root, seed=seed).classes)
     return SomRun(
-        spec=spec,
+        spec=spec if isinstance(spec, str) else str(spec.get("model")),
         shape=(int(som_size), int(som_size)),
         layers=list(layers),
         soms=soms,
@@ -315,7 +316,7 @@ def downsample(y, max_points: int = 500) -> tuple[list, list]:
 DENSITY_PARAMS = {
     "bandwidth": Param(1.0, "Gaussian kernel standard deviation, in grid units"),
     "resolution": Param(4, "density evaluation points per grid unit"),
-    "density_top_k": Param(1, "BMUs per input pooled into the density (1 = the BMU)"),
+    "density_top_k": Param(1, "BMUs per input pooled into the density (1: the BMU only)"),
 }
 
 
