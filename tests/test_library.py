@@ -304,3 +304,13 @@ def test_cuda_equals_cpu():
     cpu = LibraryNetwork(0.8, dtype="float64").build(X)
     gpu = LibraryNetwork(0.8, dtype="float64", device="cuda").build(X)
     np.testing.assert_array_equal(cpu.indices_, gpu.indices_)
+
+
+def test_stack_from_networks_equals_fitted_stack():
+    X, y = separated_data(seed=15)
+    layers = {"A": X, "B": X[:, ::-1].copy()}
+    fitted = LibraryStack({"A": 0.9, "B": 0.8}).fit(layers, y)
+    nets = {k: LibraryNetwork(t).fit(layers[k], y) for k, t in {"A": 0.9, "B": 0.8}.items()}
+    made = LibraryStack.from_networks(nets)
+    assert made.sizes_ == fitted.sizes_ and made.n_classes_ == 5
+    np.testing.assert_allclose(made.cpl(layers), fitted.cpl(layers))

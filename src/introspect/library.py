@@ -101,15 +101,17 @@ def _to_rows(chunk, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
             "Got a 1-d array; pass patterns as rows of shape (n_samples, n_features) "
             "(use x[None] for one pattern)."
         )
-    t = t.reshape(t.shape[0], -1).to(device=device, dtype=dtype)
-    if not torch.isfinite(t).all():
-        raise ValueError("Activity patterns contain NaN or inf; clean the activations first.")
-    return t
+    return t.reshape(t.shape[0], -1).to(device=device, dtype=dtype)
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
     """Unit-normalise rows; an all-zero row stays zero (cosine 0 with everything)."""
     norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    if not torch.isfinite(norm).all():  # a NaN or inf anywhere in a row shows in its norm
+        raise ValueError(
+            "Activity patterns contain NaN or inf (or overflow float32); clean the activations "
+            "first or pass dtype='float64'."
+        )
     return x / torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
@@ -651,6 +653,31 @@ class LibraryStack:
         self.layers_ = list(libs)
         self.n_classes_ = n_classes
         return self
+
+    @classmethod
+    def from_networks(cls, networks: Mapping[str, LibraryNetwork]) -> LibraryStack:
+        """A fitted stack made of already built and linked networks (e.g. from a cache)."""
+        if not networks:
+            raise ValueError("from_networks needs at least one LibraryNetwork.")
+        nets = dict(networks)
+        for net in nets.values():
+            check_is_fitted(net, "links_")
+        first = next(iter(nets.values()))
+        n_classes = {net.n_classes_ for net in nets.values()}
+        if len(n_classes) != 1:
+            raise ValueError(f"the networks were linked to different class counts {n_classes}.")
+        stack = cls(
+            {k: v.theta for k, v in nets.items()},
+            first.top_k,
+            tau=first.tau,
+            block_size=first.block_size,
+            device=first.device,
+            dtype=first.dtype,
+        )
+        stack.libraries_ = nets
+        stack.layers_ = list(nets)
+        stack.n_classes_ = n_classes.pop()
+        return stack
 
     @property
     def sizes_(self) -> dict[str, int]:

@@ -1,0 +1,154 @@
+"""Library-network build: blockwise exact build vs the plain sequential loop, same run.
+
+20,000 patterns of 10,000 dimensions (ReLU-like, around 3,000 cluster centres, as conv
+HAPs are), theta = 0.6 keeps ~3,000 of them. The data are written once to a raw float32
+file and streamed in chunks to both builders, so neither holds the 800 MB at once.
+Peak memory of the blockwise build is measured in a fresh subprocess (resident set
+sampled every 5 ms, growth over the process after imports), so torch's allocations count.
+
+Run: ``python -m pytest tests/benchmarks/test_bench_library.py -q -s``
+(``LIBRARY_BENCH_N`` / ``LIBRARY_BENCH_D`` shrink it for a smoke run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from introspect.library import LibraryNetwork
+
+N = int(os.environ.get("LIBRARY_BENCH_N", 20_000))
+D = int(os.environ.get("LIBRARY_BENCH_D", 10_000))
+K = max(2, int(N * 0.15))  # cluster centres
+THETA = 0.6
+CHUNK = 1000
+
+
+def write_patterns(path: Path, n=N, d=D, k=K, spread=0.7, seed=0) -> Path:
+    """Non-negative patterns relu(centre + spread * noise) as a raw float32 file."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d), dtype=np.float32)
+    with open(path, "wb") as f:
+        for start in range(0, n, CHUNK):
+            b = min(CHUNK, n - start)
+            lab = rng.integers(0, k, b)
+            x = centres[lab] + spread * rng.standard_normal((b, d), dtype=np.float32)
+            np.maximum(x, 0, out=x).tofile(f)
+    return path
+
+
+def read_chunks(path: Path, d=D, rows=CHUNK):
+    """Stream (rows, d) float32 chunks from the raw file."""
+    with open(path, "rb") as f:
+        while True:
+            x = np.fromfile(f, dtype=np.float32, count=rows * d)
+            if x.size == 0:
+                return
+            yield x.reshape(-1, d)
+
+
+def sequential_build(chunks, theta):
+    """The definition, one pattern at a time, with a preallocated numpy library."""
+    lib = None
+    n = 0
+    idx = []
+    i = 0
+    for chunk in chunks:
+        norms = np.linalg.norm(chunk, axis=1, keepdims=True)
+        chunk = chunk / np.where(norms > 0, norms, 1)
+        if lib is None:
+            lib = np.empty((1024, chunk.shape[1]), np.float32)
+        for x in chunk:
+            if n == 0 or (lib[:n] @ x).max() < theta:
+                if n == lib.shape[0]:
+                    lib = np.concatenate([lib, np.empty_like(lib)])
+                lib[n] = x
+                n += 1
+                idx.append(i)
+            i += 1
+    return np.asarray(idx)
+
+
+_CHILD = """
+import json, os, sys, threading, time
+sys.path.insert(0, {here!r})
+from test_bench_library import read_chunks
+from introspect.library import LibraryNetwork
+import torch
+torch.zeros(1)
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+base = rss()
+peak = [base]
+done = threading.Event()
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.005)
+th = threading.Thread(target=sample, daemon=True)
+th.start()
+t = time.perf_counter()
+lib = LibraryNetwork({theta}).build(read_chunks(__import__("pathlib").Path({path!r})))
+dt = time.perf_counter() - t
+done.set(); th.join()
+peak[0] = max(peak[0], rss())
+print(json.dumps(dict(seconds=dt, size=lib.size_, peak_extra_mb=(peak[0] - base) / 2**20,
+                      library_mb=lib.patterns_.nbytes / 2**20)))
+"""
+
+
+def peak_memory_of_build(path: Path) -> dict:
+    code = _CHILD.format(here=str(Path(__file__).parent), theta=THETA, path=str(path))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def pattern_file(tmp_path_factory):
+    return write_patterns(tmp_path_factory.mktemp("library") / "patterns.f32")
+
+
+def test_build_blockwise_vs_sequential(benchmark, pattern_file):
+    result = {}
+
+    def blockwise():
+        result["lib"] = LibraryNetwork(THETA).build(read_chunks(pattern_file))
+
+    benchmark.pedantic(blockwise, rounds=1, iterations=1)
+    t_block = benchmark.stats.stats.min
+    lib = result["lib"]
+
+    t = time.perf_counter()
+    ref_idx = sequential_build(read_chunks(pattern_file), THETA)
+    t_seq = time.perf_counter() - t
+
+    np.testing.assert_array_equal(lib.indices_, ref_idx)  # same library, exactly
+    mem = peak_memory_of_build(pattern_file)
+    info = dict(
+        n=N,
+        d=D,
+        theta=THETA,
+        library_size=lib.size_,
+        blockwise_s=round(t_block, 2),
+        sequential_s=round(t_seq, 2),
+        speedup=round(t_seq / t_block, 1),
+        peak_extra_mb=round(mem["peak_extra_mb"], 1),
+        library_mb=round(mem["library_mb"], 1),
+        data_mb=round(N * D * 4 / 2**20, 1),
+    )
+    benchmark.extra_info.update(info)
+    print("\nlibrary build:", json.dumps(info))
+    assert 1000 <= lib.size_ <= 5000 or N < 20_000
+    assert t_seq / t_block > 5  # target 20x; the floor leaves room for a loaded machine
+    assert mem["peak_extra_mb"] < info["data_mb"] / 2  # the data never sit in memory at once
