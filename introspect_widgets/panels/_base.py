@@ -35,6 +35,7 @@ __all__ = [
     "ProgressBar",
     "hold_sync",
     "bokeh_widget",
+    "ensure_bokehjs",
     "guarded",
 ]
 
@@ -177,16 +178,47 @@ class ProgressBar:
             self.label.value = f"{self.n}/{self.total} ({rate:,.0f}/s)"
 
 
+_BOKEHJS_LOADED = False
+
+
+def ensure_bokehjs() -> bool:
+    """Load BokehJS into the notebook page once per kernel (inline: works offline).
+
+    ``jupyter_bokeh.BokehModel`` views need BokehJS in the page, which
+    ``bokeh.io.output_notebook`` provides; without it the browser reports "Could not
+    create a view". Outside a Jupyter kernel (tests, scripts) this does nothing.
+    Returns whether BokehJS was loaded by this kernel.
+    """
+    global _BOKEHJS_LOADED
+    if _BOKEHJS_LOADED:
+        return True
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return False
+    from bokeh.io import output_notebook
+    from bokeh.resources import INLINE
+
+    output_notebook(resources=INLINE, hide_banner=True)
+    _BOKEHJS_LOADED = True
+    return True
+
+
 def bokeh_widget(layout) -> W.Widget:
     """Embed a bokeh layout as a ``jupyter_bokeh.BokehModel`` widget.
 
     Changes made later to the layout's models (``source.data = ...``, ``fig.title.text``)
-    are synced to the browser in place. If jupyter_bokeh cannot wrap the layout, an
-    HTML widget explaining why is returned instead, so the panel still shows.
+    are synced to the browser in place. BokehJS is loaded into the page first
+    (:func:`ensure_bokehjs`). If jupyter_bokeh cannot wrap the layout, an HTML widget
+    explaining why is returned instead, so the panel still shows.
     """
     try:
         from jupyter_bokeh import BokehModel
 
+        ensure_bokehjs()
         return BokehModel(layout)
     except Exception as err:  # pragma: no cover - depends on the installed front end
         return W.HTML(

@@ -176,7 +176,8 @@ class CapturePanel(Panel):
             [
                 W.VBox([self.hist_layer, self.hist_view]),
                 W.VBox([self.confusion, self.selection_label]),
-            ]
+            ],
+            layout=W.Layout(flex_flow="row wrap"),
         )
         self.results.layout.display = "none"
 
@@ -201,7 +202,8 @@ class CapturePanel(Panel):
                             self.store_text,
                         ]
                     ),
-                ]
+                ],
+                layout=W.Layout(flex_flow="row wrap"),
             ),
             W.HBox([self.run_button, self.progress.widget]),
             self.results,
