@@ -39,6 +39,7 @@ SOM_PARAMS = {
     "layers": Param(["CL1", "CL2", "CL3", "CL4"], "layers whose vector codes get a SOM"),
     "n_per_class": Param(50, "SOM-tr: training images per class"),
     "val_n_per_class": Param(30, "SOM-val: validation images per class (digits has 36)"),
+    "val_split": Param("val", "data split of SOM-val ('test' for train/test image folders)"),
     "som_size": Param(10, "side of the square SOM grid (the paper: 20)"),
     "som_epochs": Param(5, "SOM training epochs"),
     "som_batch_size": Param(10, "SOM batch size (the paper: 10)"),
@@ -90,6 +91,7 @@ def som_kwargs(params: dict) -> dict:
         "layers",
         "n_per_class",
         "val_n_per_class",
+        "val_split",
         "som_size",
         "som_epochs",
         "som_batch_size",
@@ -192,6 +194,7 @@ def som_run(
     device,
     data_root,
     seed,
+    val_split="val",
     splits=("train", "val"),
 ) -> SomRun:
     """Codes, one SOM per layer (fitted on SOM-tr) and the top-k BMUs of each split."""
@@ -199,7 +202,8 @@ def som_run(
     npc = {"train": n_per_class, "val": val_n_per_class}
     stores = {}
     for split in splits:
-        data = recipe_data(spec, split, data_root=data_root, n_per_class=npc.get(split), seed=seed)
+        real = val_split if split == "val" else split
+        data = recipe_data(spec, real, data_root=data_root, n_per_class=npc.get(split), seed=seed)
         stores[split] = pipeline.captured(
             model,
             data,

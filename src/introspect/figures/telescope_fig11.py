@@ -75,7 +75,7 @@ def compute(*, models, n_images, eps, nb_iter, eps_iter_ratio, attack_batch_size
         model = run.model
         data = recipe_data(
             spec,
-            "val",
+            params.get("val_split", "val"),
             data_root=params["data_root"],
             n_per_class=params["val_n_per_class"],
             seed=seed,
