@@ -40,6 +40,14 @@ def test_committed_notebook_and_yaml_match_the_module(fid):
 
 
 @pytest.mark.parametrize("fid", IDS)
+def test_papermill_parses_every_parameter(fid):
+    from papermill.inspection import inspect_notebook
+
+    found = inspect_notebook(str(repo_notebooks_dir() / "figures" / f"{fid}.ipynb"))
+    assert set(found) == set(FIGURES[fid].params)
+
+
+@pytest.mark.parametrize("fid", IDS)
 def test_plot_builder_exists(fid):
     import importlib
 
