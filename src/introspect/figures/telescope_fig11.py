@@ -22,7 +22,7 @@ DESCRIPTION = (
 
 PARAMS = {
     "models": Param(["small_cnn@digits"], "model recipes (the paper: ResNet18, ResNet50)"),
-    "n_images": Param(200, "validation images attacked (the paper: 500)"),
+    "n_images": Param(100, "validation images attacked (the paper: 500)"),
     "eps": Param(
         [1 / 255, 8 / 255],
         "L-inf radii; PGD and uniform noise in [0, eps] (the paper: 1/255)",
