@@ -1,0 +1,135 @@
+"""ManifoldPanel driven headless: sliders and menus in, bokeh sources and r values out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from introspect.manifolds import (
+    ClasswiseRobustness,
+    class_manifold_dims,
+    dim_robustness_correlation,
+    dimension_at,
+)
+from introspect_widgets.panels import ManifoldPanel
+
+K_PER_CLASS = [1, 2, 3, 4, 5]  # manifold dimension of each class
+
+
+def _cloud(variances, n, d, rng):
+    basis, _ = np.linalg.qr(rng.standard_normal((d, len(variances))))
+    z = rng.standard_normal((n, len(variances))) * np.sqrt(variances)
+    return z @ basis.T + 1e-3 * rng.standard_normal((n, d))
+
+
+def fake_result(acc_by_eps, seed=0, n=80, d=24):
+    """An analyse()-shaped result: class c lies on a K_PER_CLASS[c]-dim subspace."""
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([_cloud(np.ones(k), n, d, rng) for k in K_PER_CLASS])
+    y = np.repeat(np.arange(len(K_PER_CLASS)), n)
+    m = class_manifold_dims(X, y, class_names=[f"c{c}" for c in range(len(K_PER_CLASS))])
+    acc = np.asarray(acc_by_eps, dtype=float)
+    rob = ClasswiseRobustness(
+        classes=m.classes,
+        class_names=m.class_names,
+        n=np.full(len(K_PER_CLASS), 20),
+        eps=np.array([0.05, 0.1]),
+        clean_acc=np.ones(len(K_PER_CLASS)),
+        adv_acc=acc,
+        adv_acc_given_clean=acc,
+        clean_accuracy=1.0,
+        adv_accuracy=acc.mean(axis=1),
+    )
+    return {
+        "model": "fake",
+        "manifolds": m.to_dict(),
+        "robustness": rob.to_dict(),
+        "correlation": {},
+        "correlation_pr": {},
+        "mean_dim": m.mean_dim,
+        "mean_pr": float(np.mean(m.participation_ratio)),
+    }
+
+
+ACC_A = [[0.9, 0.8, 0.6, 0.5, 0.1], [0.5, 0.4, 0.3, 0.2, 0.0]]  # falls with dimension
+ACC_B = [[0.1, 0.3, 0.2, 0.6, 0.9], [0.0, 0.1, 0.1, 0.3, 0.4]]
+
+
+@pytest.fixture()
+def panel():
+    return ManifoldPanel(results={"A": fake_result(ACC_A), "B": fake_result(ACC_B, seed=1)})
+
+
+def test_scatter_shows_known_dimensions_and_the_correlation(panel):
+    assert panel.error is None, panel.errors.text
+    assert set(panel._sources) == {"A", "B"}
+    _, src, _ = panel._sources["A"]
+    assert src.data["dim"] == K_PER_CLASS
+    assert panel.eps_slider.options == ("0.05", "0.1") and panel.eps_slider.value == "0.1"
+    np.testing.assert_allclose(src.data["acc"], ACC_A[1])
+    assert panel.correlations["A"]["spearman_r"] == pytest.approx(-1.0)
+    ref = dim_robustness_correlation(K_PER_CLASS, ACC_B[1])
+    assert panel.correlations["B"]["pearson_r"] == pytest.approx(ref["pearson_r"])
+    assert "Spearman r -1.00" in panel._sources["A"][0].title.text
+    assert src.data["name"][0] == "c0" and src.data["n"] == [80] * 5
+
+
+def test_eps_slider_updates_points_and_r(panel):
+    panel.eps_slider.value = "0.05"
+    _, src, line = panel._sources["B"]
+    np.testing.assert_allclose(src.data["acc"], ACC_B[0])
+    ref = dim_robustness_correlation(K_PER_CLASS, ACC_B[0])
+    assert panel.correlations["B"]["spearman_r"] == pytest.approx(ref["spearman_r"])
+    assert "eps 0.05" in panel._sources["B"][0].title.text
+    assert len(line.data["x"]) == 2
+    assert panel.error is None
+
+
+def test_threshold_slider_reapplies_the_stored_curves(panel):
+    panel.threshold_slider.value = 0.6
+    curves = panel.results["A"]["manifolds"]["curves"]
+    expected = [dimension_at(c, 0.6) for c in curves]
+    _, src, _ = panel._sources["A"]
+    assert src.data["dim"] == expected
+    assert expected != K_PER_CLASS  # 0.6 of 5 equal axes needs 3, not 5
+    assert panel.dims["A"].tolist() == expected
+    assert panel.threshold_span.location == pytest.approx(0.6)
+    assert "threshold 0.60" in panel._sources["A"][0].title.text
+
+
+def test_class_menu_draws_that_class_curve_for_each_model(panel):
+    panel.class_select.value = 3
+    data = panel.curve_source.data
+    assert data["model"] == ["A", "B"]
+    np.testing.assert_allclose(data["ys"][0], panel.results["A"]["manifolds"]["curves"][3])
+    assert data["ys"][0][3] == pytest.approx(1.0, abs=1e-4)  # 4 equal axes: 4 components
+    assert "class c3" in panel.curve_figure.title.text
+    assert "A: 4" in panel.curve_figure.title.text
+
+
+def test_compute_without_models_shows_an_error():
+    p = ManifoldPanel(models=())
+    p.model_select.value = ()
+    p.compute_button.click()
+    assert isinstance(p.error, ValueError) and "select at least one model" in p.errors.text
+
+
+def test_compute_runs_a_recipe_end_to_end(tmp_path):
+    p = ManifoldPanel(
+        models=("small_cnn_random@digits",),  # untrained: no training in tests
+        eps=(0.05,),
+        dims_n_per_class=20,
+        robust_n_per_class=4,
+        nb_iter=2,
+        batch_size=64,
+        workdir=str(tmp_path),
+        n_thumbnails=2,
+    )
+    p.compute_button.click()
+    assert p.error is None, p.errors.text
+    r = p.results["small_cnn_random@digits"]
+    assert r["manifolds"]["n"] == [20] * 10 and r["robustness"]["n"] == [4] * 10
+    _, src, _ = p._sources["small_cnn_random@digits"]
+    assert len(src.data["dim"]) == 10
+    assert src.data["img"][0].startswith("data:image/png;base64,")
+    assert "mean dim" in p.status.value
