@@ -314,3 +314,48 @@ def test_stack_from_networks_equals_fitted_stack():
     made = LibraryStack.from_networks(nets)
     assert made.sizes_ == fitted.sizes_ and made.n_classes_ == 5
     np.testing.assert_allclose(made.cpl(layers), fitted.cpl(layers))
+
+
+# ----------------------------------------------------------------------------- figures
+def test_table1_transcription():
+    from introspect.figures._library import TABLE1_LEVELS, TABLE1_SETS, theta_grid
+
+    assert list(TABLE1_LEVELS) == ["CN1", "CL1", "CL2", "CL3", "FC"]
+    assert all(len(v) == 8 and v == sorted(v) for v in TABLE1_LEVELS.values())
+    assert len(TABLE1_SETS) == 7
+    assert TABLE1_SETS["Set2"] == {"CN1": 0.26, "CL1": 0.72, "CL2": 0.56, "CL3": 0.58, "FC": 0.88}
+    for s in TABLE1_SETS.values():  # every set's theta is one of the table's levels
+        assert all(t in TABLE1_LEVELS[k] for k, t in s.items())
+    assert theta_grid([0.5, 0.6], ["a", "b"]) == {"a": [0.5, 0.6], "b": [0.5, 0.6]}
+    with pytest.raises(ValueError, match="no values for layers"):
+        theta_grid({"a": [0.5]}, ["a", "b"])
+
+
+def test_plot_builders_take_compute_output():
+    pytest.importorskip("bokeh")
+    from introspect_widgets.plots import library as plots
+
+    layers = ["CN1", "FC1"]
+    sweep = dict(
+        layers=layers,
+        thetas={k: [0.6, 0.7] for k in layers},
+        sizes={k: [3, 9] for k in layers},
+        top1={k: [0.5, 0.8] for k in layers},
+        top3={k: [0.9, 1.0] for k in layers},
+    )
+    assert len(plots.fig2(sweep).children) == 3
+    ci = np.eye(3) + 0.1
+    p = plots.ci_heatmap(ci, ["a", "b", "c"])
+    src = p.select_one({"name": "ci"})
+    assert len(src.data["ci"]) == 9 and np.isnan(src.data["ci"][0])
+    rng = np.random.default_rng(0)
+    res = dict(
+        sets=["s1"],
+        eps=[0.1, 0.2],
+        auroc={"s1": [0.6, 0.9]},
+        cpl_clean={"s1": rng.random(20).tolist()},
+        cpl_adv={"s1": [rng.random(20).tolist(), rng.random(20).tolist()]},
+    )
+    plots.fig5({"models": ["m"], "results": {"m": res}})
+    h = plots.histogram_data([0.9, 0.95], [0.1, 0.2], bins=4)
+    assert h["clean"][-1] > 0 and h["adversarial"][0] > 0

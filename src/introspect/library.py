@@ -95,7 +95,10 @@ def _to_rows(chunk, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     if isinstance(chunk, torch.Tensor):
         t = chunk.detach()
     else:
-        t = torch.from_numpy(np.ascontiguousarray(chunk))
+        chunk = np.ascontiguousarray(chunk)
+        if not chunk.flags.writeable:  # read-only memmaps: torch wants writable memory
+            chunk = chunk.copy()
+        t = torch.from_numpy(chunk)
     if t.ndim == 1:
         raise ValueError(
             "Got a 1-d array; pass patterns as rows of shape (n_samples, n_features) "

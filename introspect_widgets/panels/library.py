@@ -1,0 +1,338 @@
+"""LibraryPanel: library networks per layer, their confusion indices and CPL under PGD."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import ipywidgets as W
+import numpy as np
+
+from introspect.figures import _library
+from introspect.library import auroc, cpl
+
+from ..plots.library import ci_heatmap, cpl_histogram, histogram_data
+from ._base import Panel, bokeh_widget, hold_sync
+
+__all__ = ["LibraryPanel"]
+
+
+def _png(image, scale: int = 4) -> str:
+    """One image (C, H, W) in [0, 1] as a PNG data URI, enlarged ``scale`` times."""
+    from PIL import Image
+
+    arr = (np.clip(np.asarray(image, dtype=np.float32), 0, 1) * 255).astype(np.uint8)
+    img = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)[..., :3])
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+class LibraryPanel(Panel):
+    """Library networks of a model's layers (Lee 2019), explored live.
+
+    - one **theta** slider per layer: that layer's library size and its top-1 / top-3
+      agreement with the network's test answers update at once (every theta of the
+      grid is precomputed);
+    - **CI layer**: the confusion index heatmap of that layer's library at its theta;
+    - **eps**: histograms of CPL (the consistency of the layers' predictions, at the
+      current thetas) on clean vs PGD inputs, and the AUROC separating them;
+    - **input** / **view**: one attacked input (clean or adversarial at eps), its image,
+      the network's answer and each layer's top library prediction.
+
+    **Compute** calls :func:`introspect.figures._library.explore` (capture, libraries and
+    PGD cached in ``workdir``); a precomputed ``data`` (what ``explore`` or
+    ``explore_arrays`` returns) is shown at once.
+
+    Parameters
+    ----------
+    data : dict, optional
+        Output of :func:`~introspect.figures._library.explore_arrays`.
+    model, layers, thetas, eps, top_k, n_attack, nb_iter, eps_iter, n_train_per_class,
+    n_test_per_class, batch_size, workdir, device, data_root, seed
+        Passed to :func:`~introspect.figures._library.explore` by **Compute**; ``thetas``
+        is a list for every layer or a dict layer -> list.
+    """
+
+    def __init__(
+        self,
+        data: dict | None = None,
+        model: str = "mnist_cnn@digits",
+        layers=("CN1", "CN2", "FC1", "FC2"),
+        thetas=(0.8, 0.85, 0.9, 0.95),
+        eps=(0.05, 0.1, 0.2),
+        top_k: int = 3,
+        n_attack: int = 200,
+        nb_iter: int = 40,
+        eps_iter: float = 0.01,
+        n_train_per_class: int | None = None,
+        n_test_per_class: int | None = None,
+        batch_size: int = 256,
+        workdir: str = "introspect-work",
+        device: str = "cpu",
+        data_root: str | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(title="Library networks: agreement, confusion and CPL (Lee 2019)")
+        self.settings = dict(
+            top_k=top_k,
+            n_attack=n_attack,
+            nb_iter=nb_iter,
+            eps_iter=eps_iter,
+            n_train_per_class=n_train_per_class,
+            n_test_per_class=n_test_per_class,
+            batch_size=batch_size,
+            workdir=workdir,
+            device=device,
+            data_root=data_root,
+            seed=seed,
+        )
+        self.data: dict | None = None
+        self.layer_stats: dict[str, dict] = {}
+        self.cpl_clean = self.cpl_adv = None
+        self.auroc_value: float | None = None
+        self.input_info: dict = {}
+
+        style = {"description_width": "70px"}
+        self.model_text = W.Text(value=model, description="model", style=style)
+        self.layers_text = W.Text(value=", ".join(layers), description="layers", style=style)
+        self.thetas_text = W.Text(
+            value=", ".join(format(t, "g") for t in thetas) if not isinstance(thetas, dict) else "",
+            description="thetas",
+            style=style,
+            tooltip="theta grid shared by every layer",
+        )
+        self._theta_dict = dict(thetas) if isinstance(thetas, dict) else None
+        self.eps_text = W.Text(
+            value=", ".join(format(e, "g") for e in eps), description="eps list", style=style
+        )
+        self.compute_button = self.button(
+            "Compute", self.compute, button_style="primary", icon="play"
+        )
+        self.sliders_box = W.VBox([])
+        self.stats_html = W.HTML()
+        self.theta_sliders: dict[str, W.SelectionSlider] = {}
+        self.ci_layer = W.Dropdown(options=[], description="CI layer", style=style)
+        self.eps_slider = W.SelectionSlider(options=["-"], description="eps", style=style)
+        self.auroc_html = W.HTML()
+        self.input_slider = W.IntSlider(
+            value=0, min=0, max=0, description="input", style=style, continuous_update=False
+        )
+        self.view_toggle = W.ToggleButtons(options=["clean", "adversarial"], value="clean")
+        self.input_html = W.HTML()
+
+        self.ci_fig = ci_heatmap(np.eye(2), ["0", "1"], title="confusion index")
+        self.hist_fig = cpl_histogram([0.0], [0.0], title="CPL")
+        self.ci_source = self.ci_fig.select_one({"name": "ci"})
+        self.hist_source = self.hist_fig.select_one({"name": "cpl-hist"})
+        from bokeh.models import LinearColorMapper
+
+        self.ci_mapper = self.ci_fig.select_one(LinearColorMapper)
+        self.ci_view = bokeh_widget(self.ci_fig)
+        self.hist_view = bokeh_widget(self.hist_fig)
+
+        self.children = [
+            W.HBox(
+                [
+                    W.VBox([self.model_text, self.layers_text]),
+                    W.VBox([self.thetas_text, self.eps_text]),
+                    self.compute_button,
+                ]
+            ),
+            W.HBox([self.sliders_box, self.stats_html]),
+            W.HBox(
+                [
+                    W.VBox([self.ci_layer, self.ci_view]),
+                    W.VBox([self.eps_slider, self.auroc_html, self.hist_view]),
+                ]
+            ),
+            W.HBox([W.VBox([self.input_slider, self.view_toggle]), self.input_html]),
+        ]
+        self.observe(self.ci_layer, lambda _c: self._update_ci())
+        self.observe(self.eps_slider, lambda _c: self._update_cpl_and_input())
+        self.observe(self.input_slider, lambda _c: self._update_input())
+        self.observe(self.view_toggle, lambda _c: self._update_input())
+        if data is not None:
+            self.set_data(data)
+
+    # ------------------------------------------------------------------ compute
+    def compute(self) -> None:
+        """Run :func:`introspect.figures._library.explore` with the panel's settings."""
+        with self.busy("compute", self.compute_button):
+            layers = [s.strip() for s in self.layers_text.value.split(",") if s.strip()]
+            eps = [float(s) for s in self.eps_text.value.split(",") if s.strip()]
+            if not layers or not eps:
+                raise ValueError("give at least one layer and one eps")
+            if self._theta_dict is not None and not self.thetas_text.value.strip():
+                thetas = self._theta_dict
+            else:
+                thetas = [float(s) for s in self.thetas_text.value.split(",") if s.strip()]
+                if not thetas:
+                    raise ValueError("give at least one theta, e.g. 0.8, 0.9")
+            self.set_status("capture, libraries and PGD (cached after the first run)...")
+            data = _library.explore(
+                model=self.model_text.value.strip(),
+                layers=layers,
+                thetas=thetas,
+                eps=eps,
+                **self.settings,
+            )
+            self.set_data(data)
+            self.set_status(f"{self.model_text.value}: {data['n_test']} test inputs")
+
+    # ------------------------------------------------------------------ views
+    def set_data(self, data: dict) -> None:
+        """Show precomputed explorer data (rebuilds the sliders)."""
+        self.data = data
+        sliders = {}
+        for layer in data["layers"]:
+            grid = data["grid"][layer]
+            s = W.SelectionSlider(
+                options=[(format(t, "g"), i) for i, t in enumerate(grid)],
+                value=len(grid) // 2,
+                description=layer,
+                style={"description_width": "70px"},
+                continuous_update=True,
+            )
+            self.observe(s, lambda _c: self._on_theta())
+            sliders[layer] = s
+        self.theta_sliders = sliders
+        n = len(data["attack_labels"])
+        with hold_sync(self.ci_layer, self.eps_slider, self.input_slider):
+            self.sliders_box.children = list(sliders.values())
+            self.ci_layer.options = data["layers"]
+            self.ci_layer.value = data["layers"][0]
+            self.eps_slider.options = [format(e, "g") for e in data["eps"]]
+            self.eps_slider.value = format(data["eps"][len(data["eps"]) // 2], "g")
+            self.input_slider.max = max(n - 1, 0)
+            self.input_slider.value = 0
+        self._on_theta()
+
+    def theta(self, layer: str) -> float:
+        """The theta currently selected for ``layer``."""
+        return self.data["grid"][layer][self.theta_sliders[layer].value]
+
+    def _on_theta(self) -> None:
+        self._update_stats()
+        self._update_ci()
+        self._update_cpl_and_input()
+
+    def _update_stats(self) -> None:
+        d = self.data
+        rows = []
+        self.layer_stats = {}
+        for layer, s in self.theta_sliders.items():
+            i = s.value
+            st = dict(
+                theta=d["grid"][layer][i],
+                size=d["sizes"][layer][i],
+                top1=d["top1"][layer][i],
+                top3=d["top3"][layer][i],
+            )
+            self.layer_stats[layer] = st
+            rows.append(
+                f"<tr><td>{html.escape(layer)}</td><td>{st['theta']:g}</td><td>{st['size']}</td>"
+                f"<td>{st['top1']:.3f}</td><td>{st['top3']:.3f}</td></tr>"
+            )
+        self.stats_html.value = (
+            "<table style='border-collapse:collapse' cellpadding='3'><tr><th>layer</th>"
+            "<th>theta</th><th>size</th><th>top-1</th><th>top-3</th></tr>"
+            + "".join(rows)
+            + f"</table><small>agreement with the network on {d['n_test']} test inputs</small>"
+        )
+
+    def _update_ci(self) -> None:
+        d = self.data
+        if d is None or self.ci_layer.value not in self.theta_sliders:
+            return
+        layer = self.ci_layer.value
+        ci = np.asarray(d["ci"][layer][self.theta_sliders[layer].value], dtype=float)
+        names = d["classes"]
+        vals = ci.copy()
+        np.fill_diagonal(vals, np.nan)
+        finite = vals[np.isfinite(vals)]
+        flat = vals.ravel()
+        self.ci_fig.x_range.factors = names
+        self.ci_fig.y_range.factors = list(reversed(names))
+        self.ci_source.data = dict(
+            d1=[names[i] for i in range(len(names)) for _ in names],
+            d2=[n for _ in names for n in names],
+            ci=flat,
+            ci_text=[f"{v:.3f}" if np.isfinite(v) else "-" for v in flat],
+        )
+        self.ci_mapper.high = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        self.ci_fig.title.text = f"confusion index: {layer}, theta {self.theta(layer):g}"
+
+    def _scores(self, layer: str, eps_index: int | None):
+        i = self.theta_sliders[layer].value
+        if eps_index is None:
+            return self.data["scores_clean"][layer][i]
+        return self.data["scores_adv"][layer][i][eps_index]
+
+    def _eps_index(self) -> int:
+        return self.data["eps"].index(float(self.eps_slider.value))
+
+    def _update_cpl_and_input(self) -> None:
+        d = self.data
+        if d is None or self.eps_slider.value == "-":
+            return
+        e = self._eps_index()
+        layers = d["layers"]
+        if len(layers) >= 2:
+            self.cpl_clean = cpl([self._scores(k, None) for k in layers])
+            self.cpl_adv = cpl([self._scores(k, e) for k in layers])
+            self.auroc_value = auroc(self.cpl_clean, self.cpl_adv)
+            self.hist_source.data = histogram_data(self.cpl_clean, self.cpl_adv)
+            acc = float(np.mean(d["attack_pred_adv"][e] == d["attack_labels"]))
+            self.auroc_html.value = (
+                f"AUROC (clean positive) <b>{self.auroc_value:.3f}</b>; network accuracy "
+                f"{np.mean(d['attack_pred_clean'] == d['attack_labels']):.3f} clean, "
+                f"{acc:.3f} at eps {d['eps'][e]:g}"
+            )
+            self.hist_fig.title.text = f"CPL, eps {d['eps'][e]:g}"
+        else:
+            self.auroc_html.value = "CPL needs at least two layers"
+        self._update_input()
+
+    def _update_input(self) -> None:
+        d = self.data
+        if d is None or self.eps_slider.value == "-":
+            return
+        k = int(self.input_slider.value)
+        adv = self.view_toggle.value == "adversarial"
+        e = self._eps_index() if adv else None
+        pred = d["attack_pred_adv"][e][k] if adv else d["attack_pred_clean"][k]
+        names = d["classes"]
+        per_layer = {
+            layer: names[int(np.argmax(self._scores(layer, e)[k]))] for layer in d["layers"]
+        }
+        self.input_info = dict(
+            index=k,
+            view=self.view_toggle.value,
+            label=names[int(d["attack_labels"][k])],
+            dnn=names[int(pred)],
+            layers=per_layer,
+            cpl=None
+            if self.cpl_clean is None
+            else float((self.cpl_adv if adv else self.cpl_clean)[k]),
+        )
+        images = (
+            (d["images_adv"][e] if adv else d["images_clean"])
+            if d["images_clean"] is not None
+            else None
+        )
+        img = f"<img src='{_png(images[k])}'>" if images is not None else ""
+        rows = "".join(
+            f"<tr><td>{html.escape(layer)}</td><td>{html.escape(v)}</td></tr>"
+            for layer, v in per_layer.items()
+        )
+        cpl_txt = "" if self.input_info["cpl"] is None else f"CPL {self.input_info['cpl']:.3f}<br>"
+        self.input_html.value = (
+            f"<div style='display:flex;gap:12px'>{img}<div>true class "
+            f"<b>{html.escape(self.input_info['label'])}</b><br>network answer "
+            f"<b>{html.escape(self.input_info['dnn'])}</b><br>{cpl_txt}"
+            f"<table cellpadding='2'><tr><th>layer</th><th>library's top answer</th></tr>"
+            f"{rows}</table></div></div>"
+        )

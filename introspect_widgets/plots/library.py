@@ -1,0 +1,226 @@
+"""Bokeh builders of the library-network figures (Lee 2019)."""
+
+from __future__ import annotations
+
+import numpy as np
+from bokeh.layouts import column, gridplot, row
+from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper
+from bokeh.palettes import Viridis256
+from bokeh.plotting import figure
+
+from . import layer_colors
+
+__all__ = [
+    "fig2",
+    "fig3",
+    "fig4",
+    "fig5",
+    "sweep_plots",
+    "ci_heatmap",
+    "cpl_histogram",
+    "auroc_plot",
+    "histogram_data",
+]
+
+
+def sweep_plots(data: dict, width: int = 300, height: int = 260):
+    """(A) library size, (B) top-1 and (C) top-3 agreement vs theta, one line per layer.
+
+    Returns the three figures; each layer's line reads ``source`` named ``"sweep-<layer>"``.
+    """
+    colors = layer_colors(len(data["layers"]))
+    panels = [
+        ("size", "library size (nodes)", "log"),
+        ("top1", "agreement with the DNN (top-1)", "linear"),
+        ("top3", "agreement with the DNN (top-3)", "linear"),
+    ]
+    figs = []
+    for key, label, scale in panels:
+        p = figure(
+            width=width,
+            height=height,
+            x_axis_label="theta",
+            y_axis_label=label,
+            y_axis_type=scale,
+            title={"size": "A", "top1": "B", "top3": "C"}[key],
+        )
+        if key != "size":
+            p.y_range.start, p.y_range.end = 0, 1.02
+        for layer, color in zip(data["layers"], colors):
+            thetas = data["thetas"][layer]
+            src = ColumnDataSource(
+                dict(
+                    theta=list(thetas),
+                    size=[max(s, 1) for s in data["sizes"][layer]],
+                    top1=data["top1"][layer],
+                    top3=data["top3"][layer],
+                    layer=[layer] * len(thetas),
+                ),
+                name=f"sweep-{layer}",
+            )
+            p.line("theta", key, source=src, color=color, line_width=2, legend_label=layer)
+            p.scatter("theta", key, source=src, color=color, size=5)
+        p.add_tools(
+            HoverTool(
+                tooltips=[
+                    ("layer", "@layer"),
+                    ("theta", "@theta"),
+                    ("size", "@size"),
+                    ("top-1", "@top1{0.000}"),
+                    ("top-3", "@top3{0.000}"),
+                ]
+            )
+        )
+        p.legend.location = "top_left" if key == "size" else "bottom_right"
+        p.legend.label_text_font_size = "8pt"
+        figs.append(p)
+    return figs
+
+
+def fig2(data: dict):
+    """Library size and agreement vs theta (CNN / MNIST)."""
+    return row(*sweep_plots(data))
+
+
+def fig4(data: dict):
+    """The same as :func:`fig2` for the ResNet (each block on its own theta range)."""
+    return row(*sweep_plots(data))
+
+
+def ci_heatmap(ci, classes, title: str = "", width: int = 260, height: int = 250):
+    """Heatmap of one confusion index matrix; the diagonal (always 1) is left blank.
+
+    Its source (``p.select_one({"name": "ci"})``) holds columns d1, d2 (class names), ci
+    and ci_text; the colour mapper is ``p.select_one(LinearColorMapper)``.
+    """
+    ci = np.asarray(ci, dtype=float)
+    names = [str(c) for c in classes]
+    d1, d2, vals = [], [], []
+    for i in range(ci.shape[0]):
+        for j in range(ci.shape[1]):
+            d1.append(names[i])
+            d2.append(names[j])
+            vals.append(np.nan if i == j else ci[i, j])
+    vals = np.asarray(vals)
+    finite = vals[np.isfinite(vals)]
+    high = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    mapper = LinearColorMapper(palette=Viridis256, low=0, high=high, nan_color="#f0f0f0")
+    src = ColumnDataSource(
+        dict(d1=d1, d2=d2, ci=vals, ci_text=[f"{v:.3f}" if np.isfinite(v) else "-" for v in vals]),
+        name="ci",
+    )
+    p = figure(
+        title=title,
+        x_range=names,
+        y_range=list(reversed(names)),
+        width=width,
+        height=height,
+        x_axis_label="d2 (library's answer)",
+        y_axis_label="d1 (true class)",
+        tools="hover,save",
+        tooltips=[("d1", "@d1"), ("d2", "@d2"), ("CI", "@ci_text")],
+    )
+    p.rect(
+        "d2",
+        "d1",
+        1,
+        1,
+        source=src,
+        fill_color={"field": "ci", "transform": mapper},
+        line_color=None,
+    )
+    p.axis.major_label_text_font_size = "7pt"
+    p.xaxis.major_label_orientation = 0.9 if max(len(n) for n in names) > 2 else 0
+    return p
+
+
+def fig3(data: dict):
+    """Confusion index matrices, one row per theta, one column per layer."""
+    plots = []
+    for t in data["thetas"]:
+        for layer in data["layers"]:
+            plots.append(
+                ci_heatmap(data["ci"][t][layer], data["classes"], title=f"{layer}, theta={t}")
+            )
+    return gridplot(plots, ncols=len(data["layers"]))
+
+
+def histogram_data(clean, adversarial, bins: int = 30) -> dict:
+    """Shared-bin histograms (densities) of clean and adversarial CPL values."""
+    clean = np.asarray(clean, dtype=float)
+    adv = np.asarray(adversarial, dtype=float)
+    both = np.r_[clean, adv]
+    lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+    hc, _ = np.histogram(clean, edges, density=True)
+    ha, _ = np.histogram(adv, edges, density=True)
+    return dict(left=edges[:-1], right=edges[1:], clean=hc, adversarial=ha)
+
+
+def cpl_histogram(clean, adversarial, title: str = "", bins: int = 30, width=340, height=280):
+    """Histograms of CPL, clean vs adversarial; source ``p.select_one({"name": "cpl-hist"})``."""
+    src = ColumnDataSource(histogram_data(clean, adversarial, bins), name="cpl-hist")
+    p = figure(title=title, width=width, height=height, x_axis_label="CPL", y_axis_label="density")
+    p.quad(
+        left="left",
+        right="right",
+        bottom=0,
+        top="clean",
+        source=src,
+        alpha=0.5,
+        color="#0072B2",
+        legend_label="clean",
+    )
+    p.quad(
+        left="left",
+        right="right",
+        bottom=0,
+        top="adversarial",
+        source=src,
+        alpha=0.5,
+        color="#D55E00",
+        legend_label="adversarial",
+    )
+    p.legend.location = "top_left"
+    return p
+
+
+def auroc_plot(result: dict, title: str = "", width=340, height=280):
+    """AUROC of CPL vs eps, one line per theta set."""
+    p = figure(
+        title=title,
+        width=width,
+        height=height,
+        x_axis_label="eps",
+        y_axis_label="AUROC",
+        y_range=(0.0, 1.02),
+    )
+    for name, color in zip(result["sets"], layer_colors(len(result["sets"]))):
+        src = ColumnDataSource(
+            dict(eps=result["eps"], auroc=result["auroc"][name], set=[name] * len(result["eps"]))
+        )
+        p.line("eps", "auroc", source=src, color=color, line_width=2, legend_label=name)
+        p.scatter("eps", "auroc", source=src, color=color, size=5)
+    p.add_tools(HoverTool(tooltips=[("set", "@set"), ("eps", "@eps"), ("AUROC", "@auroc{0.000}")]))
+    p.legend.location = "bottom_right"
+    p.legend.label_text_font_size = "8pt"
+    return p
+
+
+def fig5(data: dict):
+    """(A) CPL histograms clean vs adversarial (first model, first set, middle eps);
+    (B, C, ...) AUROC vs eps per theta set, one panel per model."""
+    first = data["models"][0]
+    r = data["results"][first]
+    s = r["sets"][0]
+    i = len(r["eps"]) // 2
+    hist = cpl_histogram(
+        r["cpl_clean"][s], r["cpl_adv"][s][i], title=f"A: {first}, {s}, eps={r['eps'][i]:g}"
+    )
+    curves = [
+        auroc_plot(data["results"][m], title=f"{'BCDEFG'[k]}: {m}")
+        for k, m in enumerate(data["models"])
+    ]
+    return column(row(hist, *curves))

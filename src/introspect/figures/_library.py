@@ -1,0 +1,368 @@
+"""Shared, cached stages of the library-network figures (Lee 2019).
+
+    recipe -> model (trained on digits, or the paper's weights) -> flattened activations
+    of its layers on the training and test sets (``pipeline.captured``, reducer
+    "flatten", on disk) -> one LibraryNetwork per (layer, theta, top_k), built on the
+    training activations and linked to the model's own training answers
+    (``Workdir.memo("library", ...)``) -> scores on test / attacked inputs.
+
+Every figure of one profile shares the model, the two captures and the libraries of a
+given (layer, theta); fig2/fig3 sweep thetas, fig5 reuses the libraries of its theta
+sets and adds PGD images (``Workdir.memo("library-pgd", ...)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import pipeline
+from ..attacks import pgd
+from ..cache import Workdir, param_hash
+from ..capture import activations
+from ..library import LibraryNetwork, LibraryStack, agreement
+from ._recipes import load_recipe, recipe_data
+
+__all__ = [
+    "CNN_LAYERS",
+    "RESNET_LAYERS",
+    "TABLE1_LEVELS",
+    "TABLE1_SETS",
+    "CNN_SETS",
+    "LibRun",
+    "library_run",
+    "theta_grid",
+    "explore",
+    "explore_arrays",
+]
+
+CNN_LAYERS = ["CN1", "CN2", "FC1", "FC2"]
+RESNET_LAYERS = ["CN1", "CL1", "CL2", "CL3", "FC"]
+
+# The paper's Table 1 (ResNet44 / CIFAR-10): eight theta levels per block ...
+TABLE1_LEVELS = {
+    "CN1": [0.18, 0.2, 0.22, 0.24, 0.26, 0.3, 0.32, 0.34],
+    "CL1": [0.64, 0.66, 0.68, 0.7, 0.72, 0.74, 0.76, 0.78],
+    "CL2": [0.48, 0.5, 0.52, 0.54, 0.56, 0.58, 0.6, 0.62],
+    "CL3": [0.5, 0.52, 0.54, 0.56, 0.58, 0.6, 0.62, 0.64],
+    "FC": [0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.92, 0.94],
+}
+# ... and the seven sets used for CPL (rows CN1, L1, L2, L3, FC of the table).
+TABLE1_SETS = {
+    f"Set{i + 1}": dict(zip(RESNET_LAYERS, row))
+    for i, row in enumerate(
+        [
+            (0.24, 0.72, 0.58, 0.62, 0.94),
+            (0.26, 0.72, 0.56, 0.58, 0.88),
+            (0.3, 0.74, 0.58, 0.6, 0.9),
+            (0.32, 0.76, 0.6, 0.62, 0.92),
+            (0.34, 0.78, 0.62, 0.64, 0.94),
+            (0.26, 0.72, 0.6, 0.62, 0.92),
+            (0.26, 0.72, 0.62, 0.64, 0.94),
+        ]
+    )
+}
+# The paper does not list the CNN's theta sets of Fig. 5B; these are one theta for all
+# layers, spanning the range of its Fig. 2 and Fig. 3 (0.65, 0.75).
+CNN_SETS = {f"theta {t}": dict.fromkeys(CNN_LAYERS, t) for t in (0.6, 0.65, 0.7, 0.75, 0.8)}
+
+
+def theta_grid(thetas, layers) -> dict[str, list[float]]:
+    """``thetas`` as layer -> list: a list applies to every layer, a dict is per layer."""
+    if isinstance(thetas, dict):
+        missing = [layer for layer in layers if layer not in thetas]
+        if missing:
+            raise ValueError(f"thetas has no values for layers {missing}; it has {list(thetas)}.")
+        return {layer: [float(t) for t in thetas[layer]] for layer in layers}
+    return {layer: [float(t) for t in thetas] for layer in layers}
+
+
+@dataclass
+class LibRun:
+    """One model with its captured train/test activations and a cache of libraries."""
+
+    spec: str
+    model: torch.nn.Module
+    layers: list
+    train_store: object
+    test_store: object
+    test_data: object
+    top_k: int
+    workdir: Workdir
+    device: str
+    seed: int
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.model.num_classes)
+
+    def library(self, layer: str, theta: float) -> LibraryNetwork:
+        """The library of ``layer`` at ``theta``, built and linked on the training set."""
+        key = dict(
+            train=self.train_store.meta.get("key"),
+            layer=layer,
+            theta=float(theta),
+            top_k=int(self.top_k),
+        )
+
+        def build():
+            H = self.train_store.layer(layer)
+            net = LibraryNetwork(float(theta), int(self.top_k), device=self.device)
+            return net.fit(H, np.asarray(self.train_store.preds), self.n_classes)
+
+        net = self.workdir.memo("library", key, build)
+        net.device = self.device
+        return net
+
+    def stack(self, thetas: dict) -> LibraryStack:
+        """A fitted stack from the cached libraries of ``thetas`` (layer -> theta)."""
+        return LibraryStack.from_networks({k: self.library(k, t) for k, t in thetas.items()})
+
+    def test_layers(self) -> dict:
+        return {layer: self.test_store.layer(layer) for layer in self.layers}
+
+    @property
+    def test_preds(self) -> np.ndarray:
+        return np.asarray(self.test_store.preds)
+
+    @property
+    def test_labels(self) -> np.ndarray:
+        return np.asarray(self.test_store.labels)
+
+    def sweep(self, grid: dict) -> dict:
+        """Library size and top-1 / top-3 agreement on the test set per layer and theta."""
+        sizes, top1, top3 = {}, {}, {}
+        preds = self.test_preds
+        for layer, thetas in grid.items():
+            H = self.test_store.layer(layer)
+            sizes[layer], top1[layer], top3[layer] = [], [], []
+            for t in thetas:
+                net = self.library(layer, t)
+                P = net.predict_scores(H)
+                sizes[layer].append(int(net.size_))
+                top1[layer].append(agreement(P, preds, 1))
+                top3[layer].append(agreement(P, preds, 3))
+        return dict(sizes=sizes, top1=top1, top3=top3)
+
+    def attacked(self, n: int, eps: float, nb_iter: int, eps_iter: float, batch_size: int = 256):
+        """``n`` test images (a fixed random subset) and their PGD versions at ``eps``.
+
+        Returns dict(index, x, labels, x_adv) with tensors on the CPU (cached).
+        """
+        labels = self.test_labels
+        rng = np.random.default_rng(self.seed)
+        idx = np.sort(rng.choice(len(labels), size=min(n, len(labels)), replace=False))
+        x = torch.stack([self.test_data[int(i)][0] for i in idx])
+        y = torch.as_tensor(labels[idx], dtype=torch.long)
+        key = dict(
+            model=self.model.cache_key,
+            data=getattr(self.test_data, "cache_key", None),
+            index=param_hash({"idx": idx.tolist()}),
+            eps=float(eps),
+            nb_iter=int(nb_iter),
+            eps_iter=float(eps_iter),
+            seed=self.seed,
+        )
+
+        def run():
+            return pgd(
+                self.model,
+                x,
+                y,
+                float(eps),
+                nb_iter=int(nb_iter),
+                eps_iter=float(eps_iter),
+                batch_size=batch_size,
+                device=self.device,
+                seed=self.seed,
+            )
+
+        x_adv = self.workdir.memo("library-pgd", key, run) if eps > 0 else x.clone()
+        return dict(index=idx, x=x, labels=y.numpy(), x_adv=x_adv)
+
+    def layer_activations(self, x: torch.Tensor, batch_size: int = 256):
+        """Flattened activations of the run's layers and the model's answers for images ``x``."""
+        acts, logits = activations(
+            self.model,
+            x,
+            self.layers,
+            reducer="flatten",
+            batch_size=batch_size,
+            device=self.device,
+            return_logits=True,
+        )
+        return acts, np.asarray(logits).argmax(axis=1)
+
+
+def library_run(
+    *,
+    model,
+    layers,
+    top_k,
+    n_train_per_class,
+    n_test_per_class,
+    batch_size,
+    workdir,
+    device,
+    data_root,
+    seed,
+) -> LibRun:
+    """Load/train the model of a recipe and capture its layers on train and test (cached)."""
+    net = load_recipe(model, workdir=workdir, device=device, data_root=data_root, seed=seed)
+    train = recipe_data(
+        model, "train", data_root=data_root, n_per_class=n_train_per_class, seed=seed
+    )
+    test = recipe_data(model, "test", data_root=data_root, n_per_class=n_test_per_class, seed=seed)
+    common = dict(reducer="flatten", workdir=workdir, device=device, batch_size=batch_size)
+    return LibRun(
+        spec=model,
+        model=net,
+        layers=list(layers),
+        train_store=pipeline.captured(net, train, layers, progress=False, **common),
+        test_store=pipeline.captured(net, test, layers, progress=False, **common),
+        test_data=test,
+        top_k=int(top_k),
+        workdir=pipeline.as_workdir(workdir),
+        device=device,
+        seed=seed,
+    )
+
+
+# ----------------------------------------------------------------------------- explorer
+def explore_arrays(
+    *,
+    grid: dict,
+    library,
+    test_layers: dict,
+    test_pred,
+    test_labels,
+    attack_clean: dict,
+    attack_adv: dict,
+    attack_labels,
+    attack_pred_clean,
+    attack_pred_adv: dict,
+    n_classes: int,
+    classes=None,
+    images_clean=None,
+    images_adv: dict | None = None,
+) -> dict:
+    """Everything the library panel shows, precomputed for every layer and theta of ``grid``.
+
+    Parameters
+    ----------
+    grid : dict layer -> list of theta
+    library : callable (layer, theta) -> fitted LibraryNetwork
+    test_layers : dict layer -> (n_test, D) activations; ``test_pred`` / ``test_labels``
+        the network's answers and the true classes (agreement, confusion index).
+    attack_clean : dict layer -> (n, D) activations of the attacked subset, clean.
+    attack_adv : dict eps -> (dict layer -> (n, D)) activations of their PGD versions.
+    attack_labels, attack_pred_clean : (n,) true classes and network answers (clean).
+    attack_pred_adv : dict eps -> (n,) network answers on the PGD inputs.
+    images_clean, images_adv : optional (n, C, H, W) images (clean, and per eps).
+
+    Returns
+    -------
+    dict with ``layers``, ``grid``, ``eps`` (sorted), ``sizes`` / ``top1`` / ``top3`` /
+    ``ci`` (layer -> list over thetas), ``scores_clean`` (layer -> list over thetas of
+    (n, n_classes)), ``scores_adv`` (layer -> list over thetas of list over eps), the
+    labels and answers, and the images.
+    """
+    from ..library import confusion_index
+
+    eps = sorted(float(e) for e in attack_adv)
+    adv_by_eps = {float(k): v for k, v in attack_adv.items()}
+    pred_adv_by_eps = {float(k): np.asarray(v) for k, v in attack_pred_adv.items()}
+    test_pred = np.asarray(test_pred)
+    test_labels = np.asarray(test_labels)
+    out = dict(
+        layers=list(grid),
+        grid={k: [float(t) for t in v] for k, v in grid.items()},
+        eps=eps,
+        n_classes=int(n_classes),
+        classes=[str(c) for c in (classes if classes is not None else range(n_classes))],
+        sizes={},
+        top1={},
+        top3={},
+        ci={},
+        scores_clean={},
+        scores_adv={},
+        attack_labels=np.asarray(attack_labels),
+        attack_pred_clean=np.asarray(attack_pred_clean),
+        attack_pred_adv=[pred_adv_by_eps[e] for e in eps],
+        images_clean=None if images_clean is None else np.asarray(images_clean),
+        images_adv=None
+        if images_adv is None
+        else [np.asarray({float(k): v for k, v in images_adv.items()}[e]) for e in eps],
+        n_test=int(len(test_pred)),
+    )
+    for layer, thetas in grid.items():
+        for key in ("sizes", "top1", "top3", "ci", "scores_clean", "scores_adv"):
+            out[key][layer] = []
+        for t in thetas:
+            net = library(layer, t)
+            P = net.predict_scores(test_layers[layer])
+            out["sizes"][layer].append(int(net.size_))
+            out["top1"][layer].append(agreement(P, test_pred, 1))
+            out["top3"][layer].append(agreement(P, test_pred, 3))
+            out["ci"][layer].append(confusion_index(P, test_labels, n_classes))
+            out["scores_clean"][layer].append(net.predict_scores(attack_clean[layer]))
+            out["scores_adv"][layer].append([net.predict_scores(adv_by_eps[e][layer]) for e in eps])
+    return out
+
+
+def explore(
+    *,
+    model,
+    layers,
+    thetas,
+    eps,
+    top_k=3,
+    n_attack=200,
+    nb_iter=40,
+    eps_iter=0.01,
+    n_train_per_class=None,
+    n_test_per_class=None,
+    batch_size=256,
+    workdir="introspect-work",
+    device="cpu",
+    data_root=None,
+    seed=0,
+) -> dict:
+    """:func:`explore_arrays` for a model recipe: libraries, captures and PGD all cached."""
+    run = library_run(
+        model=model,
+        layers=layers,
+        top_k=top_k,
+        n_train_per_class=n_train_per_class,
+        n_test_per_class=n_test_per_class,
+        batch_size=batch_size,
+        workdir=workdir,
+        device=device,
+        data_root=data_root,
+        seed=seed,
+    )
+    clean = run.attacked(n_attack, 0.0, nb_iter, eps_iter, batch_size)
+    acts_clean, pred_clean = run.layer_activations(clean["x"], batch_size)
+    acts_adv, pred_adv, imgs_adv = {}, {}, {}
+    for e in eps:
+        adv = run.attacked(n_attack, float(e), nb_iter, eps_iter, batch_size)
+        acts_adv[float(e)], pred_adv[float(e)] = run.layer_activations(adv["x_adv"], batch_size)
+        imgs_adv[float(e)] = adv["x_adv"].numpy()
+    return explore_arrays(
+        grid=theta_grid(thetas, layers),
+        library=run.library,
+        test_layers=run.test_layers(),
+        test_pred=run.test_preds,
+        test_labels=run.test_labels,
+        attack_clean=acts_clean,
+        attack_adv=acts_adv,
+        attack_labels=clean["labels"],
+        attack_pred_clean=pred_clean,
+        attack_pred_adv=pred_adv,
+        n_classes=run.n_classes,
+        classes=getattr(run.test_data, "classes", None),
+        images_clean=clean["x"].numpy(),
+        images_adv=imgs_adv,
+    )

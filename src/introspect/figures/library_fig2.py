@@ -1,0 +1,91 @@
+"""Lee 2019, Fig. 2: library size and agreement with the CNN's answers vs theta, per layer."""
+
+from __future__ import annotations
+
+from ._base import Param
+from ._library import CNN_LAYERS, library_run, theta_grid
+
+ID = "library.fig2"
+PAPER = "library"
+TITLE = "Library networks of the MNIST CNN: size, top-1 and top-3 agreement vs theta, per layer"
+DESCRIPTION = (
+    "How many hidden activity patterns each layer's library keeps as the novelty threshold "
+    "rises, and how often its scores name the CNN's own answer on test inputs."
+)
+
+PARAMS = {
+    "model": Param("mnist_cnn@digits", "model recipe (see introspect.figures._recipes)"),
+    "layers": Param(CNN_LAYERS, "layers with a library network (flattened outputs)"),
+    "thetas": Param(
+        [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
+        "novelty thresholds: a list for every layer, or a dict layer -> list",
+        "list",
+    ),
+    "top_k": Param(3, "most active library nodes summed into the scores (the CNN: 3)"),
+    "n_train_per_class": Param(
+        None, "training images per class that build the libraries (None: all)"
+    ),
+    "n_test_per_class": Param(None, "test images per class for the agreement (None: all)"),
+    "batch_size": Param(256, "capture batch size"),
+}
+PROFILES = {
+    "quick": {},
+    "paper": {"model": "mnist_cnn", "device": "cuda"},
+}
+
+
+def compute(
+    *,
+    model,
+    layers,
+    thetas,
+    top_k,
+    n_train_per_class,
+    n_test_per_class,
+    batch_size,
+    workdir,
+    device,
+    data_root,
+    seed,
+) -> dict:
+    run = library_run(
+        model=model,
+        layers=layers,
+        top_k=top_k,
+        n_train_per_class=n_train_per_class,
+        n_test_per_class=n_test_per_class,
+        batch_size=batch_size,
+        workdir=workdir,
+        device=device,
+        data_root=data_root,
+        seed=seed,
+    )
+    grid = theta_grid(thetas, layers)
+    out = run.sweep(grid)
+    return {
+        "model": model,
+        "layers": list(layers),
+        "thetas": grid,
+        "top_k": int(top_k),
+        **out,
+        "n_train": int(run.train_store.n),
+        "n_test": int(run.test_store.n),
+        "dims": {layer: int(run.train_store.dims[layer]) for layer in layers},
+        "dnn_test_accuracy": float((run.test_preds == run.test_labels).mean()),
+    }
+
+
+def summarize(data: dict) -> str:
+    lines = [
+        f"{data['model']}: {data['n_train']} training inputs build the libraries, "
+        f"{data['n_test']} test inputs; DNN test accuracy {data['dnn_test_accuracy']:.4f}; "
+        f"top_k={data['top_k']}",
+        f"{'layer':<6}{'dim':>7}{'theta':>7}{'size':>8}{'top1':>8}{'top3':>8}",
+    ]
+    for layer in data["layers"]:
+        for i, t in enumerate(data["thetas"][layer]):
+            lines.append(
+                f"{layer:<6}{data['dims'][layer]:>7}{t:>7.3g}{data['sizes'][layer][i]:>8}"
+                f"{data['top1'][layer][i]:>8.3f}{data['top3'][layer][i]:>8.3f}"
+            )
+    return "\n".join(lines)

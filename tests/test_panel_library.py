@@ -1,0 +1,123 @@
+"""LibraryPanel driven headless on synthetic layers with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from introspect.figures._library import explore_arrays
+from introspect.library import LibraryNetwork, auroc, cpl
+
+N_CLASSES = 4
+
+
+def separated(n_per, d=40, seed=0, noise=0.05):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(N_CLASSES), n_per)
+    X = np.zeros((len(y), d))
+    w = d // N_CLASSES
+    for c in range(N_CLASSES):
+        X[y == c, c * w : (c + 1) * w] = 1 + noise * rng.random(((y == c).sum(), w))
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def data():
+    Xtr, ytr = separated(30, seed=1)
+    Xte, yte = separated(10, seed=2)
+    rng = np.random.default_rng(3)
+    mix, _ = np.linalg.qr(rng.standard_normal((40, 40)))  # rotation: same geometry
+    tr = {"A": Xtr, "B": Xtr @ mix}
+    te = {"A": Xte, "B": Xte @ mix}
+    # "attack": layer A keeps the class, layer B is pushed to the next class -> CPL drops
+    Xadv = np.roll(Xte, 10, axis=1)  # class c looks like class c+1
+    adv = {0.1: {"A": Xte, "B": Xadv @ mix}}
+    cache = {}
+
+    def library(layer, theta):
+        key = (layer, theta)
+        if key not in cache:
+            cache[key] = LibraryNetwork(theta, 3).fit(tr[layer], ytr, N_CLASSES)
+        return cache[key]
+
+    images = rng.random((len(yte), 1, 8, 8))
+    return explore_arrays(
+        grid={"A": [0.5, 0.9, 0.99], "B": [0.9, 0.999]},
+        library=library,
+        test_layers=te,
+        test_pred=yte,
+        test_labels=yte,
+        attack_clean=te,
+        attack_adv=adv,
+        attack_labels=yte,
+        attack_pred_clean=yte,
+        attack_pred_adv={0.1: (yte + 1) % N_CLASSES},
+        n_classes=N_CLASSES,
+        classes=["a", "b", "c", "d"],
+        images_clean=images,
+        images_adv={0.1: images[::-1]},
+    )
+
+
+@pytest.fixture()
+def panel(data):
+    from introspect_widgets.panels import LibraryPanel
+
+    return LibraryPanel(data=data)
+
+
+def test_theta_slider_updates_size_and_agreement(panel, data):
+    assert panel.error is None, panel.errors.text
+    assert set(panel.theta_sliders) == {"A", "B"}
+    s = panel.theta_sliders["A"]
+    s.value = 0
+    assert panel.layer_stats["A"]["theta"] == 0.5
+    assert panel.layer_stats["A"]["size"] == data["sizes"]["A"][0]
+    s.value = 2
+    assert data["sizes"]["A"][0] == N_CLASSES  # orthogonal classes: one node each
+    assert panel.layer_stats["A"]["size"] == data["sizes"]["A"][2] >= N_CLASSES
+    assert panel.layer_stats["A"]["top1"] == 1.0  # separated clusters: exact
+    assert "<td>A</td><td>0.99</td>" in panel.stats_html.value
+
+
+def test_ci_heatmap_follows_layer_and_theta(panel, data):
+    panel.ci_layer.value = "A"
+    panel.theta_sliders["A"].value = 1
+    ci = panel.ci_source.data["ci"]
+    assert len(ci) == N_CLASSES**2 and np.isnan(ci[0])
+    np.testing.assert_allclose(
+        np.nan_to_num(np.asarray(ci).reshape(4, 4)),
+        np.nan_to_num(data["ci"]["A"][1] - np.eye(4)),
+        atol=1e-12,
+    )
+    assert "A, theta 0.9" in panel.ci_fig.title.text
+
+
+def test_eps_cpl_histogram_and_auroc(panel, data):
+    assert panel.eps_slider.options == ("0.1",)
+    ref_clean = cpl([data["scores_clean"][k][panel.theta_sliders[k].value] for k in ("A", "B")])
+    np.testing.assert_allclose(panel.cpl_clean, ref_clean)
+    assert panel.auroc_value == pytest.approx(auroc(panel.cpl_clean, panel.cpl_adv))
+    assert panel.auroc_value == 1.0  # the layers agree on clean, disagree on shifted inputs
+    hist = panel.hist_source.data
+    assert len(hist["clean"]) == len(hist["adversarial"]) == 30
+    assert "AUROC" in panel.auroc_html.value
+
+
+def test_selecting_an_input_shows_answers(panel):
+    panel.input_slider.value = 5  # a class-0 input
+    info = panel.input_info
+    assert info["label"] == "a" and info["dnn"] == "a" and info["layers"]["A"] == "a"
+    assert "data:image/png;base64" in panel.input_html.value
+    panel.view_toggle.value = "adversarial"
+    info = panel.input_info
+    assert info["dnn"] == "b" and info["layers"]["A"] == "a" and info["layers"]["B"] == "b"
+
+
+def test_compute_errors_are_shown(tmp_path):
+    from introspect_widgets.panels import LibraryPanel
+
+    p = LibraryPanel(workdir=str(tmp_path))
+    p.eps_text.value = ""
+    p.compute_button.click()
+    assert p.error is not None and "eps" in p.errors.text
