@@ -1,0 +1,424 @@
+"""ActivationMapPanel: a classifier's self-introspective map (Pardo et al. 2022), explorable.
+
+Controls -> one core call -> one view:
+
+- **Fit / load** (``introspect.figures._selfintro.introspector`` + ``mapped``, cached in the
+  workdir) -> the map of a split: every input a point, coloured by class, by correctness
+  or by estimated error; hovering shows the input image, its label and the answer.
+- Clicking a point (or typing its index) -> ``SelfIntrospector.analyze`` of that input ->
+  its activations in the network reordered by preferred class (heatmap) above the
+  brainbow colours of the units.
+- **Run** (a noise sweep or a targeted FGSM attack from ``introspect.attacks``) ->
+  ``SelfIntrospector.embed_trajectory`` -> the path of the input on the map; the step
+  slider (with a play button) grows it step by step.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import ipywidgets as W
+import numpy as np
+import torch
+from bokeh.layouts import column, row
+from bokeh.models import (
+    ColumnDataSource,
+    HoverTool,
+    LinearColorMapper,
+    Range1d,
+    TapTool,
+)
+from bokeh.palettes import Viridis256
+from bokeh.plotting import figure
+
+from introspect.selfintro import SelfIntrospector
+
+from ..plots.selfintro import EXTENT, class_palette, image_rgba
+from ._base import Panel, bokeh_widget, hold_sync
+
+__all__ = ["ActivationMapPanel", "COLOR_BY", "noise_path", "thumbnail_uri"]
+
+COLOR_BY = ("class", "correctness", "estimated error")
+ATTACKS = ("targeted FGSM", "noise sweep")
+_OK, _BAD = "#2ca02c", "#d62728"
+
+
+def thumbnail_uri(x: np.ndarray, size: int = 48) -> str:
+    """A PNG data URI of one image (C, H, W) in [0, 1], for hover tooltips."""
+    from PIL import Image
+
+    a = np.asarray(x, dtype=np.float64)
+    a = np.moveaxis(a, 0, -1) if a.ndim == 3 else a[..., None]
+    u8 = (np.clip(a, 0, 1) * 255).astype(np.uint8)
+    img = Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8)
+    img = img.resize((size, size), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def noise_path(x: torch.Tensor, sigma_max: float, steps: int, seed: int = 0) -> torch.Tensor:
+    """One fixed Gaussian noise pattern scaled from 0 to ``sigma_max`` over ``steps`` steps.
+
+    Returns (steps + 1, C, H, W) images clipped to [0, 1]; step 0 is ``x`` itself, so the
+    path on the map starts at the clean input and moves continuously.
+    """
+    g = torch.Generator().manual_seed(seed)
+    n = torch.randn(x.shape, generator=g)
+    sig = torch.linspace(0.0, float(sigma_max), int(steps) + 1).view(-1, *([1] * x.ndim))
+    return (x.unsqueeze(0) + sig * n.unsqueeze(0)).clamp(0.0, 1.0)
+
+
+def _error_colors(v: np.ndarray, lo: float, hi: float) -> list[str]:
+    t = np.clip((np.asarray(v) - lo) / max(hi - lo, 1e-9), 0, 1)
+    idx = (t * (len(Viridis256) - 1)).astype(int)
+    return [Viridis256[i] for i in idx]
+
+
+class ActivationMapPanel(Panel):
+    """The 2-D activation map of a dataset, with per-input activations and trajectories.
+
+    Parameters
+    ----------
+    introspector : SelfIntrospector, optional
+        A fitted introspector whose ``model`` is set. When None, **Fit / load** builds
+        one for ``model`` (a recipe of ``introspect.figures._recipes``), cached in
+        ``workdir``.
+    data : dataset, optional
+        The inputs to map (a dataset with ``.tensors()``); default: the recipe's
+        ``split``.
+    model : str
+        Recipe name used when ``introspector`` is None (e.g. ``"net1_mlp@digits"``,
+        ``"net1_mlp@mnist"``).
+    split : str
+        Split of the recipe's dataset shown on the map.
+    max_points : int
+        At most this many inputs on the map (70,000 stay responsive with WebGL).
+    max_thumbnails : int
+        Hover thumbnails are made for at most this many points (PNG data URIs); the
+        others show label and answer only.
+    workdir, device, data_root, seed : as for the figures.
+    """
+
+    def __init__(
+        self,
+        introspector: SelfIntrospector | None = None,
+        data=None,
+        *,
+        model: str = "net1_mlp@digits",
+        split: str = "test",
+        max_points: int = 70_000,
+        max_thumbnails: int = 20_000,
+        workdir: str = "introspect-work",
+        device: str = "cpu",
+        data_root: str | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(title="Self-introspection: activation map")
+        self.si = introspector
+        self.data = data
+        self.recipe, self.split = model, split
+        self.max_points, self.max_thumbnails = int(max_points), int(max_thumbnails)
+        self.workdir, self.device, self.data_root, self.seed = workdir, device, data_root, seed
+        self.x: torch.Tensor | None = None
+        self.result: dict | None = None  # analyze() of the mapped inputs
+        self.trajectory: dict | None = None
+        self.selected: int | None = None
+
+        style = {"description_width": "80px"}
+        self.fit_button = self.button("Fit / load", self._fit, button_style="primary")
+        self.color_by = W.ToggleButtons(options=list(COLOR_BY), value="class", description="colour")
+        self.index = W.BoundedIntText(value=0, min=0, max=0, description="input #", style=style)
+        self.show_button = self.button("Show", lambda: self.select(self.index.value))
+        self.attack = W.Dropdown(
+            options=list(ATTACKS), value=ATTACKS[0], description="run", style=style
+        )
+        self.target = W.Dropdown(options=[], description="target", style=style)
+        self.n_steps = W.BoundedIntText(
+            value=100, min=1, max=10_000, description="steps", style=style
+        )
+        self.step_size = W.BoundedFloatText(
+            value=0.01, min=0.0, max=1.0, step=0.005, description="step / σ max", style=style
+        )
+        self.run_button = self.button("Run", self._run_trajectory, button_style="warning")
+        self.step = W.IntSlider(value=0, min=0, max=0, description="step", continuous_update=True)
+        self.play = W.Play(value=0, min=0, max=0, interval=60, description="play")
+        W.jslink((self.play, "value"), (self.step, "value"))
+        self.observe(self.color_by, self._recolor)
+        self.observe(self.step, self._show_step)
+        self.observe(self.attack, self._attack_changed)
+
+        self._build_views()
+        self.view = bokeh_widget(self.layout)
+        self.children = [
+            W.HBox([self.fit_button, self.color_by]),
+            W.HBox([self.index, self.show_button]),
+            W.HBox([self.attack, self.target, self.n_steps, self.step_size, self.run_button]),
+            W.HBox([self.play, self.step]),
+            self.view,
+        ]
+        if self.si is not None:
+            self._fit()
+
+    # ------------------------------------------------------------------ views
+    def _build_views(self):
+        self.points = ColumnDataSource(
+            dict(z1=[], z2=[], color=[], label=[], answer=[], error=[], thumb=[], index=[])
+        )
+        p = figure(
+            title="activation map",
+            width=520,
+            height=520,
+            x_range=Range1d(-EXTENT, EXTENT),
+            y_range=Range1d(-EXTENT, EXTENT),
+            output_backend="webgl",
+            tools="pan,wheel_zoom,box_zoom,reset,tap,save",
+            match_aspect=True,
+        )
+        p.xaxis.axis_label, p.yaxis.axis_label = "z1", "z2"
+        self.point_renderer = p.scatter(
+            "z1", "z2", source=self.points, color="color", size=4, alpha=0.7
+        )
+        p.add_tools(
+            HoverTool(
+                renderers=[self.point_renderer],
+                tooltips="""
+                <div><img src="@thumb" width="48" height="48" style="image-rendering:pixelated"
+                 onerror="this.style.display='none'"></div>
+                <div>#@index label <b>@label</b> answer <b>@answer</b></div>
+                <div>log10 ê = @error{0.00}</div>""",
+            )
+        )
+        p.select_one(TapTool).renderers = [self.point_renderer]
+        self.traj = ColumnDataSource(dict(z1=[], z2=[], step=[], answer=[]))
+        self.traj_all = ColumnDataSource(dict(z1=[], z2=[]))
+        p.line("z1", "z2", source=self.traj_all, color="grey", line_dash="dotted", alpha=0.5)
+        p.line("z1", "z2", source=self.traj, color="black", line_width=2.5)
+        tr = p.scatter("z1", "z2", source=self.traj, color="black", size=5)
+        p.add_tools(HoverTool(renderers=[tr], tooltips=[("step", "@step"), ("answer", "@answer")]))
+        self.cross = ColumnDataSource(dict(z1=[], z2=[]))
+        p.scatter(
+            "z1", "z2", source=self.cross, marker="cross", size=18, color="black", line_width=3
+        )
+        self.map_figure = p
+        self.points.selected.on_change("indices", self._tapped)
+
+        self.image = ColumnDataSource(dict(image=[np.zeros((1, 1), np.uint32)]))
+        im = figure(
+            title="input", width=200, height=200, x_range=Range1d(0, 1), y_range=Range1d(0, 1),
+            tools="", toolbar_location=None,
+        )  # fmt: skip
+        im.image_rgba(image="image", source=self.image, x=0, y=0, dw=1, dh=1)
+        im.axis.visible = False
+        self.image_figure = im
+
+        self.heat = ColumnDataSource(dict(image=[np.zeros((1, 1))], dw=[1], dh=[1]))
+        self.heat_mapper = LinearColorMapper(palette=Viridis256, low=-1.0, high=4.0)
+        h = figure(
+            title="activations, units reordered by preferred class", width=720, height=220,
+            tools="hover,save,reset", tooltips=[("activation", "@image{0.00}")],
+        )  # fmt: skip
+        h.image(
+            image="image",
+            source=self.heat,
+            x=0,
+            y=0,
+            dw="dw",
+            dh="dh",
+            color_mapper=self.heat_mapper,
+        )
+        h.y_range.flipped = True
+        h.yaxis.axis_label = "layer"
+        self.heat_figure = h
+        self.rainbow = ColumnDataSource(dict(image=[np.zeros((1, 1), np.uint32)], dw=[1], dh=[1]))
+        b = figure(
+            title="brainbow colour of each unit (same order)", width=720, height=140, tools="save"
+        )
+        b.image_rgba(image="image", source=self.rainbow, x=0, y=0, dw="dw", dh="dh")
+        b.y_range.flipped = True
+        b.x_range = h.x_range
+        self.brainbow_figure = b
+        self.layout = row(p, column(row(im), h, b))
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self):
+        with self.busy("fitting the self-introspective map", self.fit_button):
+            if self.si is None:
+                from introspect.figures._selfintro import introspector
+
+                self.si = introspector(
+                    self.recipe, workdir=self.workdir, device=self.device,
+                    data_root=self.data_root, seed=self.seed,
+                )  # fmt: skip
+            if self.data is None:
+                from introspect.figures._recipes import recipe_data
+
+                self.data = recipe_data(
+                    self.recipe, self.split, data_root=self.data_root, seed=self.seed
+                )
+            x, y = self.data.tensors()
+            if len(x) > self.max_points:
+                keep = np.sort(
+                    np.random.default_rng(self.seed).choice(len(x), self.max_points, replace=False)
+                )
+                x, y = x[keep], y[keep]
+            self.x, self.labels = x, y.numpy()
+            self.result = self.si.analyze(x)
+            self.classes = list(getattr(self.data, "classes", [str(k) for k in self.si.classes_]))
+            self._order = self.si.global_order()
+            rgb = self.si.brainbow()
+            self._brainbow = {n: rgb[n][o] for n, o in self.si.unit_order().items()}
+            self._fill_points()
+            with hold_sync(self.index, self.target):
+                self.index.max = len(x) - 1
+                self.target.options = [(c, k) for k, c in enumerate(self.classes)]
+            acc = float((self.result["pred"] == self.labels).mean())
+            self.set_status(f"{len(x)} inputs mapped; accuracy {acc:.4f}")
+            self.select(0)
+
+    def _fill_points(self):
+        r = self.result
+        n = len(self.labels)
+        thumbs = [
+            thumbnail_uri(self.x[i].numpy()) if i < self.max_thumbnails else "" for i in range(n)
+        ]
+        self.points.data = dict(
+            z1=r["z"][:, 0],
+            z2=r["z"][:, 1],
+            color=self._colors(),
+            label=[self.classes[k] for k in self.labels],
+            answer=[self.classes[k] for k in r["pred"]],
+            error=r["log10_error_hat"],
+            thumb=thumbs,
+            index=np.arange(n),
+        )
+
+    def _colors(self) -> list[str]:
+        r = self.result
+        mode = self.color_by.value
+        if mode == "class":
+            pal = class_palette(len(self.classes))
+            return [pal[k] for k in self.labels]
+        if mode == "correctness":
+            return [_OK if ok else _BAD for ok in (r["pred"] == self.labels)]
+        e = r["log10_error_hat"]
+        return _error_colors(e, float(np.percentile(e, 1)), float(np.percentile(e, 99)))
+
+    def _recolor(self, change=None):
+        if self.result is None:
+            return
+        self.points.patch({"color": [(slice(None), self._colors())]})
+
+    # ------------------------------------------------------------------ one input
+    def _tapped(self, attr, old, new):
+        if new:
+            self.select(int(new[0]))
+
+    def select(self, i: int) -> None:
+        """Show input ``i``: its image, its cross on the map and its reordered activations."""
+        if self.result is None:
+            raise RuntimeError("nothing mapped yet: press 'Fit / load' first")
+        i = int(i)
+        if not 0 <= i < len(self.labels):
+            raise IndexError(f"input # must be in [0, {len(self.labels) - 1}]; got {i}")
+        self.selected = i
+        r = self.result
+        lab, pr = int(self.labels[i]), int(r["pred"][i])
+        self.image.data = dict(image=[image_rgba(self.x[i].numpy())])
+        self.image_figure.title.text = f"#{i}: label {self.classes[lab]}, answer {self.classes[pr]}"
+        self.cross.data = dict(z1=[r["z"][i, 0]], z2=[r["z"][i, 1]])
+        self._show_activations(r["hidden"][i])
+        with hold_sync(self.index):
+            self.index.value = i
+        self.trajectory = None
+        self.traj.data = dict(z1=[], z2=[], step=[], answer=[])
+        self.traj_all.data = dict(z1=[], z2=[])
+
+    def _layer_rows(self, vec: np.ndarray) -> np.ndarray:
+        widths = [s.stop - s.start for s in self.si.layer_slices_.values()]
+        M = np.full((len(widths), max(widths)), np.nan)
+        start = 0
+        for j, w in enumerate(widths):
+            M[j, :w] = vec[start : start + w]
+            start += w
+        return M
+
+    def _show_activations(self, h: np.ndarray) -> None:
+        M = self._layer_rows(np.asarray(h)[self._order])
+        self.heat.data = dict(image=[M], dw=[M.shape[1]], dh=[M.shape[0]])
+        widths = [len(v) for v in self._brainbow.values()]
+        rgb = np.zeros((len(widths), max(widths), 3))
+        for j, v in enumerate(self._brainbow.values()):
+            rgb[j, : len(v)] = v
+        img = image_rgba(np.moveaxis(rgb, -1, 0))[::-1]
+        self.rainbow.data = dict(image=[img], dw=[rgb.shape[1]], dh=[rgb.shape[0]])
+
+    # ------------------------------------------------------------------ trajectories
+    def _attack_changed(self, change):
+        noise = change["new"] == "noise sweep"
+        with hold_sync(self.target, self.step_size):
+            self.target.disabled = noise
+            self.step_size.value = 0.3 if noise else 0.01
+
+    def _run_trajectory(self):
+        with self.busy(f"running {self.attack.value}", self.run_button):
+            if self.selected is None:
+                raise RuntimeError("select an input first (click a point or type its index)")
+            self.trajectory = self.run_trajectory(
+                self.selected, self.attack.value, self.target.value, self.n_steps.value,
+                self.step_size.value,
+            )  # fmt: skip
+            with hold_sync(self.step, self.play):
+                n = len(self.trajectory["z"]) - 1
+                self.play.max = self.step.max = n
+                self.play.value = self.step.value = 0
+            self._show_step({"new": 0})
+            self.traj_all.data = dict(z1=self.trajectory["z"][:, 0], z2=self.trajectory["z"][:, 1])
+            t = self.trajectory
+            self.set_status(
+                f"{self.attack.value}: answer {self.classes[t['pred'][0]]} -> "
+                f"{self.classes[t['pred'][-1]]} after {len(t['z']) - 1} steps"
+            )
+
+    def run_trajectory(self, i, attack, target, steps, step) -> dict:
+        """The path of input ``i`` on the map under an attack or a noise sweep (core calls).
+
+        Returns dict with ``z`` (steps + 1, 2), ``pred`` and ``log10_error_hat`` (steps + 1,).
+        """
+        x = self.x[int(i)]
+        if attack == "targeted FGSM":
+            from introspect.attacks import iterative_fgsm
+
+            if target is None:
+                raise ValueError("choose a target class for the FGSM attack")
+            path = iterative_fgsm(
+                self.si.model, x[None], torch.tensor([int(target)]), steps=int(steps),
+                step_size=float(step), loss="mse", device=self.si.device,
+            )[0]  # fmt: skip
+        elif attack == "noise sweep":
+            path = noise_path(x, float(step), int(steps), seed=self.seed)
+        else:
+            raise ValueError(f"attack must be one of {ATTACKS}; got {attack!r}")
+        a = self.si.analyze(path)
+        return {"z": a["z"], "pred": a["pred"], "log10_error_hat": a["log10_error_hat"], "x": path}
+
+    def _show_step(self, change):
+        if self.trajectory is None:
+            return
+        k = int(change["new"]) + 1
+        t = self.trajectory
+        self.traj.data = dict(
+            z1=t["z"][:k, 0],
+            z2=t["z"][:k, 1],
+            step=np.arange(k),
+            answer=[self.classes[p] for p in t["pred"][:k]],
+        )
+        self.cross.data = dict(z1=[t["z"][k - 1, 0]], z2=[t["z"][k - 1, 1]])
+        h = self.si.analyze(t["x"][k - 1 : k])
+        self.image.data = dict(image=[image_rgba(t["x"][k - 1].numpy())])
+        self.image_figure.title.text = (
+            f"step {k - 1}: answer {self.classes[int(h['pred'][0])]}, "
+            f"log10 ê {h['log10_error_hat'][0]:.2f}"
+        )
+        self._show_activations(h["hidden"][0])

@@ -1,0 +1,140 @@
+"""ActivationMapPanel driven headless: controls -> core calls -> bokeh sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from introspect.selfintro import ErrorEstimator, InfoVAE, SelfIntrospector
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    from introspect import pipeline
+
+    work = tmp_path_factory.mktemp("panel-work")
+    model = pipeline.trained_model(
+        "net1_mlp",
+        dataset="digits",
+        image_size=8,
+        channels=1,
+        model_kwargs={"depth": 2, "width": 32, "input_size": (1, 8, 8)},
+        train=dict(epochs=15, batch_size=64, lr=3e-3, loss="mse"),
+        workdir=work,
+        progress=False,
+    )
+    train = pipeline.dataset("digits", "train", image_size=8, channels=1)
+    test = pipeline.dataset("digits", "test", image_size=8, channels=1)
+    si = SelfIntrospector(
+        model,
+        vae=InfoVAE(hidden=(32, 32), epochs=20),
+        estimator=ErrorEstimator(hidden=(32, 32), epochs=10),
+    ).fit(train)
+    return si, test
+
+
+@pytest.fixture
+def panel(fitted):
+    from introspect_widgets.panels import ActivationMapPanel
+
+    si, test = fitted
+    return ActivationMapPanel(si, test, max_thumbnails=50)
+
+
+def test_map_shows_every_input_coloured_by_class_with_hover_images(panel, fitted):
+    si, test = fitted
+    d = panel.points.data
+    n = len(test)
+    assert panel.error is None, panel.errors.text
+    assert len(d["z1"]) == n and len(d["color"]) == n
+    np.testing.assert_allclose(np.c_[d["z1"], d["z2"]], si.transform(test.tensors()[0]), atol=1e-5)
+    assert d["thumb"][0].startswith("data:image/png;base64,") and d["thumb"][-1] == ""
+    assert d["label"][:5] == [str(int(t)) for t in test.targets[:5]]
+    assert panel.map_figure.output_backend == "webgl"
+    assert panel.index.max == n - 1
+    assert "accuracy" in panel.status.value
+
+
+def test_colour_modes(panel):
+    by_class = list(panel.points.data["color"])
+    panel.color_by.value = "correctness"
+    ok = panel.result["pred"] == panel.labels
+    col = np.array(panel.points.data["color"])
+    assert set(col[ok]) == {"#2ca02c"} and set(col[~ok]) <= {"#d62728"}
+    panel.color_by.value = "estimated error"
+    e = panel.result["log10_error_hat"]
+    col = np.array(panel.points.data["color"])
+    assert col[np.argmax(e)] != col[np.argmin(e)]
+    panel.color_by.value = "class"
+    assert list(panel.points.data["color"]) == by_class
+
+
+def test_clicking_a_point_shows_its_reordered_activations(panel, fitted):
+    si, _ = fitted
+    panel.points.selected.indices = [7]  # what a tap in the browser does
+    assert panel.selected == 7 and panel.index.value == 7
+    heat = panel.heat.data["image"][0]
+    assert heat.shape == (2, 32)
+    h = panel.result["hidden"][7][si.global_order()]
+    np.testing.assert_allclose(heat.ravel(), h, atol=1e-6)
+    assert panel.rainbow.data["image"][0].shape == (2, 32)
+    np.testing.assert_allclose(
+        [panel.cross.data["z1"][0], panel.cross.data["z2"][0]], panel.result["z"][7]
+    )
+    panel.index.value = 3
+    panel.show_button.click()
+    assert panel.selected == 3
+
+
+def test_fgsm_trajectory_grows_step_by_step(panel):
+    panel.select(2)
+    panel.attack.value = "targeted FGSM"
+    target = (int(panel.labels[2]) + 1) % 10
+    panel.target.value = target
+    panel.n_steps.value = 12
+    panel.step_size.value = 0.05
+    panel.run_button.click()
+    assert panel.error is None, panel.errors.text
+    t = panel.trajectory
+    assert t["z"].shape == (13, 2) and panel.step.max == 12
+    np.testing.assert_allclose(t["z"][0], panel.result["z"][2], atol=1e-5)
+    assert len(panel.traj.data["z1"]) == 1
+    panel.step.value = 5
+    assert len(panel.traj.data["z1"]) == 6
+    np.testing.assert_allclose(panel.traj.data["z1"], t["z"][:6, 0])
+    panel.step.value = 12
+    assert len(panel.traj.data["z1"]) == 13
+    assert t["pred"][-1] == target  # 12 steps of 0.05 fool this small MLP
+    assert "step 12" in panel.image_figure.title.text
+
+
+def test_noise_sweep_starts_at_the_clean_input(panel):
+    from introspect_widgets.panels.activation_map import noise_path
+
+    x = torch.rand(1, 8, 8)
+    p = noise_path(x, 0.3, 6)
+    assert p.shape == (7, 1, 8, 8) and torch.equal(p[0], x)
+    panel.select(4)
+    panel.attack.value = "noise sweep"
+    assert panel.target.disabled and panel.step_size.value == 0.3
+    panel.n_steps.value = 6
+    panel.run_button.click()
+    assert panel.error is None, panel.errors.text
+    np.testing.assert_allclose(panel.trajectory["z"][0], panel.result["z"][4], atol=1e-5)
+
+
+def test_errors_are_shown_in_the_panel(panel):
+    panel.index.value = 0
+    panel.selected = None
+    panel.run_button.click()
+    assert panel.error is not None and "select an input" in panel.errors.text
+    assert "select an input" in panel.errors.value
+
+
+def test_unfitted_panel_reports_instead_of_raising():
+    from introspect_widgets.panels import ActivationMapPanel
+
+    p = ActivationMapPanel(model="no_such_recipe@x", workdir="/nonexistent")
+    p.fit_button.click()
+    assert p.error is not None and "unknown model recipe" in p.errors.text
