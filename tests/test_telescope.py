@@ -269,3 +269,47 @@ def test_som_run_on_digits_is_cached_and_consistent(digits_small_cnn):
     again = som_run(spec, **kw)
     assert sorted((work / "telescope-som").iterdir()) == fitted and len(fitted) == 2
     np.testing.assert_array_equal(again.soms["CL1"].weights_, run.soms["CL1"].weights_)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_mnist_cnn_codes_follow_the_telescope_trend(shared_data, tmp_path, monkeypatch):
+    """Real MNIST and the shared MNIST CNN: class structure on the SOM and the diversity of
+    the SOM weights grow with depth.
+
+    D_class alone is not compared across layers: a shallow layer whose codes are all alike
+    maps every input to a few units, which makes D_class small for every class. Its ratio
+    to D_class with shuffled labels (1: no class structure) is compared instead.
+    """
+    from introspect.figures._telescope import som_run
+
+    monkeypatch.setenv("INTROSPECT_WEIGHTS", str(shared_data / "weights"))
+    run = som_run(
+        "mnist_cnn",
+        layers=["CN1", "CN2", "FC1"],
+        n_per_class=30,
+        val_n_per_class=20,
+        som_size=10,
+        som_epochs=5,
+        som_batch_size=10,
+        sigma=10.0,
+        alpha=0.1,
+        top_k=10,
+        batch_size=128,
+        workdir=tmp_path,
+        device="cpu",
+        data_root=str(shared_data),
+        seed=0,
+    )
+    assert run.accuracy("val") > 0.95
+    rng = np.random.default_rng(0)
+    ratio, cos = {}, {}
+    for layer in run.layers:
+        bm, y = run.bmus["train"][layer], run.labels["train"]
+        shuffled = np.mean(
+            [np.nanmean(tl.d_class(bm, rng.permutation(y), run.shape)) for _ in range(5)]
+        )
+        ratio[layer] = np.nanmean(tl.d_class(bm, y, run.shape)) / shuffled
+        cos[layer] = np.median(tl.unit_cosine_distances(run.soms[layer].weights_))
+    assert ratio["FC1"] < 0.8 * ratio["CN1"] and ratio["FC1"] < 0.7
+    assert cos["FC1"] > 3 * cos["CN1"]
