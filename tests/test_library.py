@@ -359,3 +359,26 @@ def test_plot_builders_take_compute_output():
     plots.fig5({"models": ["m"], "results": {"m": res}})
     h = plots.histogram_data([0.9, 0.95], [0.1, 0.2], bins=4)
     assert h["clean"][-1] > 0 and h["adversarial"][0] > 0
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_mnist_cnn_checkpoint_libraries_predict_its_answers(shared_data, tmp_path):
+    """The paper's CNN with the shared checkpoint: FC1's library names its answers."""
+    from introspect.capture import activations
+    from introspect.data import load_dataset
+    from introspect.models import create_model
+
+    ckpt = sorted((shared_data / "weights").glob("mnist_cnn_pytorch_examples_net_*.pt"))[0]
+    model = create_model("mnist_cnn", checkpoint=ckpt)
+    train = load_dataset("mnist", "train", root=shared_data, n_per_class=100)
+    test = load_dataset("mnist", "test", root=shared_data, n_per_class=30)
+    (xtr, _), (xte, yte) = train.tensors(), test.tensors()
+    acts_tr, logits_tr = activations(model, xtr, ["CN2", "FC1"], return_logits=True)
+    acts_te, logits_te = activations(model, xte, ["CN2", "FC1"], return_logits=True)
+    pred_tr, pred_te = logits_tr.argmax(1), logits_te.argmax(1)
+    assert (pred_te == yte.numpy()).mean() > 0.95
+    stack = LibraryStack({"CN2": 0.8, "FC1": 0.8}).fit(acts_tr, pred_tr, 10)
+    agr = stack.agreement(acts_te, pred_te)
+    assert agr["FC1"]["top1"] > 0.9 and agr["FC1"]["top3"] > 0.97
+    assert stack.sizes_["CN2"] > stack.sizes_["FC1"]  # earlier layers are more diverse
