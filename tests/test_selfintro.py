@@ -71,12 +71,18 @@ def test_infovae_is_seeded_and_leaves_global_rng_alone():
     assert not np.allclose(a, c)
 
 
-def test_infovae_standardize_decodes_to_original_scale():
-    H, _ = clusters(K=3, n=60, D=10)
+@pytest.mark.parametrize("scale", ["global", "unit"])
+def test_infovae_is_scale_free_and_decodes_to_the_original_scale(scale):
+    # ELU layers of a conv net reach hundreds: the codes must still fill N(0, I)
+    H, y = clusters(K=3, n=60, D=10)
     H = H * 50 + 100
-    vae = InfoVAE(hidden=(32, 32), epochs=40, standardize=True).fit(H)
-    R = vae.decode(vae.encode(H))
+    vae = InfoVAE(hidden=(32, 32), epochs=40, scale=scale).fit(H)
+    Z = vae.encode(H)
+    assert np.mean(np.abs(Z) < 4) > 0.99 and nearest_centroid_accuracy(Z, y) > 0.95
+    R = vae.decode(Z)
     assert abs(R.mean() - H.mean()) < 0.05 * abs(H.mean())
+    with pytest.raises(ValueError, match="scale"):
+        InfoVAE(epochs=1, scale="bogus").fit(H)
 
 
 def test_unfitted_and_shape_errors():
@@ -266,3 +272,74 @@ def test_selfintrospector_requires_a_fit_and_logits_or_errors():
         si.fit_hidden(hidden, y)
     with pytest.raises(ValueError, match="no model"):
         si.fit(torch.zeros(2, 1, 4, 4), [0, 1])
+
+
+# ------------------------------------------------ a trained digits model, end to end
+
+
+@pytest.fixture(scope="module")
+def digits_net1(tmp_path_factory):
+    """The quick profile's Net1 (4 x 100 ELU, sigmoid, MSE, dropout, CLR) on digits."""
+    from introspect.figures._recipes import load_recipe, recipe_data
+
+    work = tmp_path_factory.mktemp("si-work")
+    model = load_recipe("net1_mlp@digits", workdir=work)
+    train = recipe_data("net1_mlp@digits", "train")
+    test = recipe_data("net1_mlp@digits", "test")
+    si = SelfIntrospector(
+        model,
+        vae=InfoVAE(hidden=(64, 64), epochs=60, seed=0),
+        estimator=ErrorEstimator(hidden=(200, 200, 200), epochs=60, seed=0),
+    ).fit(train)
+    return model, si, test
+
+
+def test_estimator_ranks_misclassified_digits_above_correct_ones(digits_net1):
+    from sklearn.metrics import roc_auc_score
+
+    model, si, test = digits_net1
+    assert si.layers_ == ["H1", "H2", "H3", "H4"]
+    assert si.layer_slices_["H3"] == slice(200, 300)
+    x, y = test.tensors()
+    out = si.analyze(x)
+    wrong = out["pred"] != y.numpy()
+    assert 0.8 < 1 - wrong.mean() < 1.0  # a real but imperfect classifier
+    auroc = roc_auc_score(wrong, out["log10_error_hat"])
+    assert auroc > 0.8
+    np.testing.assert_allclose(si.transform(x[:5]), out["z"][:5], atol=1e-5)
+    # hidden states through the model equal the foundation's capture
+    from introspect.capture import activations
+
+    acts = activations(model, x[:7], ["H4", "H2", "H1", "H3"])
+    np.testing.assert_allclose(si.concat(acts), out["hidden"][:7], atol=1e-6)
+
+
+def test_embed_trajectory_keeps_the_leading_shape(digits_net1):
+    from introspect.attacks import awgn, iterative_fgsm
+
+    model, si, test = digits_net1
+    x, y = test.tensors()
+    noisy = awgn(x[0], 0.1, 5)  # (5, C, H, W)
+    assert si.embed_trajectory(noisy).shape == (5, 2)
+    traj = iterative_fgsm(model, x[:2], torch.tensor([3, 4]), steps=4, step_size=0.05)
+    z = si.embed_trajectory(traj)
+    assert z.shape == (2, 5, 2)
+    np.testing.assert_allclose(z[:, 0], si.transform(x[:2]), atol=1e-5)
+
+
+def test_training_recorder_records_every_epoch(tmp_path):
+    from introspect.data import load_dataset
+    from introspect.models import create_model
+    from introspect.selfintro import TrainingRecorder
+    from introspect.training import fit_classifier
+
+    train = load_dataset("digits", "train", image_size=8)
+    x, y = train.tensors()
+    torch.manual_seed(0)
+    model = create_model("net1_mlp", depth=2, width=16, input_size=(1, 8, 8)).eval()
+    rec = TrainingRecorder(x[:30], ["H1", "H2"], labels=y[:30])
+    rec.record(-1, model)
+    fit_classifier(model, (x, y), epochs=3, loss="mse", callback=rec, progress=False)
+    H = rec.stacked()
+    assert H.shape == (4, 30, 32) and rec.epochs_ == [-1, 0, 1, 2]
+    assert not np.allclose(H[0], H[-1])  # the hidden states moved during training

@@ -178,7 +178,9 @@ def fig2(data: dict):
             tr["z"], tr["labels"], classes, title=f"(b) train, acc {tr['accuracy']:.3f}"
         )
         c = _map_figure(f"(c) estimated error, AUROC {tr['auroc']:.2f}", 340)
-        _surface(c, pn["surface"])
+        # colour range of the estimates at the data, not of the extrapolated corners
+        le = np.asarray(tr["log10_error_hat"])
+        _surface(c, pn["surface"], low=float(le.min()), high=float(le.max()))
         ok = tr["labels"] == tr["pred"]
         c.scatter(tr["z"][ok, 0], tr["z"][ok, 1], size=2, color="white", alpha=0.4)
         c.scatter(tr["z"][~ok, 0], tr["z"][~ok, 1], size=7, color="red", marker="x")
@@ -203,8 +205,8 @@ def _unit_image(title, img_rgb, layers, width=620):
         y_range=Range1d(n_layers, 0),
         tools="save,reset,box_zoom",
     )
-    # bokeh draws rows bottom-up: flip so layer 0 is at the top of the reversed y range
-    p.image_rgba(image=[_rgb_rows_rgba(img_rgb)[::-1]], x=0, y=n_layers, dw=n_units, dh=n_layers)
+    # array row 0 is drawn at y = 0, the top of the reversed y range: layer 0 on top
+    p.image_rgba(image=[_rgb_rows_rgba(img_rgb)[::-1]], x=0, y=0, dw=n_units, dh=n_layers)
     p.yaxis.ticker = list(np.arange(n_layers) + 0.5)
     p.yaxis.major_label_overrides = {float(i + 0.5): str(n) for i, n in enumerate(layers)}
     p.xaxis.axis_label = "unit"
@@ -421,6 +423,7 @@ def fig7(data: dict):
             width=max(500, 60 * len(classes)),
             height=340,
             x_range=Range1d(-0.7, len(classes) - 0.3),
+            y_range=Range1d(grid[0], grid[-1] + 0.12 * (grid[-1] - grid[0])),
             y_axis_label="log10 ê (estimated error)",
             tools="save,reset,box_zoom,hover",
             tooltips=[("", "@name")],
@@ -443,7 +446,7 @@ def fig7(data: dict):
                 )
                 f.scatter([k + sign * 0.05], [v["quartiles"][1]], color="black", size=4)
             f.text(
-                [k], [grid[-1]], text=[f"{100 * row_['sensitivity']:.1f}%"],
+                [k], [grid[-1] + 0.03 * (grid[-1] - grid[0])], text=[f"{100 * row_['sensitivity']:.1f}%"],
                 text_align="center", text_font_size="8pt",
             )  # fmt: skip
         f.xaxis.ticker = list(range(len(classes)))

@@ -119,7 +119,7 @@ class InfoVAE:
     """MMD-regularised autoencoder (InfoVAE / MMD-VAE) of hidden-state vectors.
 
     Encoder ``D -> hidden ELU -> latent_dim`` (linear), decoder the mirror image, loss
-    ``1/2 ||h_hat - h||^2 / D + mmd_weight * MMD^2(z, N(0, I))`` with a Gaussian kernel
+    ``1/2 ||h_hat - h||^2 / D + mmd_weight * MMD^2(z, N(0, I))`` (on scaled ``h``, see ``scale``) with a Gaussian kernel
     ``exp(-||a - b||^2 / kernel_width2)``. The code is deterministic, as in Table 2 of the
     paper (a 2x1 linear bottleneck); the MMD term alone makes the code distribution
     close to the standard normal, which is what the KDE on ``[-4, 4]^2`` relies on.
@@ -138,9 +138,14 @@ class InfoVAE:
     kernel_width2 : float or None, default None
         ``2 sigma^2`` of the Gaussian kernel; None uses ``2 * latent_dim`` (sigma^2 = 2
         for a 2-D code: wide enough to pull in codes that start far from the prior).
-    standardize : bool, default False
-        Fit on per-unit standardised activations (decoded back to the original scale).
-        The paper uses the raw activations.
+    scale : {"global", "unit", None}, default "global"
+        How ``h`` is scaled before encoding (and scaled back when decoding).
+        ``"global"``: centred per unit and divided by one number, the overall standard
+        deviation, so the units keep their relative weights in the loss (as in the
+        paper, which uses the raw activations) while the balance between reconstruction
+        and MMD no longer depends on the activations' magnitude (ELU layers of a conv
+        net reach hundreds; unscaled, the reconstruction swamps the MMD and the codes
+        leave the prior's window). ``"unit"``: per-unit z-scores. None: raw ``h``.
     epochs, batch_size, lr : training schedule (Adam). The paper uses batch 128.
     clr : dict or None
         Triangular cyclic learning rate ``dict(base_lr=, max_lr=, step_size=)``
@@ -156,7 +161,7 @@ class InfoVAE:
     module_ : torch.nn.Module
         ``encoder`` and ``decoder`` (on ``device``, eval mode).
     mean_, scale_ : ndarray of shape (n_features,)
-        Standardisation applied before encoding (zeros / ones when ``standardize`` is off).
+        ``(h - mean_) / scale_`` is what the autoencoder sees.
     history_ : dict of list of float
         Per epoch: ``loss``, ``recon`` and ``mmd``.
     n_features_in_ : int
@@ -168,7 +173,7 @@ class InfoVAE:
         hidden: Sequence[int] = (200, 200, 200),
         mmd_weight: float = 10.0,
         kernel_width2: float | None = None,
-        standardize: bool = False,
+        scale: str | None = "global",
         epochs: int = 100,
         batch_size: int = 128,
         lr: float = 1e-3,
@@ -181,7 +186,7 @@ class InfoVAE:
         self.hidden = hidden
         self.mmd_weight = mmd_weight
         self.kernel_width2 = kernel_width2
-        self.standardize = standardize
+        self.scale = scale
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -208,12 +213,18 @@ class InfoVAE:
             raise ValueError("H contains NaN or infinite values; fix the hidden states first")
         dev = resolve_device(self.device)
         d = int(H.shape[1])
-        if self.standardize:
+        if self.scale == "unit":
             mean = H.mean(0)
             scale = H.std(0)
             scale = torch.where(scale > 1e-8, scale, torch.ones_like(scale))
-        else:
+        elif self.scale == "global":
+            mean = H.mean(0)
+            total = float((H - mean).pow(2).mean().sqrt())
+            scale = torch.full((d,), total if total > 1e-8 else 1.0)
+        elif self.scale is None:
             mean, scale = torch.zeros(d), torch.ones(d)
+        else:
+            raise ValueError(f"scale must be 'global', 'unit' or None; got {self.scale!r}")
         Hs = (H - mean) / scale
         width2 = float(self.kernel_width2 or 2 * self.latent_dim)
         with torch.random.fork_rng(devices=[]):
@@ -290,7 +301,7 @@ class InfoVAE:
         return (out * torch.from_numpy(self.scale_) + torch.from_numpy(self.mean_)).numpy()
 
     def reconstruction_error(self, H) -> np.ndarray:
-        """Per-sample ``1/2 ||decode(encode(h)) - h||^2 / D``, shape (n_samples,)."""
+        """Per-sample ``1/2 ||decode(encode(h)) - h||^2 / D`` in the units of ``h``, (n_samples,)."""
         H = np.asarray(to_numpy(H), dtype=np.float32)
         R = self.decode(self.encode(H))
         return 0.5 * ((R - H) ** 2).sum(1) / H.shape[1]

@@ -97,6 +97,97 @@ RECIPES: dict[str, dict] = {
         )
         for n in (20, 32, 44, 56)
     },
+    # selfintro (Pardo et al. 2022): sigmoid outputs trained on 1/2 ||y - y_hat||^2.
+    # quick: a 4 x 100 Net1 on digits at 28x28 and a narrow all-conv Net2 on 3-channel 16x16.
+    "net1_mlp@digits": dict(
+        model="net1_mlp",
+        model_kwargs={"depth": 4, "width": 100, "dropout": 0.1},
+        dataset="digits",
+        image_size=28,
+        channels=1,
+        train=dict(
+            epochs=40,
+            batch_size=64,
+            lr=3e-3,
+            loss="mse",
+            patience=10,
+            clr=dict(base_lr=1e-4, max_lr=3e-3, step_size=85),
+        ),
+    ),  # fmt: skip
+    "net1_mlp_noise@digits": dict(
+        model="net1_mlp",
+        model_kwargs={"depth": 4, "width": 100, "dropout": 0.1},
+        dataset="digits",
+        image_size=28,
+        channels=1,
+        train=dict(
+            epochs=40,
+            batch_size=64,
+            lr=3e-3,
+            loss="mse",
+            patience=10,
+            noise_sigma_max=1.0,
+            clr=dict(base_lr=1e-4, max_lr=3e-3, step_size=85),
+        ),
+    ),  # fmt: skip
+    "net2_allconv@digits": dict(
+        model="net2_allconv",
+        model_kwargs={"input_size": (3, 16, 16), "channels": (16, 32), "dense": (64, 64, 64)},
+        dataset="digits",
+        image_size=16,
+        channels=3,
+        train=dict(epochs=40, batch_size=32, lr=3e-4, loss="mse"),
+    ),
+    # paper: Net1 12 x 200 on MNIST (keep probability 0.9 -> dropout 0.1; triangular CLR in
+    # [0, 1e-5], cycles of 3000 iterations of 128 = 6.4 epochs, 30 cycles, patience 5 cycles)
+    "net1_mlp@mnist": dict(
+        model="net1_mlp",
+        model_kwargs={"dropout": 0.1},
+        dataset="mnist",
+        image_size=None,
+        channels=1,
+        train=dict(
+            epochs=192,
+            batch_size=128,
+            lr=1e-5,
+            loss="mse",
+            patience=32,
+            clr=dict(base_lr=0.0, max_lr=1e-5, step_size=1500),
+        ),
+    ),  # fmt: skip
+    "net1_mlp_noise@mnist": dict(
+        model="net1_mlp",
+        model_kwargs={"dropout": 0.1},
+        dataset="mnist",
+        image_size=None,
+        channels=1,
+        train=dict(
+            epochs=192,
+            batch_size=128,
+            lr=1e-5,
+            loss="mse",
+            patience=32,
+            noise_sigma_max=1.0,
+            clr=dict(base_lr=0.0, max_lr=1e-5, step_size=1500),
+        ),
+    ),  # fmt: skip
+    # Net2 on CIFAR-10 (keep probability 0.8 -> dropout 0.2; cycles of 5000 iterations; the
+    # paper's lr range for it is not given: max 1e-4 here, 200 epochs, patience ~5 cycles)
+    "net2_allconv@cifar10": dict(
+        model="net2_allconv",
+        model_kwargs={"dropout": 0.2},
+        dataset="cifar10",
+        image_size=None,
+        channels=3,
+        train=dict(
+            epochs=200,
+            batch_size=128,
+            lr=1e-4,
+            loss="mse",
+            patience=64,
+            clr=dict(base_lr=0.0, max_lr=1e-4, step_size=2500),
+        ),
+    ),  # fmt: skip
 }
 
 
