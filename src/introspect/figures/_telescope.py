@@ -200,10 +200,11 @@ def som_run(
     """Codes, one SOM per layer (fitted on SOM-tr) and the top-k BMUs of each split."""
     model = load_recipe(spec, workdir=workdir, device=device, data_root=data_root, seed=seed)
     npc = {"train": n_per_class, "val": val_n_per_class}
-    stores = {}
+    stores, datasets = {}, {}
     for split in splits:
         real = val_split if split == "val" else split
         data = recipe_data(spec, real, data_root=data_root, n_per_class=npc.get(split), seed=seed)
+        datasets[split] = data
         stores[split] = pipeline.captured(
             model,
             data,
@@ -251,7 +252,7 @@ def som_run(
         for split in splits:
             X = np.asarray(stores[split].layer(layer), dtype=np.float32)
             bmus[split][layer] = som.bmus(X, k=int(top_k))
-    classes = list(recipe_data(spec, "train", data_root=data_root, seed=seed).classes)
+    classes = list(datasets["train"].classes)
     return SomRun(
         spec=spec if isinstance(spec, str) else str(spec.get("model")),
         shape=(int(som_size), int(som_size)),
