@@ -44,7 +44,7 @@ RECIPES: dict[str, dict] = {
         dataset="digits",
         image_size=16,
         channels=1,
-        train={**_QUICK_TRAIN, "adversarial": dict(eps=0.1, nb_iter=7, eps_iter=0.03)},
+        train={**_QUICK_TRAIN, "adversarial": dict(eps=0.1, nb_iter=3, eps_iter=0.04)},
     ),
     # manifolds paper profile: Kolter & Madry's tutorial CNN on MNIST, random / normal /
     # PGD-trained (eps 0.3, 40 steps of 0.01, random start), trained here
