@@ -347,3 +347,27 @@ def test_classwise_robustness_with_introspect_pgd_matches_the_known_answer():
     np.testing.assert_allclose(rob.adv_acc, [[1.0, 0.75], [0.75, 0.25], [0.25, 0.25]])
     assert rob.attack["name"] == "pgd" and rob.attack["seed"] == 0
     assert model.training  # mode restored
+
+
+@pytest.mark.realdata
+def test_published_mnist_models_trained_manifolds_are_lower_dimensional(shared_data, monkeypatch):
+    """advertorch LeNet5: random init >> clean > PGD-trained mean CAM dimension (500 per class)."""
+    from introspect.data import load_dataset
+    from introspect.models import create_model
+
+    monkeypatch.setenv("INTROSPECT_WEIGHTS", str(shared_data / "weights"))
+    test = load_dataset("mnist", split="test", root=shared_data, n_per_class=500, seed=0)
+    X, y = test.tensors()
+    mean = {}
+    for label, name, pretrained in [
+        ("random", "advertorch_lenet5_clntrained", False),
+        ("clean", "advertorch_lenet5_clntrained", True),
+        ("pgd", "advertorch_lenet5_advtrained", True),
+    ]:
+        torch.manual_seed(0)
+        feats = penultimate_features(create_model(name, pretrained=pretrained), X)
+        m = class_manifold_dims(feats, y)
+        assert m.n.tolist() == [500] * 10 and not m.capped.any()
+        mean[label] = m.mean_dim
+    assert mean["random"] > 2 * mean["clean"]
+    assert mean["clean"] > mean["pgd"]
