@@ -175,7 +175,8 @@ def fig02(data: dict):
             legend_label="plain mean",
         )
         p.legend.label_text_font_size = "8pt"
-        p.legend.background_fill_alpha = 0.5
+        p.legend.orientation = "horizontal"
+        p.add_layout(p.legend[0], "below")  # keep the map clear
         p.hover.tooltips = [("unit", "@unit"), ("row, col", "@r, @c"), ("BMU count", "@count")]
         top.append(p)
         q = _grid_panel(f"{layer}: unfolded (3x3)", 3 * m, 3 * n)
