@@ -251,7 +251,8 @@ def _density_grid(data: dict):
                 tools="pan,wheel_zoom,reset,save,hover",
                 match_aspect=True,
             )
-            p.image(image=[d], x=-0.5 / res, y=m - 0.5 / res, dw=n, dh=m, color_mapper=mapper)
+            # row 0 of the density is drawn at the lowest y, which the reversed axis puts on top
+            p.image(image=[d], x=-0.5 / res, y=-0.5 / res, dw=n, dh=m, color_mapper=mapper)
             p.hover.tooltips = [("density", "@image{0.00000}")]
             p.add_layout(ColorBar(color_mapper=mapper, width=8), "right")
             p.grid.grid_line_color = None
@@ -275,6 +276,7 @@ def _class_bmus(data: dict):
     m, n = data["shape"]
     colors = {"train": "#0072B2", "val": "#D55E00"}
     rows = []
+    first = True
     for layer in data["layers"]:
         row = []
         for c, name in zip(data["classes"], data["class_names"]):
@@ -297,13 +299,21 @@ def _class_bmus(data: dict):
                     fill_color=colors[split] if split == "train" else None,
                     fill_alpha=0.5,
                     line_color=colors[split],
-                    legend_label="SOM-tr" if split == "train" else "SOM-val",
+                    line_width=1.5,
+                    **(
+                        {"legend_label": "SOM-tr" if split == "train" else "SOM-val"}
+                        if first
+                        else {}
+                    ),
                 )
             ce = b["centre"]
             p.scatter([ce[1]], [ce[0]], marker="x", size=12, line_width=3, color="black")
             p.hover.tooltips = [("row, col", "@r, @c"), ("BMU count", "@count")]
-            p.legend.label_text_font_size = "7pt"
-            p.legend.background_fill_alpha = 0.4
+            if first:  # one legend, under the first panel
+                p.legend.label_text_font_size = "7pt"
+                p.legend.orientation = "horizontal"
+                p.add_layout(p.legend[0], "below")
+                first = False
             row.append(p)
         rows.append(row)
     return gridplot(rows)
