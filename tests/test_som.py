@@ -158,7 +158,9 @@ def test_fit_separates_clusters_and_errors_are_sane(metric):
     assert som.history_["qe"].shape == (som.n_steps_,) == (5 * 16,)
     # the loss falls during training
     assert som.history_["qe"][-16:].mean() < som.history_["qe"][:16].mean()
-    b = som.bmus(X)[:, 0]
+    top10 = som.bmus(X)
+    assert top10.shape == (len(X), 10)
+    b = top10[:, 0]
     # each cluster owns its units: no unit is the BMU of two clusters
     owners = {u: set(y[b == u]) for u in np.unique(b)}
     assert all(len(s) == 1 for s in owners.values())

@@ -387,13 +387,14 @@ class ToroidalSOM:
         """
         return np.concatenate([d.cpu().numpy() for d in self._chunks(X)], axis=0)
 
-    def bmus(self, X, k: int = 1) -> np.ndarray:
+    def bmus(self, X, k: int = 10) -> np.ndarray:
         """Indices of the ``k`` nearest units of every sample, nearest first.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        k : int, default=1
+        k : int, default=10
+            The paper's analyses use the top-10 BMUs; ``k=1`` gives the BMU alone.
 
         Returns
         -------
@@ -401,6 +402,7 @@ class ToroidalSOM:
             Unit indices; unit ``u`` is at grid row ``u // n``, column ``u % n``
             (see :meth:`unit_coords`). ``k=1`` still returns a 2-D array.
         """
+        check_is_fitted(self, "weights_")
         if not 1 <= int(k) <= self.n_units:
             raise ValueError(f"k must be between 1 and m * n = {self.n_units}, got {k}.")
         out = []
