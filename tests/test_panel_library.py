@@ -121,3 +121,26 @@ def test_compute_errors_are_shown(tmp_path):
     p.eps_text.value = ""
     p.compute_button.click()
     assert p.error is not None and "eps" in p.errors.text
+
+
+@pytest.mark.slow
+def test_compute_runs_the_cached_pipeline(tmp_path):
+    from introspect_widgets.panels import LibraryPanel
+
+    p = LibraryPanel(
+        model="small_cnn@digits",
+        layers=("CL3", "FC"),
+        thetas=(0.8, 0.95),
+        eps=(0.1,),
+        n_attack=20,
+        nb_iter=5,
+        n_train_per_class=20,
+        n_test_per_class=10,
+        workdir=str(tmp_path),
+    )
+    p.compute_button.click()
+    assert p.error is None, p.errors.text
+    assert p.data["n_test"] == 100 and len(p.data["attack_labels"]) == 20
+    assert p.data["images_clean"].shape[0] == 20
+    assert set(p.layer_stats) == {"CL3", "FC"} and 0 <= p.auroc_value <= 1
+    assert p.input_info["layers"].keys() == {"CL3", "FC"}
