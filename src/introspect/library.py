@@ -263,8 +263,7 @@ class LibraryNetwork:
             bar.close()
         if n_seen == 0:
             raise ValueError("H is empty: a library needs at least one pattern.")
-        lib = segments[0] if len(segments) == 1 else torch.cat(segments)
-        del segments
+        lib = _concat_freeing(segments)
         self._lib = lib
         self.patterns_ = lib.cpu().numpy() if lib.device.type != "cpu" else lib.numpy()
         self.indices_ = np.concatenate(kept).astype(np.int64)
@@ -413,6 +412,28 @@ class LibraryNetwork:
         size = getattr(self, "size_", None)
         extra = f", size_={size}" if size is not None else ""
         return f"LibraryNetwork(theta={self.theta}, top_k={self.top_k}{extra})"
+
+
+def _concat_freeing(segments: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate the library segments, releasing each one once copied.
+
+    The output's pages are only touched as it is filled (large CPU allocations are lazy),
+    so the peak stays near one library plus one segment instead of two libraries.
+    """
+    if len(segments) == 1:
+        return segments.pop()
+    first = segments[0]
+    size = sum(s.shape[0] for s in segments)
+    out = torch.empty((size, first.shape[1]), dtype=first.dtype, device=first.device)
+    pos = 0
+    for i in range(len(segments)):
+        seg = segments[i]
+        segments[i] = None
+        out[pos : pos + seg.shape[0]] = seg
+        pos += seg.shape[0]
+        del seg
+    segments.clear()
+    return out
 
 
 def _novel_in_block(
