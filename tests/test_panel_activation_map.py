@@ -53,6 +53,7 @@ def test_map_shows_every_input_coloured_by_class_with_hover_images(panel, fitted
     assert d["label"][:5] == [str(int(t)) for t in test.targets[:5]]
     assert panel.map_figure.output_backend == "webgl"
     assert panel.index.max == n - 1
+    assert panel.target.value == 0 and panel.selected == 0
     assert "accuracy" in panel.status.value
 
 
@@ -76,7 +77,7 @@ def test_clicking_a_point_shows_its_reordered_activations(panel, fitted):
     assert panel.selected == 7 and panel.index.value == 7
     heat = panel.heat.data["image"][0]
     assert heat.shape == (2, 32)
-    h = panel.result["hidden"][7][si.global_order()]
+    h = si.concat(si.hidden(panel.x[7:8]))[0][si.global_order()]
     np.testing.assert_allclose(heat.ravel(), h, atol=1e-6)
     assert panel.rainbow.data["image"][0].shape == (2, 32)
     np.testing.assert_allclose(
@@ -138,3 +139,31 @@ def test_unfitted_panel_reports_instead_of_raising():
     p = ActivationMapPanel(model="no_such_recipe@x", workdir="/nonexistent")
     p.fit_button.click()
     assert p.error is not None and "unknown model recipe" in p.errors.text
+
+
+# ------------------------------------------------------------------ real browser
+
+from browser_harness import REPO, browser, jupyter_lab, lab_page  # noqa: E402, F401 (fixtures)
+
+NOTEBOOK = REPO / "notebooks" / "explore" / "selfintro.ipynb"
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("jupyter_lab", [[NOTEBOOK]], indirect=True)
+def test_explore_notebook_runs_in_chromium(jupyter_lab, lab_page):  # noqa: F811
+    import re
+
+    lab_page.open(NOTEBOOK.name)
+    lab_page.run_all(timeout=400)  # trains the small Net1 and fits the map on first use
+    assert lab_page.cell_errors() == []
+    page = lab_page.page
+    panel = page.locator(".introspect-panel").first
+    panel.wait_for(state="visible")
+    panel.get_by_text(re.compile(r"360 inputs mapped; accuracy 0\.\d+")).wait_for()
+    panel.locator(".bk-Canvas, .bk-Figure").first.wait_for(state="attached")
+    panel.get_by_role("button", name="Run").click()
+    panel.get_by_text(re.compile(r"targeted FGSM: answer \d -> \d after 100 steps")).wait_for(
+        timeout=120_000
+    )
+    assert lab_page.js_errors() == []

@@ -265,6 +265,7 @@ class ActivationMapPanel(Panel):
                 x, y = x[keep], y[keep]
             self.x, self.labels = x, y.numpy()
             self.result = self.si.analyze(x)
+            del self.result["hidden"]  # (N, D) can be GBs for 70,000 inputs; recomputed per click
             self.classes = list(getattr(self.data, "classes", [str(k) for k in self.si.classes_]))
             self._order = self.si.global_order()
             rgb = self.si.brainbow()
@@ -273,6 +274,7 @@ class ActivationMapPanel(Panel):
             with hold_sync(self.index, self.target):
                 self.index.max = len(x) - 1
                 self.target.options = [(c, k) for k, c in enumerate(self.classes)]
+                self.target.value = 0  # a Dropdown keeps None after new options
             acc = float((self.result["pred"] == self.labels).mean())
             self.set_status(f"{len(x)} inputs mapped; accuracy {acc:.4f}")
             self.select(0)
@@ -328,7 +330,7 @@ class ActivationMapPanel(Panel):
         self.image.data = dict(image=[image_rgba(self.x[i].numpy())])
         self.image_figure.title.text = f"#{i}: label {self.classes[lab]}, answer {self.classes[pr]}"
         self.cross.data = dict(z1=[r["z"][i, 0]], z2=[r["z"][i, 1]])
-        self._show_activations(r["hidden"][i])
+        self._show_activations(self.si.analyze(self.x[i : i + 1])["hidden"][0])
         with hold_sync(self.index):
             self.index.value = i
         self.trajectory = None
