@@ -371,3 +371,21 @@ def test_published_mnist_models_trained_manifolds_are_lower_dimensional(shared_d
         mean[label] = m.mean_dim
     assert mean["random"] > 2 * mean["clean"]
     assert mean["clean"] > mean["pgd"]
+
+
+def test_small_n_spearman_p_is_exact_and_n_boot_zero_skips_the_ci():
+    out = dim_robustness_correlation([1, 2, 3], [0.9, 0.5, 0.1], n_boot=0)
+    assert out["spearman_r"] == pytest.approx(-1.0)
+    assert out["spearman_p"] == pytest.approx(2 / 6)  # 2 of the 3! orderings are perfect
+    assert out["spearman_p_method"] == "exact permutation"
+    assert all(np.isnan(out["pearson_ci"])) and all(np.isnan(out["spearman_ci"]))
+    # n = 8: exact p agrees with a brute-force count over random-free enumeration
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal(8), rng.standard_normal(8)
+    exact = dim_robustness_correlation(a, b, n_boot=0)["spearman_p"]
+    ref = stats.permutation_test(
+        (b,), lambda y: stats.spearmanr(a, y)[0], permutation_type="pairings", n_resamples=np.inf
+    ).pvalue
+    assert exact == pytest.approx(ref, abs=1e-9)
+    big = dim_robustness_correlation(np.arange(12), np.arange(12) ** 2, n_boot=0)
+    assert big["spearman_p_method"] == "t approximation (scipy)"

@@ -85,7 +85,7 @@ class ManifoldPanel(Panel):
         robust_split: str = "test",
         robust_n_per_class: int | None = None,
         n_classes: int | None = None,
-        nb_iter: int = 20,
+        nb_iter: int = 10,
         batch_size: int = 128,
         device: str = "cpu",
         workdir: str = "introspect-work",

@@ -696,7 +696,8 @@ def dim_robustness_correlation(
     robust_acc : array-like of shape (n_classes,)
         Per-class adversarial accuracy (pairs with NaN in either are dropped).
     n_boot : int, default 2000
-        Bootstrap resamples of the classes (pairs drawn with replacement).
+        Bootstrap resamples of the classes (pairs drawn with replacement); 0 skips the
+        intervals (NaN), e.g. for a handful of models where resampling is meaningless.
     ci : float, default 0.95
         Level of the percentile bootstrap intervals.
     seed : int
@@ -705,8 +706,10 @@ def dim_robustness_correlation(
     -------
     dict
         ``n``, ``pearson_r``, ``pearson_p``, ``pearson_ci`` (lo, hi), ``spearman_r``,
-        ``spearman_p``, ``spearman_ci``, ``n_boot``, ``ci``. r and p are NaN when either
-        input is constant. The thesis's claim (more robust, lower dimension) is a
+        ``spearman_p``, ``spearman_ci``, ``spearman_p_method``, ``n_boot``, ``ci``. r and p
+        are NaN when either input is constant. The Spearman p-value is exact (all
+        permutations) for n <= 8, where scipy's t approximation fails (it gives p = 0 for
+        a perfect rank correlation of 3 points); otherwise scipy's. The thesis's claim (more robust, lower dimension) is a
         negative r.
     """
     a = np.asarray(dims, dtype=np.float64).ravel()
@@ -735,6 +738,13 @@ def dim_robustness_correlation(
     sr = stats.spearmanr(a, b)
     out["pearson_r"], out["pearson_p"] = float(pr[0]), float(pr[1])
     out["spearman_r"], out["spearman_p"] = float(sr[0]), float(sr[1])
+    out["spearman_p_method"] = "t approximation (scipy)"
+    if a.size <= _EXACT_SPEARMAN_MAX_N:
+        out["spearman_p"] = _spearman_exact_p(a, b)
+        out["spearman_p_method"] = "exact permutation"
+    if int(n_boot) <= 0:
+        out["pearson_ci"] = out["spearman_ci"] = (float("nan"), float("nan"))
+        return out
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, a.size, size=(int(n_boot), a.size))
     A, B = a[idx], b[idx]
@@ -750,6 +760,20 @@ def dim_robustness_correlation(
             lo, hi = np.nanpercentile(r, q)
             out[f"{k}_ci"] = (float(lo), float(hi))
     return out
+
+
+_EXACT_SPEARMAN_MAX_N = 8
+
+
+def _spearman_exact_p(a, b) -> float:
+    """Two-sided p of Spearman's r over all n! orderings of ``b``'s ranks (ties kept)."""
+    import itertools
+
+    ra, rb = stats.rankdata(a), stats.rankdata(b)
+    perms = np.array(list(itertools.permutations(rb)), dtype=np.float64)
+    r_all = _rowwise_pearson(np.broadcast_to(ra, perms.shape), perms)
+    r_obs = _rowwise_pearson(ra[None], rb[None])[0]
+    return float(np.mean(np.abs(r_all) >= abs(r_obs) - 1e-12))
 
 
 def _rowwise_pearson(X, Y) -> np.ndarray:

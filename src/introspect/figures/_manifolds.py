@@ -201,12 +201,12 @@ def analyse(
     }
 
 
-def _corr(x, acc, seed):
+def _corr(x, acc, seed, n_boot=1000):
     x, acc = np.asarray(x, dtype=float), np.asarray(acc, dtype=float)
     ok = np.isfinite(x) & np.isfinite(acc)
     if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(acc[ok]) == 0:
         return None  # undefined: every class equally robust (e.g. all 0) or equal dims
-    out = dim_robustness_correlation(x, acc, n_boot=1000, seed=seed)
+    out = dim_robustness_correlation(x, acc, n_boot=n_boot, seed=seed)
     out["pearson_ci"], out["spearman_ci"] = list(out["pearson_ci"]), list(out["spearman_ci"])
     return out
 
@@ -215,9 +215,12 @@ def fmt_corr(c) -> str:
     """``r_P -0.41 (p 0.003) r_S -0.38 (p 0.007)`` or ``undefined``."""
     if c is None:
         return "undefined (no variation)"
+    ci = c["pearson_ci"]
+    ci_txt = f", CI {ci[0]:+.2f}..{ci[1]:+.2f}" if np.all(np.isfinite(ci)) else ""
+    exact = ", exact" if c.get("spearman_p_method") == "exact permutation" else ""
     return (
-        f"Pearson r {c['pearson_r']:+.2f} (p {c['pearson_p']:.3g}, CI {c['pearson_ci'][0]:+.2f}.."
-        f"{c['pearson_ci'][1]:+.2f})  Spearman r {c['spearman_r']:+.2f} (p {c['spearman_p']:.3g})"
+        f"n {c['n']}: Pearson r {c['pearson_r']:+.2f} (p {c['pearson_p']:.3g}{ci_txt})  "
+        f"Spearman r {c['spearman_r']:+.2f} (p {c['spearman_p']:.3g}{exact})"
     )
 
 
@@ -232,7 +235,9 @@ def across_models(results: dict, models, eps) -> dict:
     """Per-model means (dimension, participation ratio, clean and PGD accuracy per eps).
 
     Returns lists aligned with ``models`` and, for every eps, the correlation of mean
-    dimension with mean PGD accuracy across the models (None with fewer than 3 models).
+    dimension with mean PGD accuracy across the models (None with fewer than 3 models; no
+    bootstrap interval; with so few points it only says whether the order agrees, and
+    architectures with different feature sizes D are not on one scale).
     """
     out = {
         "mean_dim": [results[s]["mean_dim"] for s in models],
@@ -245,7 +250,8 @@ def across_models(results: dict, models, eps) -> dict:
         "n_features": [results[s]["manifolds"]["n_features"] for s in models],
     }
     out["correlation"] = {
-        k: _corr(out["mean_dim"], acc, 0) if len(models) >= 3 else None
+        # a bootstrap over 3 or 4 models is meaningless: r and p only
+        k: _corr(out["mean_dim"], acc, 0, n_boot=0) if len(models) >= 3 else None
         for k, acc in out["adv_accuracy"].items()
     }
     return out
