@@ -133,3 +133,10 @@ def test_compute_runs_a_recipe_end_to_end(tmp_path):
     assert len(src.data["dim"]) == 10
     assert src.data["img"][0].startswith("data:image/png;base64,")
     assert "mean dim" in p.status.value
+
+
+def test_models_on_different_classes_are_refused():
+    a, b = fake_result(ACC_A), fake_result(ACC_B, seed=1)
+    b["manifolds"]["classes"] = [5, 6, 7, 8, 9]
+    with pytest.raises(ValueError, match="different classes"):
+        ManifoldPanel(results={"A": a, "B": b})

@@ -220,6 +220,12 @@ class ManifoldPanel(Panel):
         specs = [s for s in (specs or self._shown()) if s in self.results]
         if not specs:
             return
+        classes = {tuple(self.results[s]["manifolds"]["classes"]) for s in specs}
+        if len(classes) > 1:
+            raise ValueError(
+                f"the models {specs} were analysed on different classes; compare models "
+                "of one dataset (and one n_classes / seed) side by side"
+            )
         eps = self.results[specs[0]]["robustness"]["eps"]
         labels = [format(float(e), "g") for e in eps]
         first = self.results[specs[0]]["manifolds"]
