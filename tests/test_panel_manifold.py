@@ -70,7 +70,7 @@ def test_scatter_shows_known_dimensions_and_the_correlation(panel):
     assert panel.correlations["A"]["spearman_r"] == pytest.approx(-1.0)
     ref = dim_robustness_correlation(K_PER_CLASS, ACC_B[1])
     assert panel.correlations["B"]["pearson_r"] == pytest.approx(ref["pearson_r"])
-    assert "Spearman r -1.00" in panel._sources["A"][0].title.text
+    assert "Spearman -1.00" in panel._subtitles["A"].text
     assert src.data["name"][0] == "c0" and src.data["n"] == [80] * 5
 
 
@@ -81,6 +81,7 @@ def test_eps_slider_updates_points_and_r(panel):
     ref = dim_robustness_correlation(K_PER_CLASS, ACC_B[0])
     assert panel.correlations["B"]["spearman_r"] == pytest.approx(ref["spearman_r"])
     assert "eps 0.05" in panel._sources["B"][0].title.text
+    assert f"Spearman {ref['spearman_r']:+.2f}" in panel._subtitles["B"].text
     assert len(line.data["x"]) == 2
     assert panel.error is None
 

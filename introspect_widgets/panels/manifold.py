@@ -110,6 +110,7 @@ class ManifoldPanel(Panel):
         self.correlations: dict[str, dict | None] = {}
         self.dims: dict[str, np.ndarray] = {}
         self._sources: dict = {}
+        self._subtitles: dict = {}
 
         style = {"description_width": "80px"}
         names = list(dict.fromkeys([*self.results, *_recipes.RECIPES, *models]))
@@ -238,11 +239,12 @@ class ManifoldPanel(Panel):
             self.class_select.value = 0
         plots = []
         for spec in specs:
-            p, src, line = scatter_plot(self._scatter_data(spec, 0), title=spec)
+            p, src, line, sub = scatter_plot(self._scatter_data(spec, 0), title=spec)
             if self.thumbnails.get(spec):
                 p.tools = [t for t in p.tools if not isinstance(t, HoverTool)]
                 p.add_tools(HoverTool(tooltips=_THUMB_TOOLTIP))
             self._sources[spec] = (p, src, line)
+            self._subtitles[spec] = sub
             plots.append(p)
         curve_src = ColumnDataSource(dict(xs=[], ys=[], model=[], color=[]))
         curves = figure(
@@ -305,9 +307,9 @@ class ManifoldPanel(Panel):
             src.data = d
             line.data = _fit_line(d["dim"], d["acc"])
             p.title.text = (
-                f"{spec}, eps {self.eps_slider.value}, threshold "
-                f"{self.threshold_slider.value:.2f}: {corr_text(corr)}"
+                f"{spec}, eps {self.eps_slider.value}, threshold {self.threshold_slider.value:.2f}"
             )
+            self._subtitles[spec].text = corr_text(corr)
         self._update_curves()
 
     def _update_curves(self) -> None:

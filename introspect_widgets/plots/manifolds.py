@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from bokeh.layouts import column, gridplot, row
-from bokeh.models import ColumnDataSource, HoverTool, Span
+from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Span
 from bokeh.plotting import figure
 
 from . import layer_colors
@@ -35,8 +35,15 @@ def corr_text(c) -> str:
         return "r undefined (no variation)"
     return (
         f"Pearson r {c['pearson_r']:+.2f} (p {c['pearson_p']:.2g}), "
-        f"Spearman r {c['spearman_r']:+.2f} (p {c['spearman_p']:.2g})"
+        f"Spearman {c['spearman_r']:+.2f} (p {c['spearman_p']:.2g}), n {c['n']}"
     )
+
+
+def _legend_outside(p):
+    if p.legend:
+        legend = p.legend[0]
+        legend.click_policy = "hide"
+        p.add_layout(legend, "right")
 
 
 def curves_plot(m: dict, title: str = "", width=380, height=300, highlight=None):
@@ -97,9 +104,10 @@ def dims_bar(m: dict, title: str = "", width=380, height=300):
         y_axis_label="dimension",
     )
     p.vbar(x="name", top="dim", width=0.8, color="color", source=src)
-    p.scatter("name", "pr", source=src, color="#D55E00", size=6, legend_label="participation ratio")
+    p.scatter("name", "pr", source=src, color="#D55E00", size=6, legend_label="PR")
     p.xaxis.major_label_orientation = 0.9 if len(names) > 12 else 0
-    p.legend.location = "top_right"
+    p.y_range.start = 0
+    _legend_outside(p)
     p.add_tools(
         HoverTool(
             tooltips=[
@@ -152,11 +160,15 @@ def _fit_line(x, y):
     return dict(x=xs, y=[a * v + b for v in xs])
 
 
-def scatter_plot(data: dict, title: str, width=360, height=300):
+def scatter_plot(data: dict, title: str, width=380, height=320, subtitle: str = ""):
     """Dimension (x) vs PGD accuracy (y), one point per class, least-squares line.
 
-    Returns ``(figure, point_source, line_source)``.
+    ``subtitle`` (e.g. the r values) is a second title line.
+    Returns ``(figure, point_source, line_source, subtitle)``; ``subtitle`` is the bokeh
+    ``Title`` model of the second line (update its ``text``).
     """
+    from bokeh.models import Title
+
     src = ColumnDataSource(data)
     line = ColumnDataSource(_fit_line(data["dim"], data["acc"]))
     p = figure(
@@ -181,7 +193,9 @@ def scatter_plot(data: dict, title: str, width=360, height=300):
         )
     )
     p.title.text_font_size = "9pt"
-    return p, src, line
+    sub = Title(text=subtitle, text_font_size="8pt", text_font_style="normal")
+    p.add_layout(sub, "above")
+    return p, src, line, sub
 
 
 def robustness(data: dict):
@@ -190,9 +204,10 @@ def robustness(data: dict):
     for spec in data["models"]:
         r = data["results"][spec]
         for j, e in enumerate(r["robustness"]["eps"]):
-            p, _, _ = scatter_plot(
+            p, _, _, _ = scatter_plot(
                 scatter_source_data(r, j),
-                title=f"{spec}, eps {e:.3g}: {corr_text(r['correlation'][_key(e)])}",
+                title=f"{spec}, eps {e:.3g}",
+                subtitle=corr_text(r["correlation"][_key(e)]),
             )
             plots.append(p)
     ncols = max(1, min(3, len(data["eps"])))
@@ -221,6 +236,18 @@ def _means_plot(data: dict, labels):
             )
         )
         p.scatter("dim", "acc", source=src, size=10, color=color, legend_label=f"eps {e:.3g}")
+        if color == colors[0]:
+            p.add_layout(
+                LabelSet(
+                    x="dim",
+                    y="acc",
+                    text="model",
+                    source=src,
+                    x_offset=6,
+                    y_offset=4,
+                    text_font_size="8pt",
+                )
+            )
     p.add_tools(
         HoverTool(
             tooltips=[
@@ -232,7 +259,8 @@ def _means_plot(data: dict, labels):
             ]
         )
     )
-    p.legend.location = "top_right"
+    p.x_range.range_padding = 0.3
+    _legend_outside(p)
     return p
 
 
@@ -248,7 +276,14 @@ def _r_bars(data: dict, labels):
             tips.append(corr_text(c))
     from bokeh.models import FactorRange
 
-    src = ColumnDataSource(dict(x=xs, r=[0.0 if np.isnan(v) else v for v in rs], tip=tips))
+    src = ColumnDataSource(
+        dict(
+            x=xs,
+            r=[0.02 if np.isnan(v) else v for v in rs],
+            tip=tips,
+            color=["#BBBBBB" if np.isnan(v) else "#0072B2" for v in rs],
+        )
+    )
     p = figure(
         title="per-class Spearman r (dimension vs PGD accuracy)",
         x_range=FactorRange(*xs),
@@ -257,7 +292,7 @@ def _r_bars(data: dict, labels):
         y_range=(-1.05, 1.05),
         y_axis_label="Spearman r",
     )
-    p.vbar(x="x", top="r", width=0.8, source=src, color="#0072B2")
+    p.vbar(x="x", top="r", width=0.8, source=src, color="color")
     p.xaxis.major_label_orientation = 0.9
     p.add_tools(HoverTool(tooltips=[("", "@x"), ("", "@tip")]))
     return p
@@ -298,7 +333,8 @@ def adversarial_training(data: dict):
     p.add_tools(
         HoverTool(tooltips=[("model", "@model"), ("class", "@name"), ("dim", "@dim (n @n)")])
     )
-    p.legend.location = "top_left"
+    p.y_range.start = 0
+    _legend_outside(p)
 
     q = figure(
         title="PGD accuracy vs eps",
@@ -320,4 +356,5 @@ def adversarial_training(data: dict):
         q.line("eps", "acc", source=src, color=color, line_width=2, legend_label=label)
         q.scatter("eps", "acc", source=src, color=color, size=6)
     q.add_tools(HoverTool(tooltips=[("model", "@model"), ("eps", "@eps"), ("acc", "@acc{0.000}")]))
+    _legend_outside(q)
     return column(row(p, q), row(_means_plot(data, labels), _r_bars(data, labels)))

@@ -21,7 +21,7 @@ PARAMS = {
     "robust_n_per_class": Param(None, "images per class attacked (None: all)", "int"),
     "n_classes": Param(None, "number of random classes (None: all)", "int"),
     "threshold": Param(0.95, "explained-variance threshold that defines the dimension"),
-    "eps": Param([0.02, 0.05, 0.1], "L-inf budgets of PGD, in [0, 1] pixel units"),
+    "eps": Param([0.01, 0.02, 0.05], "L-inf budgets of PGD, in [0, 1] pixel units"),
     "nb_iter": Param(10, "PGD steps (step size 2.5 eps / nb_iter, random start)"),
     "batch_size": Param(128, "capture and attack batch size"),
 }
