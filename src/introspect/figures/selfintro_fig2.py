@@ -128,7 +128,8 @@ def summarize(data: dict) -> str:
             f"{len(p['record']['epochs']):>8}"
         )
     lines.append(
-        "recon: InfoVAE reconstruction error per unit (last epoch); AUROC: estimated error "
-        "separating misclassified from correct inputs"
+        "recon: InfoVAE reconstruction loss 1/2 (h_hat - h)^2 per unit at the last epoch, in units of "
+        "the variance of h (the VAE sees h / its overall std); AUROC: estimated error separating "
+        "misclassified from correct inputs"
     )
     return "\n".join(lines)
