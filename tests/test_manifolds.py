@@ -389,3 +389,38 @@ def test_small_n_spearman_p_is_exact_and_n_boot_zero_skips_the_ci():
     assert exact == pytest.approx(ref, abs=1e-9)
     big = dim_robustness_correlation(np.arange(12), np.arange(12) ** 2, n_boot=0)
     assert big["spearman_p_method"] == "t approximation (scipy)"
+
+
+def test_figure_stage_random_class_subset_is_shared_by_dims_and_attack(tmp_path):
+    from introspect.figures import _manifolds
+
+    common = dict(
+        n_classes=4, batch_size=64, workdir=str(tmp_path), device="cpu", data_root=None, seed=3
+    )
+    r = _manifolds.analyse(
+        "small_cnn_random@digits",  # untrained: no training in tests
+        dims_split="train",
+        dims_n_per_class=30,
+        robust_split="test",
+        robust_n_per_class=5,
+        threshold=0.95,
+        eps=[0.05, 0.02],
+        nb_iter=2,
+        **common,
+    )
+    classes = _manifolds.chosen_classes(10, 4, 3)
+    assert r["manifolds"]["classes"] == classes == r["robustness"]["classes"]
+    assert r["manifolds"]["n"] == [30] * 4 and r["robustness"]["n"] == [5] * 4
+    assert r["robustness"]["eps"] == [0.05, 0.02]
+    assert np.asarray(r["robustness"]["adv_acc"]).shape == (2, 4)
+    # per-eps cache: a second call with one of the eps reuses the stored attack
+    again = _manifolds.robustness(
+        "small_cnn_random@digits",
+        split="test",
+        n_per_class=5,
+        eps=[0.02],
+        nb_iter=2,
+        **common,
+    )
+    assert again["adv_acc"][0] == r["robustness"]["adv_acc"][1]
+    assert len(list((tmp_path / "manifolds_robustness").iterdir())) == 2
