@@ -47,3 +47,22 @@ def test_trained_model_is_cached_and_captures_are_shared(tmp_path):
     assert s1.path == s2.path and np.array_equal(s1.layer("H1"), s2.layer("H1"))
     with pytest.raises(ValueError, match="cache keys"):
         pipeline.captured(torch.nn.Linear(2, 2), data, ["H1"], workdir=tmp_path)
+
+
+def test_validation_data_is_held_out_of_the_training_split(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    tr, va = pipeline.train_val_split("digits")
+    assert len(tr) == 1078 and len(va) == 359
+    images = torch.rand(200, 1, 4, 4)
+    labels = torch.arange(200) % 4
+    root = tmp_path
+    for i, (x, y) in enumerate(zip(images, labels)):
+        d = root / "train" / f"c{int(y)}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((x[0].numpy() * 255).astype(np.uint8)).save(d / f"{i:03d}.png")
+    fit, val = pipeline.train_val_split("imagefolder", data_root=root)
+    assert len(fit) == 180 and len(val) == 20
+    assert not set(fit.indices) & set(val.indices)
+    assert np.all(np.bincount(val.targets) == 5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ._utils import resolve_device
@@ -18,7 +19,7 @@ from .models import create_model
 from .store import ActivationStore
 from .training import fit_classifier
 
-__all__ = ["dataset", "trained_model", "captured", "as_workdir"]
+__all__ = ["dataset", "trained_model", "train_val_split", "captured", "as_workdir"]
 
 
 def as_workdir(workdir) -> Workdir:
@@ -59,6 +60,28 @@ def dataset(
     return ds
 
 
+def train_val_split(name, data_root=None, image_size=None, channels=None, val_fraction=0.1):
+    """The training data and the validation data that early stopping watches.
+
+    ``digits`` has its own validation split. For every other dataset a fixed, stratified
+    ``val_fraction`` of the training split is held out (seed 0), so that early stopping
+    never looks at the test set (torchvision's sets have no validation split).
+    """
+    from sklearn.model_selection import train_test_split
+
+    from .data import _Subset
+
+    full = load_dataset(name, "train", root=data_root, image_size=image_size, channels=channels)
+    if name == "digits":
+        val = load_dataset(name, "val", root=data_root, image_size=image_size, channels=channels)
+        return full, val
+    idx = np.arange(len(full))
+    fit_idx, val_idx = train_test_split(
+        idx, test_size=val_fraction, stratify=full.targets, random_state=0
+    )
+    return _Subset(full, np.sort(fit_idx)), _Subset(full, np.sort(val_idx))
+
+
 def trained_model(
     name: str,
     *,
@@ -81,8 +104,8 @@ def trained_model(
     ----------
     name : str
         Registry name or ``timm:<name>``.
-    dataset, image_size, channels : training data (``dataset``'s ``train`` split; its
-        ``val`` split drives early stopping when ``train`` asks for ``patience``).
+    dataset, image_size, channels : training data: ``dataset``'s ``train`` split, less
+        the validation data of :func:`train_val_split` that early stopping watches.
     model_kwargs : dict
         Constructor arguments (e.g. ``{"depth": 4, "width": 64}``).
     train : dict, optional
@@ -118,12 +141,7 @@ def trained_model(
         wd = as_workdir(workdir)
 
         def fit():
-            tr = load_dataset(
-                dataset, "train", root=data_root, image_size=image_size, channels=channels
-            )
-            va = load_dataset(
-                dataset, "val", root=data_root, image_size=image_size, channels=channels
-            )
+            tr, va = train_val_split(dataset, data_root, image_size, channels)
             hist = fit_classifier(model, tr, va, device=dev, seed=seed, progress=progress, **train)
             return {
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
