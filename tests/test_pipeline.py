@@ -66,3 +66,15 @@ def test_validation_data_is_held_out_of_the_training_split(tmp_path):
     assert len(fit) == 180 and len(val) == 20
     assert not set(fit.indices) & set(val.indices)
     assert np.all(np.bincount(val.targets) == 5)
+
+
+def test_pretrained_weights_are_found_under_the_data_root(shared_data, tmp_path, monkeypatch):
+    monkeypatch.delenv("INTROSPECT_WEIGHTS", raising=False)
+    monkeypatch.setenv("INTROSPECT_DATA", str(tmp_path))  # nothing there
+    model = pipeline.trained_model(
+        "mnist_cnn", dataset="mnist", pretrained=True, data_root=shared_data, workdir=tmp_path
+    )
+    ref = torch.load(next((shared_data / "weights").glob("mnist_cnn_*.pt")), weights_only=True)
+    assert torch.equal(model.fc2.weight, ref["fc2.weight"])
+    with pytest.raises(FileNotFoundError, match="checkpoint="):
+        pipeline.trained_model("mnist_cnn", dataset="mnist", pretrained=True, workdir=tmp_path)

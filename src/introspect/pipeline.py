@@ -135,7 +135,12 @@ def trained_model(
         data_root=None if dataset == "digits" else str(data_root),
     )
     torch.manual_seed(seed)
-    model = create_model(name, pretrained=pretrained, checkpoint=checkpoint, **model_kwargs)
+    weights_dir = (
+        Path(data_root) / "weights" if data_root and not name.startswith("timm:") else None
+    )
+    model = create_model(
+        name, pretrained=pretrained, checkpoint=checkpoint, weights_dir=weights_dir, **model_kwargs
+    )
     history = None
     if train is not None:
         wd = as_workdir(workdir)

@@ -75,16 +75,16 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
-def _weight_dirs() -> list[Path]:
-    dirs = []
+def _weight_dirs(extra=None) -> list[Path]:
+    dirs = [Path(extra).expanduser()] if extra else []
     if os.environ.get("INTROSPECT_WEIGHTS"):
         dirs.append(Path(os.environ["INTROSPECT_WEIGHTS"]).expanduser())
     dirs.append(default_data_root() / "weights")
     return dirs
 
 
-def _find_weights(name: str, glob: str | None, url: str | None) -> Path:
-    for d in _weight_dirs():
+def _find_weights(name: str, glob: str | None, url: str | None, extra=None) -> Path:
+    for d in _weight_dirs(extra):
         hits = sorted(d.glob(glob)) if glob and d.is_dir() else []
         if hits:
             return hits[0]
@@ -96,7 +96,7 @@ def _find_weights(name: str, glob: str | None, url: str | None) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             download_url_to_file(url, str(target))
         return target
-    looked = ", ".join(str(d) for d in _weight_dirs())
+    looked = ", ".join(str(d) for d in _weight_dirs(extra))
     raise FileNotFoundError(
         f"no pretrained weights for {name!r}: looked for {glob} in {looked}. Pass "
         "checkpoint=<path>, or put the file in one of those folders (set $INTROSPECT_WEIGHTS)."
@@ -108,6 +108,7 @@ def create_model(
     pretrained: bool = False,
     checkpoint: str | Path | None = None,
     num_classes: int | None = None,
+    weights_dir: str | Path | None = None,
     **kwargs,
 ) -> IntrospectableModel:
     """Create a model by name, in eval mode.
@@ -124,6 +125,9 @@ def create_model(
         A ``torch.save`` state dict to load (``module.`` prefixes are stripped; a
         mismatch lists missing and unexpected keys).
     num_classes : int, optional
+    weights_dir : path, optional
+        Searched first for local copies of published weights (then
+        ``$INTROSPECT_WEIGHTS`` and ``<data root>/weights``).
     **kwargs
         Passed to the model's constructor (e.g. ``depth=4, width=64`` for ``net1_mlp``).
     """
@@ -143,7 +147,7 @@ def create_model(
         model = factory(**kwargs)
         model.name = name
         if pretrained and checkpoint is None:
-            checkpoint = _find_weights(name, glob, url)
+            checkpoint = _find_weights(name, glob, url, weights_dir)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model.eval()
