@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import ipywidgets as W
 import numpy as np
+import torch
 
 from introspect.capture import capture
 from introspect.data import DATASETS, load_dataset
@@ -107,7 +108,8 @@ class CapturePanel(Panel):
         self.data = None
         self.selected_indices = np.zeros(0, dtype=np.int64)
 
-        wide = W.Layout(width="420px")
+        wide = W.Layout(width="400px")
+        narrow = W.Layout(width="250px")
         style = {"description_width": "90px"}
         options = self._model_options(model)
         self.model_select = W.Dropdown(
@@ -123,7 +125,7 @@ class CapturePanel(Panel):
             value=data_root or "",
             description="data root",
             placeholder="$INTROSPECT_DATA (not needed for digits)",
-            layout=wide,
+            layout=W.Layout(width="300px"),
             style=style,
         )
         self.n_per_class = W.BoundedIntText(
@@ -145,23 +147,27 @@ class CapturePanel(Panel):
             style=style,
         )
         self.reducer_select = W.Dropdown(
-            options=list(REDUCERS), value=reducer, description="reducer", style=style
+            options=list(REDUCERS), value=reducer, description="reducer", style=style, layout=narrow
         )
         self.batch_size = W.BoundedIntText(
-            value=batch_size, min=1, max=65536, description="batch size", style=style
+            value=batch_size, min=1, max=65536, description="batch size", style=style, layout=narrow
         )
         self.device_select = W.Dropdown(
             options=sorted(set(_devices()) | {device}),
             value=device,
             description="device",
             style=style,
+            layout=narrow,
         )
-        self.workdir_text = W.Text(value=str(workdir), description="workdir", style=style)
+        self.workdir_text = W.Text(
+            value=str(workdir), description="workdir", style=style, layout=narrow
+        )
         self.store_text = W.Text(
             value=store_path or "",
             description="store path",
             placeholder="empty: in memory",
             style=style,
+            layout=narrow,
         )
         self.run_button = self.button("Run capture", self.run, button_style="primary", icon="play")
         self.progress = ProgressBar("capture", min_interval=0.1)
@@ -243,6 +249,7 @@ class CapturePanel(Panel):
         if kind == "user":
             arch = self._user_models[name]
         elif kind == "arch":
+            torch.manual_seed(0)  # the same untrained weights in every session
             arch = create_model(name)
         else:
             r = _recipes.recipe(name)
