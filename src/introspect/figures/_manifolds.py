@@ -21,9 +21,19 @@ from ..manifolds import (
     classwise_robustness,
     dim_robustness_correlation,
 )
+from ._base import Param
 from ._recipes import load_recipe, recipe_data
 
-__all__ = ["chosen_classes", "cam_dims", "robustness", "analyse", "eps_key", "MODEL_PARAMS"]
+__all__ = [
+    "chosen_classes",
+    "cam_dims",
+    "robustness",
+    "analyse",
+    "analyse_models",
+    "analysis_params",
+    "eps_key",
+    "MODEL_PARAMS",
+]
 
 MODEL_PARAMS = (
     "dims_split",
@@ -208,6 +218,31 @@ def analyse(
         "mean_dim": m.mean_dim,
         "mean_pr": float(np.mean(m.participation_ratio)),
     }
+
+
+def analysis_params(models: list, eps: list) -> dict:
+    """The parameters of every figure that pairs CAM dimensions with PGD accuracy.
+
+    ``models`` and ``eps`` are the figure's quick defaults; the rest is common.
+    """
+    return {
+        "models": Param(models, "model recipes (see introspect.figures._recipes)"),
+        "dims_split": Param("train", "split whose images form the class manifolds"),
+        "dims_n_per_class": Param(100, "images per class for the PCA (n)"),
+        "robust_split": Param("test", "split whose images are attacked"),
+        "robust_n_per_class": Param(None, "images per class attacked (None: all)", "int"),
+        "n_classes": Param(None, "number of random classes (None: all)", "int"),
+        "threshold": Param(0.95, "explained-variance threshold that defines the dimension"),
+        "eps": Param(eps, "L-inf budgets of PGD, in [0, 1] pixel units"),
+        "nb_iter": Param(10, "PGD steps (step size 2.5 eps / nb_iter, random start)"),
+        "batch_size": Param(128, "capture and attack batch size"),
+    }
+
+
+def analyse_models(models, **params) -> dict:
+    """:func:`analyse` for every model recipe: ``{spec: result}`` in the given order."""
+    register_models()
+    return {spec: analyse(spec, **params) for spec in models}
 
 
 def _corr(x, acc, seed, n_boot=1000):

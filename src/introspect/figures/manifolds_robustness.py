@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Param
-from ._manifolds import analyse, fmt_corr, register_models
+from ._manifolds import analyse_models, analysis_params, fmt_corr
 
 ID = "manifolds.robustness"
 PAPER = "manifolds"
@@ -13,18 +12,10 @@ DESCRIPTION = (
     "under PGD, for each eps; the thesis reports a strong negative correlation."
 )
 
-PARAMS = {
-    "models": Param(["small_cnn@digits"], "model recipes (see introspect.figures._recipes)"),
-    "dims_split": Param("train", "split whose images form the class manifolds"),
-    "dims_n_per_class": Param(100, "images per class for the PCA (n)"),
-    "robust_split": Param("test", "split whose images are attacked"),
-    "robust_n_per_class": Param(None, "images per class attacked (None: all)", "int"),
-    "n_classes": Param(None, "number of random classes (None: all)", "int"),
-    "threshold": Param(0.95, "explained-variance threshold that defines the dimension"),
-    "eps": Param([0.01, 0.02, 0.05], "L-inf budgets of PGD, in [0, 1] pixel units"),
-    "nb_iter": Param(10, "PGD steps (step size 2.5 eps / nb_iter, random start)"),
-    "batch_size": Param(128, "capture and attack batch size"),
-}
+PARAMS = analysis_params(
+    ["small_cnn@digits"],
+    eps=[0.01, 0.02, 0.05],
+)
 PROFILES = {
     "quick": {},
     "paper": {
@@ -41,47 +32,12 @@ PROFILES = {
 }
 
 
-def compute(
-    *,
-    models,
-    dims_split,
-    dims_n_per_class,
-    robust_split,
-    robust_n_per_class,
-    n_classes,
-    threshold,
-    eps,
-    nb_iter,
-    batch_size,
-    workdir,
-    device,
-    data_root,
-    seed,
-) -> dict:
-    register_models()
-    results = {
-        spec: analyse(
-            spec,
-            dims_split=dims_split,
-            dims_n_per_class=dims_n_per_class,
-            robust_split=robust_split,
-            robust_n_per_class=robust_n_per_class,
-            n_classes=n_classes,
-            threshold=threshold,
-            eps=eps,
-            nb_iter=nb_iter,
-            batch_size=batch_size,
-            workdir=workdir,
-            device=device,
-            data_root=data_root,
-            seed=seed,
-        )
-        for spec in models
-    }
+def compute(*, models, eps, **params) -> dict:
+    results = analyse_models(models, eps=eps, **params)
     return {
         "models": list(models),
         "eps": [float(e) for e in eps],
-        "threshold": float(threshold),
+        "threshold": float(params["threshold"]),
         "results": results,
     }
 
