@@ -34,32 +34,9 @@ PROFILES = {
 }
 
 
-def compute(
-    *,
-    model,
-    layers,
-    thetas,
-    top_k,
-    n_train_per_class,
-    n_test_per_class,
-    batch_size,
-    workdir,
-    device,
-    data_root,
-    seed,
-) -> dict:
-    run = library_run(
-        model=model,
-        layers=layers,
-        top_k=top_k,
-        n_train_per_class=n_train_per_class,
-        n_test_per_class=n_test_per_class,
-        batch_size=batch_size,
-        workdir=workdir,
-        device=device,
-        data_root=data_root,
-        seed=seed,
-    )
+def compute(*, model, layers, thetas, top_k, **run_params) -> dict:
+    """``run_params``: the sizes and places of :func:`library_run` (its keyword arguments)."""
+    run = library_run(model=model, layers=layers, top_k=top_k, **run_params)
     grid = theta_grid(thetas, layers)
     out = run.sweep(grid)
     return {

@@ -38,34 +38,11 @@ PROFILES = {
 }
 
 
-def compute(
-    *,
-    model,
-    layers,
-    thetas,
-    top_k,
-    n_train_per_class,
-    n_test_per_class,
-    batch_size,
-    workdir,
-    device,
-    data_root,
-    seed,
-) -> dict:
+def compute(*, model, layers, thetas, top_k, **run_params) -> dict:
+    """``run_params``: the sizes and places of :func:`library_run` (its keyword arguments)."""
     from ..library import confusion_index
 
-    run = library_run(
-        model=model,
-        layers=layers,
-        top_k=top_k,
-        n_train_per_class=n_train_per_class,
-        n_test_per_class=n_test_per_class,
-        batch_size=batch_size,
-        workdir=workdir,
-        device=device,
-        data_root=data_root,
-        seed=seed,
-    )
+    run = library_run(model=model, layers=layers, top_k=top_k, **run_params)
     labels = run.test_labels
     ci, n_correct, sizes = {}, {}, {}
     for t in thetas:

@@ -45,32 +45,8 @@ PROFILES = {
 }
 
 
-def compute(
-    *,
-    model,
-    layers,
-    thetas,
-    top_k,
-    n_train_per_class,
-    n_test_per_class,
-    batch_size,
-    workdir,
-    device,
-    data_root,
-    seed,
-) -> dict:
+def compute(*, layers, thetas, **params) -> dict:
+    """fig2's sweep over the paper's theta grid (one level, or one level per layer)."""
     from .library_fig2 import compute as sweep
 
-    return sweep(
-        model=model,
-        layers=layers,
-        thetas=theta_grid(thetas, layers),
-        top_k=top_k,
-        n_train_per_class=n_train_per_class,
-        n_test_per_class=n_test_per_class,
-        batch_size=batch_size,
-        workdir=workdir,
-        device=device,
-        data_root=data_root,
-        seed=seed,
-    )
+    return sweep(layers=layers, thetas=theta_grid(thetas, layers), **params)
