@@ -144,3 +144,31 @@ def test_compute_runs_the_cached_pipeline(tmp_path):
     assert p.data["images_clean"].shape[0] == 20
     assert set(p.layer_stats) == {"CL3", "FC"} and 0 <= p.auroc_value <= 1
     assert p.input_info["layers"].keys() == {"CL3", "FC"}
+
+
+@pytest.mark.slow
+def test_explore_notebook_runs_and_detects_the_attack(tmp_path):
+    """notebooks/explore/library.ipynb executed headless: the paper's CNN on digits."""
+    import json
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    repo = Path(__file__).resolve().parents[1]
+    nb = nbformat.read(repo / "notebooks" / "explore" / "library.ipynb", as_version=4)
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import json\n"
+            "print(json.dumps({'stats': panel.layer_stats, 'auroc': panel.auroc_value,"
+            " 'error': panel.error and str(panel.error)}))"
+        )
+    )
+    NotebookClient(nb, timeout=1200, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    out = json.loads(nb.cells[-1].outputs[0]["text"])
+    assert out["error"] is None
+    assert set(out["stats"]) == {"CN1", "CN2", "FC1", "FC2"}
+    assert out["stats"]["FC2"]["top1"] > 0.8
+    # the deepest layer agrees with the network's answer more than chance, and CPL separates
+    # clean from PGD inputs better than chance
+    assert out["auroc"] > 0.6
