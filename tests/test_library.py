@@ -86,6 +86,30 @@ def test_build_equals_sequential_loop_float32_relu_data(theta):
     assert lib.patterns_.dtype == np.float32
 
 
+def test_candidate_search_on_wide_layers_keeps_the_exact_library(monkeypatch):
+    # wide patterns and a library over 1,024 nodes: the random-projection candidate
+    # search settles most inputs; the library must still be the sequential one
+    import introspect.library as L
+
+    theta = 0.6
+    X, _ = clustered(n=2500, d=1200, k=1200, spread=0.6, seed=5, nonneg=True)
+    assert sequential_margin(X, theta) > 1e-5
+    ref_idx, _ = sequential_library(X, theta, dtype=np.float32)
+    assert len(ref_idx) > L._SKETCH_MIN_LIBRARY
+    calls = []
+    settled = L._Sketch.settled
+
+    def spy(self, X, segments, theta):
+        out = settled(self, X, segments, theta)
+        calls.append(int(out.sum()))
+        return out
+
+    monkeypatch.setattr(L._Sketch, "settled", spy)
+    lib = LibraryNetwork(theta, block_size=256).build(X.astype(np.float32))
+    np.testing.assert_array_equal(lib.indices_, ref_idx)
+    assert calls and sum(calls) > 0  # the path ran and settled inputs
+
+
 def test_build_conflicts_inside_one_block_resolved_in_data_order():
     # three inputs in one block: b is close to a, c close to b but not to a.
     a = np.array([1.0, 0.0])

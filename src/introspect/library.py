@@ -233,6 +233,7 @@ class LibraryNetwork:
         kept: list[np.ndarray] = []
         n_seen = 0
         n_features = None
+        sketch = None  # random projection that proposes candidate matches (wide layers)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -243,18 +244,28 @@ class LibraryNetwork:
             X = _normalise(_to_rows(chunk, device, dtype))
             if n_features is None:
                 n_features = X.shape[1]
+                if n_features >= _SKETCH_MIN_FEATURES:
+                    sketch = _Sketch(n_features, device, dtype)
             elif X.shape[1] != n_features:
                 raise ValueError(
                     f"Patterns changed length from {n_features} to {X.shape[1]} features "
                     f"at row {n_seen}; one library holds one layer."
                 )
-            new = _novel_in_block(X, segments, theta)
+            if sketch is not None and sketch.size >= _SKETCH_MIN_LIBRARY:
+                # most stored-before patterns are settled by checking a few candidates
+                # exactly; only the rest need the full scan (same library either way)
+                todo = torch.nonzero(~sketch.settled(X, segments, theta)).squeeze(1)
+                new = todo[_novel_in_block(X[todo], segments, theta)]
+            else:
+                new = _novel_in_block(X, segments, theta)
             if new.numel():
                 rows = X[new]
                 if segments and segments[-1].shape[0] < seg_rows:
                     segments[-1] = torch.cat([segments[-1], rows])
                 else:
                     segments.append(rows)
+                if sketch is not None:
+                    sketch.add(rows, extend=len(sketch.parts) == len(segments))
                 kept.append(new.cpu().numpy() + n_seen)
             n_seen += X.shape[0]
             if bar is not None:
@@ -434,6 +445,63 @@ def _concat_freeing(segments: list[torch.Tensor]) -> torch.Tensor:
         del seg
     segments.clear()
     return out
+
+
+_SKETCH_DIM = 128  # random-projection width of the candidate search
+_SKETCH_MIN_FEATURES = 1024  # narrower layers: the full scan is already cheap
+_SKETCH_MIN_LIBRARY = 1024  # smaller libraries: one segment, nothing to skip
+_N_CANDIDATES = 2  # stored patterns checked exactly per input before the full scan
+
+
+class _Sketch:
+    """Random projections of the stored patterns, to propose each input's likely match.
+
+    ``x @ R`` with a Gaussian ``R / sqrt(r)`` keeps inner products of unit vectors within
+    about ``1/sqrt(r)``, so an input's best stored match is almost always among the
+    top candidates of the sketched similarities. The candidates are then checked with the
+    exact similarity: an input with an exact similarity >= theta is settled (it is not
+    novel, whatever the full scan would add), and every other input goes through the full
+    scan as before. The library is therefore the same; only the work differs.
+    """
+
+    def __init__(self, n_features: int, device, dtype, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        R = torch.randn(n_features, _SKETCH_DIM, generator=g) / _SKETCH_DIM**0.5
+        self.R = R.to(device=device, dtype=dtype)
+        self.parts: list[torch.Tensor] = []  # sketches of each library segment
+        self.size = 0
+
+    def add(self, rows: torch.Tensor, extend: bool) -> None:
+        """Sketch ``rows`` just appended to the last segment (``extend``) or to a new one."""
+        s = rows @ self.R
+        if extend:
+            self.parts[-1] = torch.cat([self.parts[-1], s])
+        else:
+            self.parts.append(s)
+        self.size += rows.shape[0]
+
+    def settled(self, X: torch.Tensor, segments, theta: float) -> torch.Tensor:
+        """Boolean (b,): rows of ``X`` with a checked stored match of similarity >= theta."""
+        Xs = X @ self.R
+        b = X.shape[0]
+        c = _N_CANDIDATES
+        best_v, best_seg, best_row = [], [], []
+        for k, part in enumerate(self.parts):
+            v, i = torch.topk(Xs @ part.T, min(c, part.shape[0]), dim=1)
+            best_v.append(v)
+            best_row.append(i)
+            best_seg.append(torch.full_like(i, k))
+        v, j = torch.topk(torch.cat(best_v, 1), c, dim=1)
+        seg = torch.cat(best_seg, 1).gather(1, j)
+        row = torch.cat(best_row, 1).gather(1, j)
+        done = torch.zeros(b, dtype=torch.bool, device=X.device)
+        for col in range(c):
+            for k, lib in enumerate(segments):
+                m = (seg[:, col] == k) & ~done
+                if m.any():
+                    sim = (X[m] * lib[row[m, col]]).sum(1)
+                    done[m] = sim >= theta
+        return done
 
 
 def _novel_in_block(
