@@ -51,6 +51,13 @@ def test_capture_matches_a_manual_forward(model, digits):
     assert _hooks(model) == 0
 
 
+def test_store_keeps_the_layers_in_the_order_asked(model, digits, tmp_path):
+    order = ["penultimate", "CL1", "CL3"]  # not the forward order
+    st = capture(model, digits, order, reducer="gap", progress=False, store=tmp_path / "s")
+    assert st.layers == order
+    assert ActivationStore.open(tmp_path / "s").layers == order
+
+
 def test_on_disk_store_resumes_after_interrupt_with_identical_arrays(model, digits, tmp_path):
     full = capture(model, digits, ["CL1", "FC"], batch_size=50, progress=False)
 

@@ -129,7 +129,7 @@ class LayerHooks:
                 f"layers {missing} did not run in the forward pass; pick layers on the forward path."
             )
         out, self.out = self.out, {}
-        return out
+        return {n: out[n] for n in self.layers}  # the caller's order, not the forward order
 
 
 def _check_eval(model: nn.Module) -> None:
