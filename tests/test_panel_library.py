@@ -168,7 +168,7 @@ def test_explore_notebook_runs_and_detects_the_attack(tmp_path):
     out = json.loads(nb.cells[-1].outputs[0]["text"])
     assert out["error"] is None
     assert set(out["stats"]) == {"CN1", "CN2", "FC1", "FC2"}
-    assert out["stats"]["FC2"]["top1"] > 0.8
-    # the deepest layer agrees with the network's answer more than chance, and CPL separates
+    # the deepest layer's library mostly names the network's answer, and CPL separates
     # clean from PGD inputs better than chance
+    assert out["stats"]["FC2"]["top1"] > 0.8
     assert out["auroc"] > 0.6

@@ -251,7 +251,7 @@ class LibraryNetwork:
                     f"Patterns changed length from {n_features} to {X.shape[1]} features "
                     f"at row {n_seen}; one library holds one layer."
                 )
-            if sketch is not None and sketch.size >= _SKETCH_MIN_LIBRARY:
+            if sketch is not None and sum(g.shape[0] for g in segments) >= _SKETCH_MIN_LIBRARY:
                 # most stored-before patterns are settled by checking a few candidates
                 # exactly; only the rest need the full scan (same library either way)
                 todo = torch.nonzero(~sketch.settled(X, segments, theta)).squeeze(1)
@@ -264,8 +264,6 @@ class LibraryNetwork:
                     segments[-1] = torch.cat([segments[-1], rows])
                 else:
                     segments.append(rows)
-                if sketch is not None:
-                    sketch.add(rows, extend=len(sketch.parts) == len(segments))
                 kept.append(new.cpu().numpy() + n_seen)
             n_seen += X.shape[0]
             if bar is not None:
@@ -462,45 +460,47 @@ class _Sketch:
     exact similarity: an input with an exact similarity >= theta is settled (it is not
     novel, whatever the full scan would add), and every other input goes through the full
     scan as before. The library is therefore the same; only the work differs.
+
+    ``parts[k]`` sketches the rows of library segment ``k``; :meth:`settled` first sketches
+    whatever rows the segments gained since the last call.
     """
 
     def __init__(self, n_features: int, device, dtype, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
         R = torch.randn(n_features, _SKETCH_DIM, generator=g) / _SKETCH_DIM**0.5
         self.R = R.to(device=device, dtype=dtype)
-        self.parts: list[torch.Tensor] = []  # sketches of each library segment
-        self.size = 0
+        self.parts: list[torch.Tensor] = []
 
-    def add(self, rows: torch.Tensor, extend: bool) -> None:
-        """Sketch ``rows`` just appended to the last segment (``extend``) or to a new one."""
-        s = rows @ self.R
-        if extend:
-            self.parts[-1] = torch.cat([self.parts[-1], s])
-        else:
-            self.parts.append(s)
-        self.size += rows.shape[0]
+    def _sync(self, segments) -> None:
+        for k, seg in enumerate(segments):
+            have = self.parts[k].shape[0] if k < len(self.parts) else 0
+            if have < seg.shape[0]:
+                new = seg[have:] @ self.R
+                if k < len(self.parts):
+                    self.parts[k] = torch.cat([self.parts[k], new])
+                else:
+                    self.parts.append(new)
 
     def settled(self, X: torch.Tensor, segments, theta: float) -> torch.Tensor:
         """Boolean (b,): rows of ``X`` with a checked stored match of similarity >= theta."""
+        self._sync(segments)
         Xs = X @ self.R
-        b = X.shape[0]
         c = _N_CANDIDATES
-        best_v, best_seg, best_row = [], [], []
+        vals, segs, rows = [], [], []
         for k, part in enumerate(self.parts):
             v, i = torch.topk(Xs @ part.T, min(c, part.shape[0]), dim=1)
-            best_v.append(v)
-            best_row.append(i)
-            best_seg.append(torch.full_like(i, k))
-        v, j = torch.topk(torch.cat(best_v, 1), c, dim=1)
-        seg = torch.cat(best_seg, 1).gather(1, j)
-        row = torch.cat(best_row, 1).gather(1, j)
-        done = torch.zeros(b, dtype=torch.bool, device=X.device)
+            vals.append(v)
+            rows.append(i)
+            segs.append(torch.full_like(i, k))
+        j = torch.topk(torch.cat(vals, 1), c, dim=1).indices
+        seg = torch.cat(segs, 1).gather(1, j)
+        row = torch.cat(rows, 1).gather(1, j)
+        done = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
         for col in range(c):
             for k, lib in enumerate(segments):
                 m = (seg[:, col] == k) & ~done
                 if m.any():
-                    sim = (X[m] * lib[row[m, col]]).sum(1)
-                    done[m] = sim >= theta
+                    done[m] = (X[m] * lib[row[m, col]]).sum(1) >= theta
         return done
 
 

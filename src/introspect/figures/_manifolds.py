@@ -32,20 +32,7 @@ __all__ = [
     "analyse_models",
     "analysis_params",
     "eps_key",
-    "MODEL_PARAMS",
 ]
-
-MODEL_PARAMS = (
-    "dims_split",
-    "dims_n_per_class",
-    "robust_split",
-    "robust_n_per_class",
-    "n_classes",
-    "threshold",
-    "eps",
-    "nb_iter",
-    "batch_size",
-)
 
 
 def eps_key(eps: float) -> str:
@@ -220,13 +207,15 @@ def analyse(
     }
 
 
-def analysis_params(models: list, eps: list) -> dict:
+def analysis_params(
+    models: list, eps: list, models_help: str = "model recipes (see introspect.figures._recipes)"
+) -> dict:
     """The parameters of every figure that pairs CAM dimensions with PGD accuracy.
 
     ``models`` and ``eps`` are the figure's quick defaults; the rest is common.
     """
     return {
-        "models": Param(models, "model recipes (see introspect.figures._recipes)"),
+        "models": Param(models, models_help),
         "dims_split": Param("train", "split whose images form the class manifolds"),
         "dims_n_per_class": Param(100, "images per class for the PCA (n)"),
         "robust_split": Param("test", "split whose images are attacked"),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ._base import Param
-from ._library import CNN_LAYERS, RESNET_LAYERS, TABLE1_LEVELS, theta_grid
-from .library_fig2 import summarize  # noqa: F401  (same table)
+from ._library import CNN_LAYERS, RESNET_LAYERS, TABLE1_LEVELS
+from .library_fig2 import compute, summarize  # noqa: F401  (the same sweep and table)
 
 ID = "library.fig4"
 PAPER = "library"
@@ -43,10 +43,3 @@ PROFILES = {
         "device": "cuda",
     },
 }
-
-
-def compute(*, layers, thetas, **params) -> dict:
-    """fig2's sweep over the paper's theta grid (one level, or one level per layer)."""
-    from .library_fig2 import compute as sweep
-
-    return sweep(layers=layers, thetas=theta_grid(thetas, layers), **params)

@@ -18,18 +18,12 @@ DESCRIPTION = (
     "trained with PGD (Madry et al.), beside its PGD accuracy."
 )
 
-_COMMON = analysis_params(
+PARAMS = analysis_params(
     ["small_cnn_random@digits", "small_cnn@digits", "small_cnn_pgd@digits"],
     eps=[0.02, 0.05, 0.1],
+    models_help="model recipes: random, normally trained, adversarially trained",
 )
-PARAMS = {
-    "models": Param(
-        _COMMON.pop("models").default,
-        "model recipes: random, normally trained, adversarially trained",
-    ),
-    "labels": Param(["random", "normal", "adversarial"], "names of the models in the plot"),
-    **_COMMON,
-}
+PARAMS["labels"] = Param(["random", "normal", "adversarial"], "names of the models in the plot")
 PROFILES = {
     "quick": {},
     "paper": {
