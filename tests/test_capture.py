@@ -137,7 +137,7 @@ def test_errors_name_the_problem(model, digits):
             model, ArrayDataset(torch.zeros(0, 1, 16, 16), torch.zeros(0)), ["CL1"], progress=False
         )
     nan = ArrayDataset(torch.full((2, 1, 16, 16), float("nan")), torch.zeros(2))
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="NaN or inf"):
         capture(model, nan, ["CL1"], progress=False)
     assert _hooks(model) == 0
 

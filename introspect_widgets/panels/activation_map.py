@@ -16,6 +16,7 @@ Controls -> one core call -> one view:
 from __future__ import annotations
 
 import base64
+import html
 import io
 
 import ipywidgets as W
@@ -164,7 +165,18 @@ class ActivationMapPanel(Panel):
     # ------------------------------------------------------------------ views
     def _build_views(self):
         self.points = ColumnDataSource(
-            dict(z1=[], z2=[], color=[], label=[], answer=[], error=[], thumb=[], index=[])
+            dict(
+                z1=[],
+                z2=[],
+                color=[],
+                label=[],
+                answer=[],
+                error=[],
+                thumb=[],
+                index=[],
+                label_html=[],
+                answer_html=[],
+            )
         )
         p = figure(
             title="activation map",
@@ -180,13 +192,15 @@ class ActivationMapPanel(Panel):
         self.point_renderer = p.scatter(
             "z1", "z2", source=self.points, color="color", size=4, alpha=0.7
         )
+        # An HTML tooltip: bokeh < 3.8 puts @field values into it unescaped, so the class names
+        # come html-escaped in *_html columns and are inserted as they are ({safe}).
         p.add_tools(
             HoverTool(
                 renderers=[self.point_renderer],
                 tooltips="""
                 <div><img src="@thumb" width="48" height="48" style="image-rendering:pixelated"
                  onerror="this.style.display='none'"></div>
-                <div>#@index label <b>@label</b> answer <b>@answer</b></div>
+                <div>#@index label <b>@label_html{safe}</b> answer <b>@answer_html{safe}</b></div>
                 <div>log10 ê = @error{0.00}</div>""",
             )
         )
@@ -285,15 +299,19 @@ class ActivationMapPanel(Panel):
         thumbs = [
             thumbnail_uri(self.x[i].numpy()) if i < self.max_thumbnails else "" for i in range(n)
         ]
+        label = [str(self.classes[k]) for k in self.labels]
+        answer = [str(self.classes[k]) for k in r["pred"]]
         self.points.data = dict(
             z1=r["z"][:, 0],
             z2=r["z"][:, 1],
             color=self._colors(),
-            label=[self.classes[k] for k in self.labels],
-            answer=[self.classes[k] for k in r["pred"]],
+            label=label,
+            answer=answer,
             error=r["log10_error_hat"],
             thumb=thumbs,
             index=np.arange(n),
+            label_html=[html.escape(s) for s in label],
+            answer_html=[html.escape(s) for s in answer],
         )
 
     def _colors(self) -> list[str]:

@@ -17,9 +17,11 @@ from ._base import Panel, bokeh_widget, hold_sync
 
 __all__ = ["ManifoldPanel"]
 
+# An HTML tooltip: bokeh < 3.8 puts @field values into it unescaped, so the class name comes
+# html-escaped in the name_html column and is inserted as it is ({safe}).
 _THUMB_TOOLTIP = """
 <div style="max-width:260px">
-  <div><b>@name</b> &nbsp; dim @dim (n @n), PR @pr</div>
+  <div><b>@name_html{safe}</b> &nbsp; dim @dim (n @n), PR @pr</div>
   <div>PGD accuracy @acc{0.00} of @n_attacked; clean @clean{0.00}</div>
   <div><img src="@img" style="image-rendering:pixelated;height:48px"></img></div>
 </div>
@@ -287,6 +289,7 @@ class ManifoldPanel(Panel):
         ]
         thumbs = self.thumbnails.get(spec) or [""] * len(dims)
         d["img"] = list(thumbs)
+        d["name_html"] = [html.escape(str(n)) for n in d["name"]]
         return d
 
     def _refresh(self) -> None:
@@ -329,4 +332,5 @@ class ManifoldPanel(Panel):
         self.threshold_span.location = float(self.threshold_slider.value)
         name = self.class_select.label
         dims = ", ".join(f"{s}: {int(self.dims[s][i])}" for s in specs if s in self.dims)
-        self.curve_figure.title.text = f"class {html.escape(str(name))}: dimension {dims}"
+        # a bokeh title is drawn as text on the canvas: no HTML, so no escaping (it showed &lt;)
+        self.curve_figure.title.text = f"class {name}: dimension {dims}"

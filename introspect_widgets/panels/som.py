@@ -411,7 +411,7 @@ class SOMPanel(Panel):
             thumbs = "<div>" + "".join(_thumb(images[i]) for i in idx[:_MAX_THUMBS]) + "</div>"
         with hold_sync(self.unit_info):
             self.unit_info.value = (
-                f"<b>unit {u}</b> (row {r}, col {c}): {idx.size} {split} inputs"
+                f"<b>unit {u}</b> (row {r}, col {c}): {idx.size} {html.escape(str(split))} inputs"
                 + (f"<table>{rows}</table>" if rows else "")
                 + thumbs
                 + (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from bokeh.layouts import column, gridplot, row
 from bokeh.models import (
@@ -341,7 +343,12 @@ def fig5(data: dict):
     rows = [
         row(
             [
-                Div(text=f"<b>test sample {data['sample']}, label {data['label']}</b>", width=260),
+                Div(
+                    text="<b>"
+                    + html.escape(f"test sample {data['sample']}, label {data['label']}")
+                    + "</b>",
+                    width=260,
+                ),
                 *header,
             ]
         )

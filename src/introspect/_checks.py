@@ -36,7 +36,9 @@ def check_images(x, *, where: str) -> None:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{where}: images must be a torch.Tensor or ndarray; got {type(x).__name__}.")
+        raise TypeError(
+            f"{where}: images must be a torch.Tensor or ndarray; got {type(x).__name__}."
+        )
     if not torch.is_floating_point(x):
         raise TypeError(
             f"{where}: images must be floats in [0, 1]; got {_describe(x)}: {_NORMALIZE_HINT}."

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_eps, check_images, check_labels
 from ._utils import resolve_device
 
 __all__ = ["pgd", "iterative_fgsm", "uniform_noise", "awgn", "predict", "accuracy"]
@@ -42,15 +43,20 @@ def _advertorch():
     return attacks
 
 
-def _check_images(x: torch.Tensor) -> None:
+def _check_images(x: torch.Tensor, where: str) -> None:
+    """Float images in [0, 1] of shape (N, ...): attacks work in pixel space."""
     if not torch.is_tensor(x) or x.ndim < 2:
-        raise ValueError("x must be a tensor of images of shape (N, C, H, W).")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise ValueError(
-            f"attacks work in [0, 1] pixel space but the inputs span [{lo:.3g}, {hi:.3g}]; pass "
-            "un-normalised images (normalisation belongs inside the model)."
-        )
+        raise ValueError(f"{where}: x must be a tensor of images of shape (N, C, H, W).")
+    check_images(x, where=where)
+
+
+def _check_labels(y, n: int, where: str, name: str = "y") -> torch.Tensor:
+    """Integer labels, one per image, as a long tensor (on the device they came on)."""
+    check_labels(y, where=f"{where} ({name})")
+    y = torch.as_tensor(y, dtype=torch.long)
+    if y.shape[0] != n:
+        raise ValueError(f"{where}: {name} has {y.shape[0]} labels but x has {n} images.")
+    return y
 
 
 def _prepare(model: nn.Module, device):
@@ -63,6 +69,7 @@ def _prepare(model: nn.Module, device):
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device="cpu") -> torch.Tensor:
     """Logits of ``model`` for images ``x`` (N, C, H, W), on the CPU."""
+    _check_images(x, "predict")
     dev = _prepare(model, device)
     with torch.no_grad():
         return torch.cat(
@@ -74,9 +81,8 @@ def accuracy(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, device="cpu"
 ) -> float:
     """Top-1 accuracy of ``model`` on ``(x, y)``."""
-    return float(
-        (predict(model, x, batch_size, device).argmax(1) == torch.as_tensor(y)).float().mean()
-    )
+    y = _check_labels(y, len(x), "accuracy").cpu()
+    return float((predict(model, x, batch_size, device).argmax(1) == y).float().mean())
 
 
 def _loss(kind: str, num_classes: int | None = None):
@@ -131,11 +137,11 @@ def pgd(
     Tensor of shape (N, C, H, W) on the CPU
         Inside the eps ball around ``x`` and clipped to [0, 1].
     """
-    _check_images(x)
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0; got {eps}.")
+    _check_images(x, "pgd")
+    y = _check_labels(y, len(x), "pgd")
+    eps = check_eps(eps, where="pgd")
+    eps_iter = check_eps(eps_iter, where="pgd", name="eps_iter")
     dev = _prepare(model, device)
-    y = torch.as_tensor(y, dtype=torch.long)
     if eps == 0:
         return x.clone()
     attack = _advertorch().LinfPGDAttack(
@@ -183,11 +189,17 @@ def iterative_fgsm(
     Tensor of shape (N, steps + 1, C, H, W) with ``record=True`` (index 0 is the clean
     input), else the final images (N, C, H, W); on the CPU.
     """
-    _check_images(x)
+    _check_images(x, "iterative_fgsm")
+    step_size = check_eps(step_size, where="iterative_fgsm", name="step_size")
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"iterative_fgsm: steps must be an integer >= 0; got {steps!r}.")
     dev = _prepare(model, device)
-    target = torch.as_tensor(target, dtype=torch.long)
-    if target.ndim == 0:
-        target = target.expand(len(x))
+    if torch.as_tensor(target).ndim == 0:
+        target = torch.as_tensor(target).reshape(1)
+        check_labels(target, where="iterative_fgsm (target)")
+        target = target.long().expand(len(x))
+    else:
+        target = _check_labels(target, len(x), "iterative_fgsm", name="target")
     step = _advertorch().GradientSignAttack(
         model, loss_fn=_loss(loss), eps=step_size, clip_min=0.0, clip_max=1.0, targeted=True
     )
@@ -206,6 +218,8 @@ def iterative_fgsm(
 def uniform_noise(x: torch.Tensor, high: float, seed: int = 0) -> torch.Tensor:
     """``x`` plus uniform noise in ``[0, high]`` per pixel, clipped to [0, 1]
     (the telescope paper's control for PGD: ``high = 1/255``)."""
+    _check_images(x, "uniform_noise")
+    high = check_eps(high, where="uniform_noise", name="high")
     g = torch.Generator().manual_seed(seed)
     return (x + torch.rand(x.shape, generator=g) * high).clamp_(0.0, 1.0)
 
@@ -215,6 +229,12 @@ def awgn(x: torch.Tensor, sigma: float, n: int, seed: int = 0) -> torch.Tensor:
 
     Returns a tensor of shape ``(n, *x.shape)``.
     """
+    if not torch.is_tensor(x):
+        raise ValueError("awgn: x must be a tensor of images (C, H, W) or (N, C, H, W).")
+    check_images(x, where="awgn")
+    sigma = check_eps(sigma, where="awgn", name="sigma")
+    if int(n) != n or n < 1:
+        raise ValueError(f"awgn: n (the number of draws) must be an integer >= 1; got {n!r}.")
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn((n, *x.shape), generator=g) * sigma
     return (x.unsqueeze(0) + noise).clamp_(0.0, 1.0)

@@ -10,13 +10,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._checks import check_images, check_labels
 from ._utils import resolve_device
 from .codes import vector_codes
 from .data import ArrayDataset
 from .models import resolve_layer
 from .store import ActivationStore
 
-__all__ = ["capture", "activations", "REDUCERS", "resolve_target", "LayerHooks"]
+__all__ = [
+    "capture",
+    "activations",
+    "REDUCERS",
+    "resolve_target",
+    "LayerHooks",
+    "StoreMismatchError",
+]
 
 PENULTIMATE = "penultimate"
 
@@ -164,6 +172,25 @@ def _batches(dataset, start: int, batch_size: int):
         yield s, torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items])
 
 
+def _reducer_fingerprint(reducer) -> str:
+    from .fingerprint import callable_fingerprint, code_fingerprint
+
+    if callable(reducer):
+        return callable_fingerprint(reducer)
+    return code_fingerprint("introspect.capture", "introspect.codes")
+
+
+def _fingerprints(model, dataset, reducer) -> dict:
+    """What the capture reads, by content: weights, data and the reducer's code."""
+    from .fingerprint import dataset_fingerprint, model_fingerprint
+
+    return {
+        "model weights": model_fingerprint(model),
+        "data": dataset_fingerprint(dataset),
+        "reducer code": _reducer_fingerprint(reducer),
+    }
+
+
 def _describe(model, dataset, layers, reducer, com, meta) -> dict:
     info = {
         "model": getattr(model, "name", type(model).__name__),
@@ -177,7 +204,32 @@ def _describe(model, dataset, layers, reducer, com, meta) -> dict:
         "classes": list(getattr(dataset, "classes", []) or []),
     }
     info.update(meta or {})
+    info["fingerprint"] = _fingerprints(model, dataset, reducer)
     return info
+
+
+class StoreMismatchError(ValueError):
+    """An activation store was made from other inputs than the capture asked for."""
+
+
+def _check_same(st: ActivationStore, info: dict) -> None:
+    """Refuse to resume or reopen a store made from other inputs, naming what changed."""
+    old_fp, new_fp = st.meta.get("fingerprint") or {}, info["fingerprint"]
+    changed = [k for k in new_fp if old_fp.get(k) != new_fp[k]]
+    params = {k: (st.meta.get(k), info[k]) for k in info if k != "fingerprint"}
+    diff = {k: v for k, v in params.items() if v[0] != v[1]}
+    if not changed and not diff:
+        return
+    parts = []
+    if changed:
+        parts.append(f"its {', '.join(changed)} differ from this call's")
+    if diff:
+        parts.append(f"other parameters {diff} (stored, requested)")
+    raise StoreMismatchError(
+        f"the store at {st.path} was made from other inputs: {'; '.join(parts)}. Resuming or "
+        "reusing it would mix or serve activations of another model or data; use another "
+        "store path or delete that folder."
+    )
 
 
 def capture(
@@ -240,22 +292,29 @@ def capture(
     if isinstance(store, ActivationStore):
         st = store
     elif store is not None and (Path(store) / "manifest.json").is_file():
-        st = ActivationStore.open(store)
+        st = ActivationStore.open(store, verify=False)
     else:
         st = ActivationStore(store)
-    if st.n:
-        same = {k: st.meta.get(k) for k in info} == {k: info[k] for k in info}
-        if not same:
-            diff = {k: (st.meta.get(k), info[k]) for k in info if st.meta.get(k) != info[k]}
-            raise ValueError(
-                f"the store at {st.path} was made with other parameters {diff} (stored, requested); "
-                "use another store path or delete that folder."
-            )
-        if st.complete:
-            if callback is not None:
-                callback(st.done, st.n)
-            return st
+    lock = st.lock() if st.path is not None else contextlib.nullcontext()
+    with lock:
+        if st.path is not None and (st.path / "manifest.json").is_file():
+            st = ActivationStore.open(st.path, verify=False)  # another process may have written it
+        if st.n and st.done:
+            _check_same(st, info)
+            if st.complete:
+                st.verify()
+                if callback is not None:
+                    callback(st.done, st.n)
+                return st
+        elif st.n:  # allocated but no batch committed: start afresh
+            st.n = 0
+        _run_capture(
+            model, dataset, layers, reduce, st, info, n, dev, batch_size, progress, callback
+        )
+    return st
 
+
+def _run_capture(model, dataset, layers, reduce, st, info, n, dev, batch_size, progress, callback):
     model_device = next(iter(model.parameters()), torch.empty(0)).device
     if model_device != dev:
         model.to(dev)
@@ -267,21 +326,22 @@ def capture(
         bar = contextlib.nullcontext()
     with bar, LayerHooks(model, layers, reduce) as hooks, torch.no_grad():
         for start, x, y in _batches(dataset, st.done, batch_size):
+            check_images(x, where="capture")
             logits = model(x.to(dev))
+            labels = check_labels(y, logits.shape[1], where="capture")
             acts = {k: v.cpu().numpy() for k, v in hooks.take().items()}
             if not np.isfinite(logits.detach().cpu().numpy()).all():
                 raise ValueError("non-finite logits: check the inputs and the weights.")
             if st.n == 0:
                 st._allocate(n, {k: v.shape[1] for k, v in acts.items()}, logits.shape[1], info)
             st._write(
-                start, acts, y.numpy(), logits.argmax(1).cpu().numpy(), logits.float().cpu().numpy()
+                start, acts, labels, logits.argmax(1).cpu().numpy(), logits.float().cpu().numpy()
             )
             st._commit(start + len(y))
             if hasattr(bar, "update"):
                 bar.update(len(y))
             if callback is not None:
                 callback(start + len(y), n)
-    return st
 
 
 def activations(
@@ -307,6 +367,7 @@ def activations(
     reduce = _reducer(reducer, com)
     parts: dict[str, list] = {name: [] for name in layers}
     logit_parts = []
+    check_images(x, where="activations")
     with LayerHooks(model, layers, reduce) as hooks, torch.no_grad():
         for s in range(0, len(x), batch_size):
             logit_parts.append(model(x[s : s + batch_size].to(dev)).cpu())

@@ -6,9 +6,11 @@ import argparse
 import html
 import json
 import os
+import re
 import sys
 import time
 import traceback
+import urllib.parse
 from pathlib import Path
 
 __all__ = ["main", "reproduce"]
@@ -28,12 +30,144 @@ def _figure_ids(selection: str | None) -> list[str]:
     return ids
 
 
-def _to_html(ipynb: Path, target: Path) -> None:
-    import nbformat
+# --------------------------------------------------------------------------- script-safe HTML
+#
+# A figure page is a notebook exported by nbconvert. Outputs carry user text (class names from an
+# ImageFolder or a class index file, layer and dataset names) into <script> elements: the widget
+# state and widget views as JSON, bokeh's ``show`` as JavaScript holding the document JSON. The
+# HTML parser ends a <script> element at the first ``</script`` whatever the JavaScript or JSON
+# around it, and ``<!--`` followed by ``<script`` inside one changes where it ends; so a class
+# named ``</script><script>alert(1)</script>`` ran in the reader's browser. See _to_html.
+
+_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+_JSON_ESCAPE_RE = re.compile("[<>&\u2028\u2029]")
+# ``</script`` and ``<!--``, with the backslashes before them (see _script_safe_js)
+_JS_HAZARD_RE = re.compile(r"(\\*)<(?=/script|!--)", re.IGNORECASE)
+_JS_MIMETYPES = ("application/javascript", "text/javascript", "application/x-javascript")
+_SCRIPT_RE = re.compile(r"<script\b([^>]*)>(.*?)</script", re.IGNORECASE | re.DOTALL)
+_JSON_TYPE_RE = re.compile(r"""\btype\s*=\s*["']?[\w.+-]*/(?:[\w.-]*\+)?json\b""", re.IGNORECASE)
+
+
+def _script_safe_json(obj, **kwargs) -> str:
+    """``json.dumps`` whose text can sit inside a <script> element (nbconvert's ``json_dumps``).
+
+    ``<``, ``>``, ``&`` (and U+2028/9) become ``\\u003c``, ``\\u003e``, ``\\u0026``: in JSON text
+    these characters occur only inside strings, where the escape decodes to the same character,
+    so the value is unchanged for ``JSON.parse`` (and for a JavaScript literal) while neither
+    ``</script`` nor ``<!--`` can appear.
+    """
+    text = json.dumps(obj, **kwargs)
+    return _JSON_ESCAPE_RE.sub(lambda m: _JSON_ESCAPES[m.group()], text)
+
+
+def _script_safe_js(code: str) -> str:
+    """JavaScript source with ``</script`` and ``<!--`` (any case) rewritten as ``\\u003c/script``.
+
+    Inside a string, template or regular-expression literal (where data such as bokeh's
+    document JSON sits) ``\\u003c`` is the same ``<``; in a comment it is inert. An odd run of
+    backslashes before the ``<`` (``\\<``, the identity escape of ``<``) loses one, so the
+    literal keeps its value. Code outside literals never holds ``</script`` (it would have
+    ended the element in the notebook too); ``<!--`` there is a legacy HTML-like comment.
+    """
+
+    def sub(m: re.Match) -> str:
+        slashes = m.group(1)
+        return slashes[: len(slashes) - len(slashes) % 2] + "\\u003c"
+
+    return _JS_HAZARD_RE.sub(sub, code)
+
+
+def _check_script_blocks(body: str) -> None:
+    """Refuse a page whose <script> elements could end early or whose JSON does not parse.
+
+    The last line of defence after the escaping: each element runs from ``<script ...>`` to the
+    first ``</script``. One holding ``<!--`` then ``<script`` would be ended elsewhere by a
+    browser; a JSON-typed one (``application/...+json``) cut short by an injected ``</script``
+    no longer parses. Raises ``ValueError`` (the report then lists the figure as "HTML export
+    failed" with a link to the notebook, instead of writing a page that runs the payload).
+    """
+    for m in _SCRIPT_RE.finditer(body):
+        attrs, content = m.group(1), m.group(2)
+        lower = content.lower()
+        start = lower.find("<!--")
+        if start >= 0 and "<script" in lower[start:]:
+            raise ValueError(f"unsafe <script{attrs}> element: '<!--' and '<script' inside it")
+        if _JSON_TYPE_RE.search(attrs) and content.strip():
+            try:
+                json.loads(content)
+            except ValueError as err:
+                raise ValueError(
+                    f"<script{attrs}> does not hold valid JSON (cut short by '</script'?): {err}"
+                ) from None
+
+
+def _script_safe_preprocessor():
+    from nbconvert.preprocessors import Preprocessor
+
+    class ScriptSafeOutputs(Preprocessor):
+        """Make JavaScript outputs (rendered verbatim in a <script>) script-safe."""
+
+        def preprocess_cell(self, cell, resources, index):
+            for out in cell.get("outputs", []):
+                data = out.get("data") or {}
+                for mime in _JS_MIMETYPES:
+                    if isinstance(data.get(mime), str):
+                        data[mime] = _script_safe_js(data[mime])
+            return cell, resources
+
+    return ScriptSafeOutputs()
+
+
+def _html_exporter():
+    """nbconvert's HTMLExporter with script-safe JSON and JavaScript outputs (see _to_html)."""
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(ipynb, as_version=4))
+    exporter = HTMLExporter(filters={"json_dumps": _script_safe_json})
+    exporter.register_preprocessor(_script_safe_preprocessor(), enabled=True)
+    return exporter
+
+
+def _to_html(ipynb: Path, target: Path) -> None:
+    """Write the executed notebook ``ipynb`` as an HTML page that user text cannot script.
+
+    nbconvert renders text outputs escaped, but it puts three kinds of output verbatim inside
+    <script> elements, and class names and other user text reach all three: the widget state
+    (``application/vnd.jupyter.widget-state+json``, e.g. a Dropdown's options, a
+    jupyter_bokeh document), widget views, and JavaScript outputs (bokeh's ``show`` embeds
+    the document JSON in code). Three layers keep ``</script`` and ``<!--`` out of them:
+
+    1. the template's ``json_dumps`` filter is :func:`_script_safe_json`: ``<``, ``>`` and
+       ``&`` in the JSON become ``\\u003c`` etc., the same JSON value;
+    2. a preprocessor rewrites ``</script`` and ``<!--`` in JavaScript outputs as
+       ``\\u003c/script`` / ``\\u003c!--`` (:func:`_script_safe_js`), the same string in a
+       JavaScript literal;
+    3. :func:`_check_script_blocks` checks the finished page (no ``<!--<script`` in a script,
+       every JSON script parses) and raises ``ValueError`` rather than write an unsafe page.
+
+    ``text/html`` and markdown outputs stay HTML as the notebook showed them: their authors
+    (the figure and widget code) escape user text with ``html.escape``.
+    """
+    import nbformat
+
+    nb = nbformat.read(ipynb, as_version=4)
+    body, _ = _html_exporter().from_notebook_node(nb)
+    _check_script_blocks(body)
     target.write_text(body)
+
+
+def _relative_href(name: str) -> str:
+    """A file name as a relative URL: all but letters, digits and ``_.-~/`` percent-encoded.
+
+    So no scheme (``javascript:`` has its colon encoded), query, fragment or host
+    (leading slashes are dropped) can come from a name.
+    """
+    return urllib.parse.quote(str(name).lstrip("/"), safe="/")
 
 
 def _index(out: Path, profile: str, rows: list[dict], started: float) -> Path:
@@ -41,14 +175,20 @@ def _index(out: Path, profile: str, rows: list[dict], started: float) -> Path:
     trs = []
     for r in rows:
         params = html.escape(json.dumps(r["parameters"], indent=1, default=str))
-        links = " ".join(f'<a href="{html.escape(v)}">{k}</a>' for k, v in r["links"].items())
+        # links are file names beside index.html: percent-encoded (no "javascript:" scheme or
+        # other URL syntax can come from a name), then escaped for the attribute
+        links = " ".join(
+            f'<a href="{html.escape(_relative_href(v))}">{html.escape(k)}</a>'
+            for k, v in r["links"].items()
+        )
         err = f'<pre class="err">{html.escape(r["error"])}</pre>' if r.get("error") else ""
+        status = html.escape(r["status"])
         trs.append(
-            f'<tr class="{r["status"]}"><td>{html.escape(r["id"])}</td><td>{html.escape(r["title"])}</td>'
-            f"<td>{r['status']}</td><td>{r['seconds']:.1f}</td><td>{links}{err}</td>"
+            f'<tr class="{status}"><td>{html.escape(r["id"])}</td><td>{html.escape(r["title"])}</td>'
+            f"<td>{status}</td><td>{r['seconds']:.1f}</td><td>{links}{err}</td>"
             f"<td><details><summary>parameters</summary><pre>{params}</pre></details></td></tr>"
         )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>introspect report ({profile})</title>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>introspect report ({html.escape(profile)})</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
 padding:4px 8px;vertical-align:top}}tr.failed td{{background:#fdd}}pre.err{{color:#a00;max-width:60em;
 white-space:pre-wrap}}</style></head><body>

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from introspect._checks import check_labels
 from introspect._utils import check_is_fitted, resolve_device
 
 __all__ = [
@@ -107,15 +108,39 @@ def _to_rows(chunk, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return t.reshape(t.shape[0], -1).to(device=device, dtype=dtype)
 
 
-def _normalise(x: torch.Tensor) -> torch.Tensor:
-    """Unit-normalise rows; an all-zero row stays zero (cosine 0 with everything)."""
+def _normalise(x: torch.Tensor, where: str = "LibraryNetwork", offset: int = 0) -> torch.Tensor:
+    """Unit-normalise rows; an all-zero row stays zero (cosine 0 with everything).
+
+    Rows holding NaN or inf are refused (``offset`` is the block's first row in the data,
+    so the message names the row of the caller's array).
+    """
     norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
     if not torch.isfinite(norm).all():  # a NaN or inf anywhere in a row shows in its norm
+        bad = torch.nonzero(~torch.isfinite(norm[:, 0])).squeeze(1)
+        first = offset + int(bad[0])
+        if bool(torch.isfinite(x[bad]).all()):
+            raise ValueError(
+                f"{where}: the norm of activity pattern row {first} overflows {x.dtype}; "
+                "rescale the activations or pass dtype='float64'."
+            )
         raise ValueError(
-            "Activity patterns contain NaN or inf (or overflow float32); clean the activations "
-            "first or pass dtype='float64'."
+            f"{where}: activity patterns hold NaN or inf in {bad.numel()} row(s) of rows "
+            f"{offset}-{offset + x.shape[0] - 1} (first: row {first}); drop or repair those "
+            "rows first."
         )
     return x / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+def _check_dnn_pred(dnn_pred, n_classes, where: str) -> tuple[np.ndarray, int]:
+    """The network's answers as int64 class numbers in [0, n_classes), and n_classes."""
+    if n_classes is not None and int(n_classes) < 1:
+        raise ValueError(f"{where}: n_classes must be >= 1; got {n_classes}.")
+    dnn_pred = check_labels(dnn_pred, n_classes, where=f"{where} (dnn_pred)")
+    if dnn_pred.size == 0:
+        raise ValueError(f"{where}: dnn_pred is empty; pass one answer per pattern.")
+    if n_classes is None:
+        n_classes = int(dnn_pred.max()) + 1
+    return dnn_pred, int(n_classes)
 
 
 def hebbian_kernel(h, tau: float = 0.01):
@@ -225,6 +250,9 @@ class LibraryNetwork:
         -------
         self
         """
+        return self._build(H, progress=progress, where="LibraryNetwork.build")
+
+    def _build(self, H, *, progress: bool, where: str) -> LibraryNetwork:
         device, dtype = self._check_params()
         theta = float(self.theta)
         bs = int(self.block_size)
@@ -241,7 +269,7 @@ class LibraryNetwork:
             total = H.shape[0] if _is_array_like(H) else None
             bar = tqdm(total=total, desc=f"library theta={theta:g}", unit="pattern")
         for chunk in _iter_chunks(H, bs):
-            X = _normalise(_to_rows(chunk, device, dtype))
+            X = _normalise(_to_rows(chunk, device, dtype), where, n_seen)
             if n_features is None:
                 n_features = X.shape[1]
                 if n_features >= _SKETCH_MIN_FEATURES:
@@ -288,9 +316,10 @@ class LibraryNetwork:
     def _check_built(self):
         check_is_fitted(self, "patterns_")
 
-    def _rows(self, H):
+    def _rows(self, H, where: str = "LibraryNetwork"):
         """Yield (normalised rows on device) for ``H`` in blocks, checking the width."""
         device, dtype = self._check_params()
+        start = 0
         for chunk in _iter_chunks(H, int(self.block_size)):
             X = _to_rows(chunk, device, dtype)
             if X.shape[1] != self.n_features_:
@@ -298,7 +327,8 @@ class LibraryNetwork:
                     f"Patterns have {X.shape[1]} features but the library was built on "
                     f"{self.n_features_}; pass the same layer's activations."
                 )
-            yield _normalise(X)
+            yield _normalise(X, where, start)
+            start += X.shape[0]
 
     def similarities(self, H) -> np.ndarray:
         """Cosine similarity of each input to each library node (the paper's ``h``).
@@ -313,7 +343,7 @@ class LibraryNetwork:
         """
         self._check_built()
         lib = self._library()
-        out = [(X @ lib.T).cpu().numpy() for X in self._rows(H)]
+        out = [(X @ lib.T).cpu().numpy() for X in self._rows(H, "LibraryNetwork.similarities")]
         return np.concatenate(out) if out else np.zeros((0, self.size_), np.float32)
 
     def most_active(self, H, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -331,7 +361,7 @@ class LibraryNetwork:
         lib = self._library()
         k = min(int(k or self.top_k), self.size_)
         vals, idxs = [], []
-        for X in self._rows(H):
+        for X in self._rows(H, "LibraryNetwork.most_active"):
             v, i = torch.topk(X @ lib.T, k, dim=1)
             vals.append(v.cpu().numpy())
             idxs.append(i.cpu().numpy())
@@ -354,17 +384,16 @@ class LibraryNetwork:
         -------
         self
         """
+        return self._link(H, dnn_pred, n_classes, where="LibraryNetwork.link")
+
+    def _link(self, H, dnn_pred, n_classes, *, where: str) -> LibraryNetwork:
         self._check_built()
-        dnn_pred = np.asarray(dnn_pred).astype(np.int64).ravel()
-        if n_classes is None:
-            n_classes = int(dnn_pred.max()) + 1
-        if dnn_pred.min() < 0 or dnn_pred.max() >= n_classes:
-            raise ValueError(f"dnn_pred must hold class numbers in [0, {n_classes}).")
+        dnn_pred, n_classes = _check_dnn_pred(dnn_pred, n_classes, where)
         device, dtype = self._check_params()
         lib = self._library()
         W = torch.zeros(n_classes, self.size_, dtype=torch.float64, device=device)
         start = 0
-        for X in self._rows(H):
+        for X in self._rows(H, where):
             b = X.shape[0]
             if start + b > dnn_pred.shape[0]:
                 raise ValueError(f"dnn_pred has {dnn_pred.shape[0]} entries, H has more rows.")
@@ -383,7 +412,13 @@ class LibraryNetwork:
 
     def fit(self, H, dnn_pred, n_classes: int | None = None, *, progress: bool = False):
         """:meth:`build` then :meth:`link` on the same data; returns ``self``."""
-        return self.build(H, progress=progress).link(H, dnn_pred, n_classes)
+        return self._fit(H, dnn_pred, n_classes, progress=progress, where="LibraryNetwork.fit")
+
+    def _fit(self, H, dnn_pred, n_classes, *, progress: bool, where: str) -> LibraryNetwork:
+        # the answers are checked before the (long) build pass
+        dnn_pred, n_classes = _check_dnn_pred(dnn_pred, n_classes, where)
+        self._build(H, progress=progress, where=where)
+        return self._link(H, dnn_pred, n_classes, where=where)
 
     # -- prediction ------------------------------------------------------------------------
     def predict_scores(self, H) -> np.ndarray:
@@ -406,7 +441,7 @@ class LibraryNetwork:
             self._links_t = Wt
         k = min(int(self.top_k), self.size_)
         out = []
-        for X in self._rows(H):
+        for X in self._rows(H, "LibraryNetwork.predict_scores"):
             v, i = torch.topk(X @ lib.T, k, dim=1)  # (b, k)
             out.append(torch.einsum("bkm,bk->bm", Wt.T[i], v).cpu().numpy())
         if not out:
@@ -559,7 +594,11 @@ def agreement(scores, dnn_pred, k: int = 1) -> float:
         1 for top-1 agreement, 3 for the paper's "three best answers".
     """
     P = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(dnn_pred).astype(np.int64).ravel()
+    if P.ndim != 2:
+        raise ValueError(
+            f"agreement: scores must have shape (n_samples, n_classes); got {P.shape}."
+        )
+    y = check_labels(dnn_pred, P.shape[1], where="agreement (dnn_pred)")
     if P.shape[0] != y.shape[0]:
         raise ValueError(f"scores has {P.shape[0]} rows but dnn_pred has {y.shape[0]}.")
     if P.shape[0] == 0:
@@ -598,10 +637,14 @@ def confusion_index(scores, labels, n_classes: int | None = None) -> np.ndarray:
         Rows ``d1``, columns ``d2``; the diagonal is 1; a row with no correct trial is NaN.
     """
     P = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels).astype(np.int64).ravel()
+    if P.ndim != 2:
+        raise ValueError(
+            f"confusion_index: scores must have shape (n_samples, n_classes); got {P.shape}."
+        )
+    C = int(n_classes or P.shape[1])
+    y = check_labels(labels, C, where="confusion_index (labels)")
     if P.shape[0] != y.shape[0]:
         raise ValueError(f"scores has {P.shape[0]} rows but labels has {y.shape[0]}.")
-    C = int(n_classes or P.shape[1])
     S = _softmax(P)
     ok = P.argmax(axis=1) == y
     CA = np.zeros((C, C))
@@ -728,8 +771,7 @@ class LibraryStack:
         """
         if not isinstance(self.thetas, Mapping) or not self.thetas:
             raise ValueError("thetas must be a non-empty mapping layer name -> theta.")
-        dnn_pred = np.asarray(dnn_pred).astype(np.int64).ravel()
-        n_classes = int(n_classes if n_classes is not None else dnn_pred.max() + 1)
+        dnn_pred, n_classes = _check_dnn_pred(dnn_pred, n_classes, "LibraryStack.fit")
         libs = {}
         for name, theta in self.thetas.items():
             lib = LibraryNetwork(
@@ -740,7 +782,13 @@ class LibraryStack:
                 device=self.device,
                 dtype=self.dtype,
             )
-            libs[name] = lib.fit(_layer(layers, name), dnn_pred, n_classes, progress=progress)
+            libs[name] = lib._fit(
+                _layer(layers, name),
+                dnn_pred,
+                n_classes,
+                progress=progress,
+                where=f"LibraryStack.fit (layer {name!r})",
+            )
         self.libraries_ = libs
         self.layers_ = list(libs)
         self.n_classes_ = n_classes

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from scipy import stats
 
+from ._checks import check_eps, check_finite, check_images, check_labels
+
 __all__ = [
     "CappedDimensionWarning",
     "ClassManifolds",
@@ -78,6 +80,12 @@ def pca_spectrum(X) -> np.ndarray:
         and the covariance matrix, so 2048-d features of a few hundred images are cheap.
     """
     X = _as_2d(X)
+    check_finite(X, where="pca_spectrum", what="points")
+    return _spectrum(X)
+
+
+def _spectrum(X: np.ndarray) -> np.ndarray:
+    """:func:`pca_spectrum` of a 2-D float64 array already checked."""
     n, d = X.shape
     rank = min(n - 1, d)
     if rank < 1:
@@ -149,7 +157,11 @@ def participation_ratio(X=None, *, spectrum=None) -> float:
     float
         0.0 when there is no variance.
     """
-    lam = pca_spectrum(X) if spectrum is None else np.asarray(spectrum, dtype=np.float64)
+    if spectrum is None:
+        lam = pca_spectrum(X)
+    else:
+        lam = np.asarray(spectrum, dtype=np.float64)
+        check_finite(lam, where="participation_ratio", what="spectrum values")
     s2 = float(np.sum(lam**2))
     return float(np.sum(lam) ** 2 / s2) if s2 > 0 else 0.0
 
@@ -323,7 +335,8 @@ def class_manifold_dims(
     X = _as_2d(X)
     if labels is None:
         raise ValueError("labels are required when features is an array: pass labels=y")
-    labels = _to_numpy(labels).astype(np.int64).ravel()
+    check_finite(X, where="class_manifold_dims", what="features")
+    labels = check_labels(_to_numpy(labels), where="class_manifold_dims")
     if labels.shape[0] != X.shape[0]:
         raise ValueError(
             f"features has {X.shape[0]} rows but labels has {labels.shape[0]}: one label per row"
@@ -339,7 +352,7 @@ def class_manifold_dims(
         idx = np.flatnonzero(labels == c)
         if n_per_class is not None and idx.size > n_per_class:
             idx = np.sort(rng.choice(idx, size=n_per_class, replace=False))
-        lam = pca_spectrum(X[idx])
+        lam = _spectrum(X[idx])
         total = lam.sum()
         if lam.size and total > 0:
             curve = np.cumsum(lam) / total
@@ -414,8 +427,8 @@ def classwise_accuracy(labels, preds, classes=None) -> tuple[np.ndarray, np.ndar
         NaN for a class without samples.
     n : ndarray of shape (n_classes,)
     """
-    labels = _to_numpy(labels).astype(np.int64).ravel()
-    preds = _to_numpy(preds).astype(np.int64).ravel()
+    labels = check_labels(_to_numpy(labels), where="classwise_accuracy (labels)")
+    preds = check_labels(_to_numpy(preds), where="classwise_accuracy (preds)")
     if labels.shape != preds.shape:
         raise ValueError(f"labels {labels.shape} and preds {preds.shape} differ in shape")
     classes = np.unique(labels) if classes is None else np.asarray(classes, dtype=np.int64)
@@ -559,9 +572,13 @@ def classwise_robustness(
     -------
     ClasswiseRobustness
     """
+    where = "classwise_robustness"
+    eps_arr = np.asarray([check_eps(e, where=where) for e in eps_list], dtype=np.float64)
+    if eps_iter is not None:
+        eps_iter = check_eps(eps_iter, where=where, name="eps_iter")
     if attack is None:
         from introspect.attacks import pgd as attack
-    X, y = _dataset_tensors(dataset)
+    X, y = _dataset_tensors(dataset, where)
     names = class_names if class_names is not None else getattr(dataset, "classes", None)
     y_np = y.numpy().astype(np.int64)
     if classes is None:
@@ -576,9 +593,6 @@ def classwise_robustness(
         keep.append(idx)
     keep = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
     X, y, y_np = X[keep], y[keep], y_np[keep]
-    eps_arr = np.asarray([float(e) for e in eps_list], dtype=np.float64)
-    if np.any(eps_arr < 0):
-        raise ValueError(f"eps must be >= 0, got {eps_arr.tolist()}")
 
     was_training = model.training
     model.eval()  # attacks and accuracies are those of the deployed (eval-mode) model
@@ -814,7 +828,11 @@ def penultimate_features(model, data, *, batch_size: int = 256, device="cpu") ->
             "the model declares no classifier_path; create it with "
             "introspect.models.create_model so the penultimate layer is known"
         )
-    X = data if isinstance(data, torch.Tensor) else _dataset_tensors(data)[0]
+    if isinstance(data, torch.Tensor):
+        X = data
+        check_images(X, where="penultimate_features")
+    else:
+        X = _dataset_tensors(data, "penultimate_features")[0]
     was_training = model.training
     model.eval()
     try:
@@ -856,7 +874,8 @@ def _class_name(names, c) -> str:
     return str(int(c))
 
 
-def _dataset_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+def _dataset_tensors(dataset, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels of a dataset or an ``(X, y)`` pair, checked before any cast."""
     if hasattr(dataset, "tensors") and callable(dataset.tensors):
         X, y = dataset.tensors()
     elif isinstance(dataset, (tuple, list)) and len(dataset) == 2:
@@ -866,7 +885,13 @@ def _dataset_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
             "dataset must be an ImageDataset (with .tensors()) or a tuple (X, y) of images "
             f"(N, C, H, W) in [0, 1] and labels (N,); got {type(dataset).__name__}"
         )
-    return torch.as_tensor(X).float(), torch.as_tensor(y).long()
+    X = torch.as_tensor(X)
+    check_images(X, where=where)  # before the cast: uint8 images must not pass as floats
+    check_labels(y, where=where)
+    y = torch.as_tensor(y).long()
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"{where}: {X.shape[0]} images but {y.shape[0]} labels")
+    return X.float(), y
 
 
 def _predict(model, X: torch.Tensor, batch_size: int, device) -> np.ndarray:

@@ -15,8 +15,9 @@ from ._utils import resolve_device
 from .cache import Workdir, param_hash
 from .capture import capture
 from .data import load_dataset
+from .fingerprint import dataset_fingerprint, file_fingerprint, model_fingerprint
 from .models import create_model
-from .store import ActivationStore
+from .store import ActivationStore, StoreDamagedError
 from .training import fit_classifier
 
 __all__ = ["dataset", "trained_model", "train_val_split", "captured", "as_workdir"]
@@ -56,6 +57,7 @@ def dataset(
         channels=channels,
         seed=seed,
         root=None if name == "digits" else str(data_root),
+        fingerprint=dataset_fingerprint(ds),
     )
     return ds
 
@@ -144,6 +146,9 @@ def trained_model(
     history = None
     if train is not None:
         wd = as_workdir(workdir)
+        inputs = {"checkpoint": file_fingerprint(checkpoint) if checkpoint else None}
+        if pretrained or checkpoint:
+            inputs["initial weights"] = model_fingerprint(model)
 
         def fit():
             tr, va = train_val_split(dataset, data_root, image_size, channels)
@@ -153,11 +158,16 @@ def trained_model(
                 "history": hist,
             }
 
-        result = wd.memo("train", key, fit)
+        inputs["data"] = dataset_fingerprint(
+            load_dataset(dataset, "train", root=data_root, image_size=image_size, channels=channels)
+        )
+        result = wd.memo("train", key, fit, inputs=inputs)
         model.load_state_dict(result["state_dict"])
         history = result["history"]
     model.history_ = history
-    model.cache_key = key
+    # downstream stages key on the weights themselves: a replaced checkpoint or a retrained
+    # model changes every capture, attack and fit made from it
+    model.cache_key = {**key, "weights": model_fingerprint(model)}
     return model.eval().to(dev)
 
 
@@ -189,16 +199,28 @@ def captured(
     if not isinstance(reducer, str):
         raise ValueError("cached captures need a named reducer ('flatten', 'codes', 'gap').")
     params = dict(model=mkey, data=dkey, layers=list(layers), reducer=reducer, com=com)
-    folder = as_workdir(workdir).path("capture", params)
-    return capture(
-        model,
-        data,
-        layers,
+    wd = as_workdir(workdir)
+    folder = wd.path("capture", params)
+    from .capture import StoreMismatchError, _reducer_fingerprint
+
+    key = param_hash({**params, "reducer code": _reducer_fingerprint(reducer)})
+    kwargs = dict(
         reducer=reducer,
         batch_size=batch_size,
         device=device,
         store=Path(folder) / "store",
         progress=progress,
         com=com,
-        meta={"key": param_hash(params)},
+        meta={"key": key},
     )
+    try:
+        return capture(model, data, layers, **kwargs)
+    except (StoreMismatchError, StoreDamagedError) as e:
+        import shutil
+        import warnings
+
+        from .cache import CacheWarning
+
+        warnings.warn(f"{e} Capturing again.", CacheWarning, stacklevel=2)
+        shutil.rmtree(Path(folder) / "store")
+        return capture(model, data, layers, **kwargs)

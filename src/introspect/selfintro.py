@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ._checks import check_finite, check_images, check_labels
 from ._selfintro_nets import elu_mlp, gaussian_mmd, train_minibatches
 from ._utils import check_is_fitted, resolve_device, to_numpy
 
@@ -209,8 +210,7 @@ class InfoVAE:
         """
         H = _as_float_tensor(H)
         _check_2d(H, "H")
-        if not torch.isfinite(H).all():
-            raise ValueError("H contains NaN or infinite values; fix the hidden states first")
+        check_finite(H, where="InfoVAE.fit", what="hidden states H")
         dev = resolve_device(self.device)
         d = int(H.shape[1])
         if self.scale == "unit":
@@ -370,11 +370,16 @@ class ErrorEstimator:
         """
         Z = _as_float_tensor(Z)
         _check_2d(Z, "Z")
+        check_finite(Z, where="ErrorEstimator.fit", what="codes Z")
         e = np.asarray(to_numpy(e), dtype=np.float64).reshape(-1)
         if e.shape[0] != Z.shape[0]:
             raise ValueError(f"Z has {Z.shape[0]} rows but e has {e.shape[0]} values")
         if np.any(e < 0) or not np.all(np.isfinite(e)):
-            raise ValueError("e must be finite and >= 0 (it is 1/2 ||y - y_hat||^2)")
+            bad = int(np.sum(~(np.isfinite(e) & (e >= 0))))
+            raise ValueError(
+                f"ErrorEstimator.fit: e must be finite and >= 0 (it is 1/2 ||y - y_hat||^2); "
+                f"{bad} value(s) are not: drop or repair those rows first."
+            )
         t = np.log10(np.maximum(e, self.floor))
         self.target_mean_ = float(t.mean())
         self.target_scale_ = float(t.std()) if t.std() > 1e-12 else 1.0
@@ -445,6 +450,13 @@ def classifier_error(logits, labels, output: str = "sigmoid") -> np.ndarray:
     e : ndarray of shape (n_samples,)
     """
     z = torch.as_tensor(np.asarray(to_numpy(logits), dtype=np.float64))
+    if z.ndim != 2:
+        raise ValueError(
+            f"classifier_error: logits must have shape (n_samples, n_classes); got {tuple(z.shape)}"
+        )
+    y = check_labels(labels, z.shape[1], where="classifier_error")
+    if y.shape[0] != z.shape[0]:
+        raise ValueError(f"logits has {z.shape[0]} rows but labels has {y.shape[0]}")
     if output == "sigmoid":
         p = torch.sigmoid(z)
     elif output in ("softmax", "logits"):
@@ -455,7 +467,6 @@ def classifier_error(logits, labels, output: str = "sigmoid") -> np.ndarray:
         raise ValueError(
             f"output must be 'sigmoid', 'softmax', 'logits' or 'probs'; got {output!r}"
         )
-    y = np.asarray(to_numpy(labels)).astype(np.int64).reshape(-1)
     onehot = np.zeros(tuple(p.shape))
     onehot[np.arange(len(y)), y] = 1.0
     return 0.5 * ((onehot - p.numpy()) ** 2).sum(1)
@@ -733,10 +744,12 @@ class SelfIntrospector:
 
     def hidden(self, inputs) -> dict[str, np.ndarray]:
         """Per-layer hidden states of ``inputs`` (images in [0, 1], shape (N, C, H, W))."""
+        return self._hidden(_as_images(inputs, "SelfIntrospector.hidden"))
+
+    def _hidden(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         from .capture import activations
 
         layers = getattr(self, "layers_", None) or self._model_layers()
-        x = _as_images(inputs)
         return activations(
             self.model, x, layers, reducer="flatten", batch_size=self.batch_size, device=self.device
         )
@@ -760,10 +773,11 @@ class SelfIntrospector:
         -------
         self
         """
-        x, labels = _images_and_labels(X, y)
+        x, labels = _images_and_labels(X, y, "SelfIntrospector.fit")
         self.layers_ = self._model_layers()
-        hidden = self.hidden(x)
+        hidden = self._hidden(x)
         logits = self._logits(x)
+        check_labels(labels, logits.shape[1], where="SelfIntrospector.fit")
         return self.fit_hidden(hidden, labels, logits=logits, output=self._output_kind())
 
     def fit_hidden(
@@ -788,8 +802,18 @@ class SelfIntrospector:
         -------
         self
         """
+        where = "SelfIntrospector.fit_hidden"
         H, layout = _concat_hidden(hidden, self.layers if isinstance(hidden, Mapping) else None)
-        labels = np.asarray(to_numpy(labels)).astype(np.int64).reshape(-1)
+        check_finite(H, where=where, what="hidden states")
+        if errors is None and logits is not None:
+            logits = np.asarray(to_numpy(logits))
+            if logits.ndim != 2:
+                raise ValueError(
+                    f"{where}: logits must have shape (N, n_classes); got {logits.shape}"
+                )
+            check_finite(logits, where=where, what="logits")
+        n_classes = logits.shape[1] if errors is None and logits is not None else None
+        labels = check_labels(labels, n_classes, where=where)
         if labels.shape[0] != H.shape[0]:
             raise ValueError(f"hidden has {H.shape[0]} rows but labels has {labels.shape[0]}")
         if errors is None:
@@ -838,7 +862,7 @@ class SelfIntrospector:
     def transform(self, X) -> np.ndarray:
         """``z`` of input images, shape (N, 2)."""
         check_is_fitted(self, "vae_")
-        return self.encode_hidden(self.hidden(_as_images(X)))
+        return self.encode_hidden(self._hidden(_as_images(X, "SelfIntrospector.transform")))
 
     def analyze(self, X) -> dict:
         """Everything the map says about input images, in one forward pass.
@@ -849,8 +873,8 @@ class SelfIntrospector:
         ``logits`` (N, n_classes), ``pred`` (N,) and ``hidden`` (N, D) concatenated.
         """
         check_is_fitted(self, "vae_")
-        x = _as_images(X)
-        H = self.concat(self.hidden(x))
+        x = _as_images(X, "SelfIntrospector.analyze")
+        H = self.concat(self._hidden(x))
         z = self.vae_.encode(H)
         log_e = self.estimator_.predict_log10(z)
         logits = self._logits(x)
@@ -887,11 +911,13 @@ class SelfIntrospector:
         -------
         Z : ndarray of shape (..., 2)
         """
+        check_is_fitted(self, "vae_")
         x = torch.as_tensor(inputs) if not isinstance(inputs, torch.Tensor) else inputs
         if x.ndim < 4:
             raise ValueError(f"inputs must have shape (..., C, H, W); got {tuple(x.shape)}")
         lead = tuple(x.shape[:-3])
-        z = self.transform(x.reshape(-1, *x.shape[-3:]))
+        flat = _as_images(x.reshape(-1, *x.shape[-3:]), "SelfIntrospector.embed_trajectory")
+        z = self.encode_hidden(self._hidden(flat))
         return z.reshape(*lead, z.shape[-1])
 
     # --------------------------------------------------------------- unit reordering
@@ -1004,26 +1030,34 @@ def _clone(obj):
     return type(obj)(**params)
 
 
-def _as_images(X) -> torch.Tensor:
+def _as_images(X, where: str = "SelfIntrospector") -> torch.Tensor:
+    """Float images in [0, 1] of shape (N, C, H, W) from a tensor, an array or a dataset."""
     if hasattr(X, "tensors") and not isinstance(X, torch.Tensor):
-        return X.tensors()[0]
+        X = X.tensors()[0]
     x = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
     if x.ndim != 4:
-        raise ValueError(f"inputs must be images of shape (N, C, H, W); got {tuple(x.shape)}")
+        raise ValueError(
+            f"{where}: inputs must be images of shape (N, C, H, W); got {tuple(x.shape)}"
+        )
+    check_images(x, where=where)  # before the cast: uint8 images must not pass as floats
     return x.float()
 
 
-def _images_and_labels(X, y):
+def _images_and_labels(X, y, where: str):
     if hasattr(X, "tensors") and not isinstance(X, torch.Tensor):
         x, labels = X.tensors()
+        x = _as_images(x, where)
         if y is not None:
             labels = y
     else:
-        x = _as_images(X)
+        x = _as_images(X, where)
         if y is None:
             raise ValueError("pass labels y=... with an image tensor (or pass a dataset)")
         labels = y
-    return x, np.asarray(to_numpy(labels)).astype(np.int64)
+    labels = check_labels(labels, where=where)
+    if labels.shape[0] != x.shape[0]:
+        raise ValueError(f"{where}: {x.shape[0]} images but {labels.shape[0]} labels")
+    return x, labels
 
 
 # ----------------------------------------------------------------- training record
@@ -1070,7 +1104,7 @@ class TrainingRecorder:
         from .attacks import predict
         from .capture import activations
 
-        x = _as_images(self.inputs)
+        x = _as_images(self.inputs, "TrainingRecorder")
         was_training = model.training
         model.eval()
         try:

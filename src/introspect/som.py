@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from introspect._checks import check_finite
 from introspect._utils import check_is_fitted, resolve_device
 
 __all__ = ["ToroidalSOM", "grid_distance_squares"]
@@ -97,6 +98,21 @@ def _check_X(X, n_features: int | None = None) -> None:
         raise ValueError("X has no samples.")
     if n_features is not None and shape[1] != n_features:
         raise ValueError(f"X has {shape[1]} features but the SOM was fitted with {n_features}.")
+
+
+def _refuse_nonfinite_chunk(X, chunk: torch.Tensor, where: str) -> None:
+    """Refuse a chunk of ``X`` holding NaN or inf, naming the first bad row of all of ``X``.
+
+    The chunk is checked on its own (cheap, on the device); only when it fails is the
+    whole of ``X`` scanned to report the row number.
+    """
+    if bool(torch.isfinite(chunk).all()):
+        return
+    check_finite(X, where=where, what="codes")
+    # X itself is finite: its values only overflowed when cast to float32
+    raise ValueError(
+        f"{where}: codes overflow float32 (|values| above 3.4e38); rescale them first."
+    )
 
 
 class ToroidalSOM:
@@ -235,6 +251,7 @@ class ToroidalSOM:
             raise ValueError(
                 f"init array has shape {tuple(W.shape)}, expected (m * n, n_features) = ({U}, {D})."
             )
+        check_finite(W, where="ToroidalSOM.fit", what="init weights")
         return W.clone()
 
     @staticmethod
@@ -287,6 +304,8 @@ class ToroidalSOM:
         dev = resolve_device(self.device)
         Xt = _as_tensor(X, dev)
         _check_X(Xt)
+        # NaN rows would make every BMU unit 0 and poison the weights
+        check_finite(Xt, where="ToroidalSOM.fit", what="codes")
         N, D = Xt.shape
         B = int(self.batch_size)
         epochs = int(self.epochs)
@@ -364,7 +383,7 @@ class ToroidalSOM:
         return self
 
     # ---------------------------------------------------------------- inference
-    def _chunks(self, X, chunk: int = 4096):
+    def _chunks(self, X, chunk: int = 4096, *, where: str = "ToroidalSOM"):
         check_is_fitted(self, "weights_")
         dev = resolve_device(self.device)
         _check_X(X, self.n_features_in_)
@@ -372,6 +391,7 @@ class ToroidalSOM:
         w_norm = torch.linalg.vector_norm(W, dim=1)
         for start in range(0, X.shape[0], chunk):
             Xc = _as_tensor(X[start : start + chunk], dev)
+            _refuse_nonfinite_chunk(X, Xc, where)
             yield self._distances(Xc, W, self.metric, w_norm)
 
     def transform(self, X) -> np.ndarray:
@@ -385,7 +405,8 @@ class ToroidalSOM:
         -------
         ndarray of shape (n_samples, m * n), float32
         """
-        return np.concatenate([d.cpu().numpy() for d in self._chunks(X)], axis=0)
+        chunks = self._chunks(X, where="ToroidalSOM.transform")
+        return np.concatenate([d.cpu().numpy() for d in chunks], axis=0)
 
     def bmus(self, X, k: int = 10) -> np.ndarray:
         """Indices of the ``k`` nearest units of every sample, nearest first.
@@ -402,11 +423,14 @@ class ToroidalSOM:
             Unit indices; unit ``u`` is at grid row ``u // n``, column ``u % n``
             (see :meth:`unit_coords`). ``k=1`` still returns a 2-D array.
         """
+        return self._bmus(X, k, where="ToroidalSOM.bmus")
+
+    def _bmus(self, X, k: int, *, where: str) -> np.ndarray:
         check_is_fitted(self, "weights_")
         if not 1 <= int(k) <= self.n_units:
             raise ValueError(f"k must be between 1 and m * n = {self.n_units}, got {k}.")
         out = []
-        for d in self._chunks(X):
+        for d in self._chunks(X, where=where):
             if k == 1:
                 out.append(d.argmin(dim=1, keepdim=True).cpu().numpy())
             else:
@@ -427,7 +451,7 @@ class ToroidalSOM:
         """Mean distance (in ``metric``) from each sample to its BMU's weights."""
         total = 0.0
         count = 0
-        for d in self._chunks(X):
+        for d in self._chunks(X, where="ToroidalSOM.quantization_error"):
             total += float(d.min(dim=1).values.double().sum())
             count += d.shape[0]
         return total / count
@@ -440,7 +464,7 @@ class ToroidalSOM:
         """
         if self.n_units < 2:
             raise ValueError("The topographic error needs at least 2 units.")
-        top2 = self.bmus(X, k=2)
+        top2 = self._bmus(X, 2, where="ToroidalSOM.topographic_error")
         d2 = grid_distance_squares(self.m, self.n, bool(self.periodic))
         return float(np.mean(d2[top2[:, 0], top2[:, 1]] > 1.0))
 

@@ -5,7 +5,6 @@ adversarial training (Madry et al.)."""
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_images, check_labels
 from ._utils import resolve_device, seed_everything
 
 __all__ = ["fit_classifier", "evaluate", "classifier_loss"]
@@ -28,10 +28,16 @@ def classifier_loss(logits: torch.Tensor, y: torch.Tensor, kind: str = "ce") -> 
     raise ValueError(f"loss must be 'ce' or 'mse'; got {kind!r}.")
 
 
-def _as_tensors(dataset):
+def _as_tensors(dataset, where: str | None = None, n_classes: int | None = None):
+    """Images as float32 and labels as int64; checked against the contract when ``where``."""
     if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
-        return torch.as_tensor(dataset[0]).float(), torch.as_tensor(dataset[1]).long()
-    return dataset.tensors()
+        x, y = torch.as_tensor(dataset[0]), torch.as_tensor(dataset[1])
+    else:
+        x, y = dataset.tensors()
+    if where is not None:
+        check_images(x, where=where)
+        check_labels(y, n_classes, where=where)
+    return x.float(), y.long()
 
 
 def evaluate(
@@ -123,8 +129,15 @@ def fit_classifier(
     -------
     dict
         Lists ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``lr`` per epoch,
-        ``best_epoch``, and ``interrupted`` (True when stopped by KeyboardInterrupt, in
-        which case the best weights so far are kept).
+        and ``best_epoch``.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        A Ctrl-C (or a ``KeyboardInterrupt`` raised by ``callback``, e.g. a panel's
+        Cancel) restores the best weights seen so far (with ``val``), leaves the model in
+        eval mode and propagates, so that no caller can mistake the half-trained model for
+        a finished one (the pipeline's cache stores nothing).
     """
     from tqdm.auto import tqdm
 
@@ -132,9 +145,12 @@ def fit_classifier(
     if val is None and patience is not None:
         raise ValueError("early stopping (patience=...) needs a validation set: pass val=...")
     gen = seed_everything(seed)
-    x, y = _as_tensors(train)
+    n_classes = getattr(model, "num_classes", None)
+    x, y = _as_tensors(train, "fit_classifier (train)", n_classes)
     if len(x) == 0:
         raise ValueError("the training set is empty.")
+    if val is not None:
+        _as_tensors(val, "fit_classifier (val)", n_classes)
     model.to(dev)
     if optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -165,7 +181,7 @@ def fit_classifier(
             return xa
 
     history: dict = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr")}
-    history.update(best_epoch=None, interrupted=False)
+    history.update(best_epoch=None)
     best_state, best_val, bad = None, np.inf, 0
     bar = tqdm(range(epochs), desc="train", disable=not progress)
     try:
@@ -214,8 +230,10 @@ def fit_classifier(
             if patience is not None and bad >= patience:
                 break
     except KeyboardInterrupt:
-        history["interrupted"] = True
-        warnings.warn("training interrupted; keeping the best weights so far.", stacklevel=2)
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        raise
     if patience is not None and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
