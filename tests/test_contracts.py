@@ -80,7 +80,7 @@ def test_som_inference_refuses_nan_rows_naming_the_row():
     X = codes(n=4100, seed=1)  # two inference chunks of 4096 rows
     X[4098] = np.nan
     for method, name in (
-        (lambda a: som.bmus(a, k=2), "bmus"),
+        (lambda a: som.bmus(a, top_k=2), "bmus"),
         (som.transform, "transform"),
         (som.quantization_error, "quantization_error"),
         (som.topographic_error, "topographic_error"),
@@ -93,7 +93,7 @@ def test_som_valid_input_still_works():
     X = codes(n=60)
     som = ToroidalSOM(m=3, n=3, epochs=2, batch_size=5).fit(X)
     assert np.isfinite(som.weights_).all() and som.weights_.shape == (9, 5)
-    b = som.bmus(X, k=2)
+    b = som.bmus(X, top_k=2)
     assert b.shape == (60, 2) and len(np.unique(b[:, 0])) > 1
     assert math.isfinite(som.quantization_error(X))
     same = ToroidalSOM(m=3, n=3, epochs=2, batch_size=5).fit(torch.from_numpy(X))
@@ -118,17 +118,17 @@ def test_library_fit_refuses_nan_rows_naming_the_data_row():
         lib.similarities(X)
 
 
-def test_library_link_refuses_float_and_out_of_range_dnn_pred():
+def test_library_link_refuses_float_and_out_of_range_y_pred():
     X = codes(n=12)
     lib = LibraryNetwork(0.5).build(X)
-    with pytest.raises(TypeError, match=r"LibraryNetwork\.link \(dnn_pred\): " + NOT_INT):
+    with pytest.raises(TypeError, match=r"LibraryNetwork\.link \(y_pred\): " + NOT_INT):
         lib.link(X, np.ones(12))  # 1.0, 1.0, ...: whole numbers but floats
     pred = np.arange(12) % 4
-    with pytest.raises(ValueError, match=r"dnn_pred.*class numbers in \[0, 3\); found 3"):
+    with pytest.raises(ValueError, match=r"y_pred.*class numbers in \[0, 3\); found 3"):
         lib.link(X, pred, n_classes=3)
-    with pytest.raises(ValueError, match=r"dnn_pred.*>= 0; found -1"):
+    with pytest.raises(ValueError, match=r"y_pred.*>= 0; found -1"):
         lib.link(X, pred - 1)
-    with pytest.raises(TypeError, match=r"LibraryNetwork\.fit \(dnn_pred\): " + NOT_INT):
+    with pytest.raises(TypeError, match=r"LibraryNetwork\.fit \(y_pred\): " + NOT_INT):
         LibraryNetwork(0.5).fit(X, pred.astype(float))
 
 
@@ -137,9 +137,9 @@ def test_library_stack_refuses_float_labels_and_names_the_nan_layer():
     bad = X.copy()
     bad[4] = np.inf
     stack = LibraryStack({"A": 0.5, "B": 0.5})
-    with pytest.raises(TypeError, match=r"LibraryStack\.fit \(dnn_pred\): " + NOT_INT):
+    with pytest.raises(TypeError, match=r"LibraryStack\.fit \(y_pred\): " + NOT_INT):
         stack.fit({"A": X, "B": X}, y.astype(np.float32))
-    with pytest.raises(ValueError, match=r"LibraryStack\.fit \(dnn_pred\): .*\[0, 2\)"):
+    with pytest.raises(ValueError, match=r"LibraryStack\.fit \(y_pred\): .*\[0, 2\)"):
         stack.fit({"A": X, "B": X}, y, n_classes=2)
     with pytest.raises(ValueError, match=r"LibraryStack\.fit \(layer 'B'\): .*first: row 4\)"):
         stack.fit({"A": X, "B": bad}, y)
@@ -147,7 +147,7 @@ def test_library_stack_refuses_float_labels_and_names_the_nan_layer():
 
 def test_library_analyses_refuse_out_of_range_labels():
     P = np.random.default_rng(0).random((4, 3))
-    with pytest.raises(ValueError, match=r"agreement \(dnn_pred\): .*\[0, 3\)"):
+    with pytest.raises(ValueError, match=r"agreement \(y_pred\): .*\[0, 3\)"):
         agreement(P, [0, 1, 2, 3])
     with pytest.raises(TypeError, match=r"confusion_index \(labels\): " + NOT_INT):
         confusion_index(P, [0.0, 1.0, 2.0, 0.0])

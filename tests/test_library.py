@@ -186,7 +186,7 @@ def test_link_and_scores_match_the_formulas():
         P[k] = (W[:, top] * h[k, top]).sum(axis=1)
     np.testing.assert_allclose(lib.predict_scores(X), P, rtol=1e-10)
     np.testing.assert_allclose(lib.similarities(X), h, atol=1e-12)
-    vals, nodes = lib.most_active(X[:5], k=2)
+    vals, nodes = lib.most_active(X[:5], top_k=2)
     np.testing.assert_array_equal(nodes, np.argsort(-h[:5], axis=1)[:, :2])
 
 
@@ -309,7 +309,7 @@ def test_errors_are_clear():
         LibraryNetwork(1.5).build(np.eye(3))
     with pytest.raises(ValueError, match="NaN"):
         LibraryNetwork(0.5).build(np.array([[1.0, np.nan]]))
-    with pytest.raises(ValueError, match="dnn_pred"):
+    with pytest.raises(ValueError, match="y_pred"):
         lib.link(np.eye(3), [0, 1])
     with pytest.raises(NotFittedError):
         _ = LibraryStack({"a": 0.5}).sizes_

@@ -52,7 +52,7 @@ def test_train_fits_the_som_and_streams_the_loss(trained):
     # the map: density of the top-1 BMUs of SOM-tr
     assert panel.grid.shape == (6, 6)
     assert np.nansum(np.array(panel.grid.values, dtype=float)) == len(y)
-    np.testing.assert_array_equal(panel.bmus["SOM-tr"], som.bmus(X, k=3))
+    np.testing.assert_array_equal(panel.bmus["SOM-tr"], som.bmus(X, top_k=3))
 
 
 def test_colour_modes(trained):

@@ -280,7 +280,7 @@ def test_selfintrospector_requires_a_fit_and_logits_or_errors():
 @pytest.fixture(scope="module")
 def digits_net1(tmp_path_factory):
     """The quick profile's Net1 (4 x 100 ELU, sigmoid, MSE, dropout, CLR) on digits."""
-    from introspect.figures._recipes import load_recipe, recipe_data
+    from introspect.recipes import load_recipe, recipe_data
 
     work = tmp_path_factory.mktemp("si-work")
     model = load_recipe("net1_mlp@digits", workdir=work)

@@ -173,7 +173,7 @@ def test_transform_bmus_and_quantization_error_agree():
     som = ToroidalSOM(5, 5, epochs=1, sigma=2.0, seed=1).fit(X)
     D = som.transform(X)
     assert D.shape == (40, 25)
-    top = som.bmus(X, k=5)
+    top = som.bmus(X, top_k=5)
     assert top.shape == (40, 5)
     np.testing.assert_array_equal(top[:, 0], D.argmin(1))
     # nearest first
@@ -245,7 +245,7 @@ def test_save_load_roundtrip(tmp_path):
     assert (back.m, back.n, back.metric, back.sigma) == (4, 5, "euclidean", 10.0)
     np.testing.assert_array_equal(back.weights_, som.weights_)
     np.testing.assert_array_equal(back.history_["qe"], som.history_["qe"])
-    np.testing.assert_array_equal(back.bmus(X, k=3), som.bmus(X, k=3))
+    np.testing.assert_array_equal(back.bmus(X, top_k=3), som.bmus(X, top_k=3))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -255,4 +255,4 @@ def test_cuda_matches_cpu():
     cpu = ToroidalSOM(4, 4, epochs=2, init=W0, shuffle=False).fit(X)
     gpu = ToroidalSOM(4, 4, epochs=2, init=W0, shuffle=False, device="cuda").fit(X)
     np.testing.assert_allclose(gpu.weights_, cpu.weights_, atol=1e-4)
-    np.testing.assert_array_equal(gpu.bmus(X, k=3), cpu.bmus(X, k=3))
+    np.testing.assert_array_equal(gpu.bmus(X, top_k=3), cpu.bmus(X, top_k=3))

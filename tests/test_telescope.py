@@ -106,7 +106,7 @@ def test_som_puts_separated_classes_in_their_own_regions_with_small_d_class():
     X = np.concatenate([p + 0.05 * rng.standard_normal((per, dim)) for p in protos])
     y = np.repeat(np.arange(k), per)
     som = ToroidalSOM(10, 10, sigma=5.0, alpha=0.3, epochs=5, init="sample", seed=0).fit(X)
-    top10 = som.bmus(X, k=10)
+    top10 = som.bmus(X, top_k=10)
     centres = tl.class_centres(top10, y, som.shape)
     dc = tl.d_class(top10, y, som.shape, centres=centres)
     # each class is compact: a region of ~10 units has a mean radius of ~2 grid units

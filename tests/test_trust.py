@@ -108,7 +108,9 @@ def test_interrupt_restores_best_weights_and_reraises():
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit_classifier(model, data, val, epochs=10, lr=3e-3, patience=5, callback=cb, progress=False)
+        fit_classifier(
+            model, data, val, epochs=10, lr=3e-3, patience=5, callback=cb, progress=False
+        )
     assert not model.training
     for k, v in model.state_dict().items():
         assert torch.equal(v, seen["best"][k])
@@ -230,7 +232,9 @@ def test_replaced_imagefolder_images_are_recaptured(tmp_path):
 
     def run():
         data = pipeline.dataset("imagefolder", "train", data_root=root, **SMALL)
-        return np.array(pipeline.captured(model, data, ["CL1"], workdir=work, progress=False).layer("CL1"))
+        return np.array(
+            pipeline.captured(model, data, ["CL1"], workdir=work, progress=False).layer("CL1")
+        )
 
     before = run()
     time.sleep(0.01)
@@ -377,7 +381,9 @@ def test_truncated_store_file_is_named(tmp_path, digits):
 def test_damaged_pipeline_capture_is_recaptured(tmp_path):
     model = pipeline.trained_model("small_cnn", model_kwargs={"in_channels": 1}, workdir=tmp_path)
     data = pipeline.dataset("digits", "test", **SMALL)
-    a = np.array(pipeline.captured(model, data, ["CL1"], workdir=tmp_path, progress=False).layer("CL1"))
+    a = np.array(
+        pipeline.captured(model, data, ["CL1"], workdir=tmp_path, progress=False).layer("CL1")
+    )
     (f,) = tmp_path.glob("capture/*/store/layer__CL1.npy")
     raw = bytearray(f.read_bytes())
     raw[-5] ^= 0xFF

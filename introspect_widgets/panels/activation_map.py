@@ -266,7 +266,7 @@ class ActivationMapPanel(Panel):
                     data_root=self.data_root, seed=self.seed,
                 )  # fmt: skip
             if self.data is None:
-                from introspect.figures._recipes import recipe_data
+                from introspect.recipes import recipe_data
 
                 self.data = recipe_data(
                     self.recipe, self.split, data_root=self.data_root, seed=self.seed

@@ -9,9 +9,9 @@ import ipywidgets as W
 import numpy as np
 import torch
 
+from introspect import recipes as _recipes
 from introspect.capture import capture
 from introspect.data import DATASETS, load_dataset
-from introspect.figures import _recipes
 from introspect.models import available_layers, create_model, list_models
 from introspect.store import ActivationStore
 

@@ -9,7 +9,8 @@ import io
 import ipywidgets as W
 import numpy as np
 
-from introspect.figures import _manifolds, _recipes
+from introspect import recipes as _recipes
+from introspect.figures import _manifolds
 from introspect.manifolds import dim_robustness_correlation, dimension_at
 
 from ..plots.manifolds import corr_text, scatter_plot, scatter_source_data

@@ -303,9 +303,9 @@ class SOMPanel(Panel):
         self.som = som
         layer = self.layer_select.value
         k = int(self.top_k.value)
-        self.bmus = {"SOM-tr": som.bmus(self._get(layer), k=k)}
+        self.bmus = {"SOM-tr": som.bmus(self._get(layer), top_k=k)}
         if self._get_val is not None:
-            self.bmus["SOM-val"] = som.bmus(self._get_val(layer), k=k)
+            self.bmus["SOM-val"] = som.bmus(self._get_val(layer), top_k=k)
         if not self.loss_source.data["step"]:
             qe = som.history_["qe"]
             self.loss_source.data = dict(step=list(range(len(qe))), qe=list(qe))

@@ -11,10 +11,18 @@ The public names below are imported lazily, so ``import introspect`` stays cheap
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Study": "study",
+    "AttackResult": "study",
+    "TelescopeResult": "study",
+    "LibraryResult": "study",
+    "ManifoldResult": "study",
+    "normalized": "models",
     "load_dataset": "data",
     "ArrayDataset": "data",
     "create_model": "models",
@@ -43,6 +51,7 @@ _EXPORTS = {
     "dim_robustness_correlation": "manifolds",
     "get_figure": "figures",
     "FIGURES": "figures",
+    "NotFittedError": "_estimator",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -58,3 +67,28 @@ def __getattr__(name: str):
 
 def __dir__():
     return __all__
+
+
+class _Package(types.ModuleType):
+    """The package's module type: a submodule never shadows a public export.
+
+    Importing ``introspect.capture`` makes the import system run
+    ``setattr(introspect, "capture", <module introspect.capture>)``, which would hide the
+    public function :func:`introspect.capture.capture` from ``introspect.capture``. That
+    binding is dropped for the names in ``_EXPORTS``: the submodule stays reachable
+    through ``sys.modules`` (``from introspect.capture import capture``,
+    ``importlib.import_module("introspect.capture")``), and ``introspect.capture`` is
+    the function, resolved lazily by ``__getattr__`` like every other export.
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if (
+            name in _EXPORTS
+            and isinstance(value, types.ModuleType)
+            and value.__name__ == f"{self.__name__}.{name}"
+        ):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

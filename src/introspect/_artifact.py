@@ -87,6 +87,12 @@ class _Encoder:
             return {"__dtype__": str(obj)}
         if isinstance(obj, Path):
             return {"__path__": str(obj)}
+        if isinstance(obj, slice):
+            return {"__slice__": [self.enc(obj.start), self.enc(obj.stop), self.enc(obj.step)]}
+        if isinstance(obj, range):
+            return {"__range__": [obj.start, obj.stop, obj.step]}
+        if isinstance(obj, np.dtype):
+            return {"__npdtype__": obj.str}
         if isinstance(obj, OrderedDict):
             return {"__odict__": [[self.enc(k), self.enc(v)] for k, v in obj.items()]}
         if isinstance(obj, dict):
@@ -161,6 +167,12 @@ class _Decoder:
             return dtype
         if "__path__" in obj:
             return Path(obj["__path__"])
+        if "__slice__" in obj:
+            return slice(*(self.dec(v) for v in obj["__slice__"]))
+        if "__range__" in obj:
+            return range(*(int(v) for v in obj["__range__"]))
+        if "__npdtype__" in obj:
+            return np.dtype(str(obj["__npdtype__"]))
         if "__odict__" in obj:
             return OrderedDict((self._key(k), self.dec(v)) for k, v in obj["__odict__"])
         if "__dict__" in obj:

@@ -2,23 +2,63 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 
-class NotFittedError(RuntimeError):
-    """Raised when a learned object is used before ``fit``."""
+def __getattr__(name: str):
+    # NotFittedError subclasses scikit-learn's, whose import costs more than a second:
+    # it is defined in introspect._estimator and imported only when it is asked for, so
+    # the modules that only need the helpers below (capture, data, models) stay cheap.
+    if name == "NotFittedError":
+        from ._estimator import NotFittedError
+
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_is_fitted(obj, attr: str) -> None:
-    """Raise :class:`NotFittedError` when ``obj`` has no learned attribute ``attr``."""
+    """Raise :class:`~introspect.NotFittedError` when ``obj`` has no learned attribute ``attr``."""
     if getattr(obj, attr, None) is None:
+        from ._estimator import NotFittedError
+
         name = type(obj).__name__
         raise NotFittedError(f"This {name} is not fitted yet: call {name}.fit(...) first.")
+
+
+def renamed_keyword(old: str, new: str):
+    """Decorator: accept the deprecated keyword ``old`` for ``new``, with a FutureWarning.
+
+    Passing both is a ``TypeError``. The signature (``inspect.signature``) shows ``new``
+    only.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(
+                        f"{fn.__qualname__}() got both {new!r} and its deprecated alias {old!r}."
+                    )
+                warnings.warn(
+                    f"{fn.__qualname__}: the keyword {old!r} is deprecated and will be removed; "
+                    f"use {new!r}.",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -15,7 +15,7 @@ from ._utils import resolve_device
 from .codes import vector_codes
 from .data import ArrayDataset
 from .models import resolve_layer
-from .store import ActivationStore
+from .store import ActivationStore, StoreDamagedError
 
 __all__ = [
     "capture",
@@ -24,6 +24,7 @@ __all__ = [
     "resolve_target",
     "LayerHooks",
     "StoreMismatchError",
+    "reducer_fingerprint",
 ]
 
 PENULTIMATE = "penultimate"
@@ -172,7 +173,8 @@ def _batches(dataset, start: int, batch_size: int):
         yield s, torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items])
 
 
-def _reducer_fingerprint(reducer) -> str:
+def reducer_fingerprint(reducer) -> str:
+    """Fingerprint of a reducer's code: a callable's source, or the built-in reducers' modules."""
     from .fingerprint import callable_fingerprint, code_fingerprint
 
     if callable(reducer):
@@ -187,7 +189,7 @@ def _fingerprints(model, dataset, reducer) -> dict:
     return {
         "model weights": model_fingerprint(model),
         "data": dataset_fingerprint(dataset),
-        "reducer code": _reducer_fingerprint(reducer),
+        "reducer code": reducer_fingerprint(reducer),
     }
 
 
@@ -244,6 +246,7 @@ def capture(
     com: str = "flat",
     meta: dict | None = None,
     callback: Callable[[int, int], None] | None = None,
+    stale: str = "raise",
 ) -> ActivationStore:
     """Run ``model`` once over ``dataset`` and record reduced activations of ``layers``.
 
@@ -276,6 +279,11 @@ def capture(
     callback : callable, optional
         ``callback(done, total)`` after every stored batch (and once when a complete store
         is reopened), e.g. to drive a progress bar in a panel.
+    stale : {"raise", "recompute"}
+        What to do when ``store`` holds a capture of other inputs (other weights, data or
+        reducer code: :class:`StoreMismatchError`) or a damaged one
+        (:class:`~introspect.store.StoreDamagedError`): raise, or warn and capture again
+        (for stores that the pipeline owns, under a workdir).
 
     Returns
     -------
@@ -289,6 +297,30 @@ def capture(
     reduce = _reducer(reducer, com)
     info = _describe(model, dataset, layers, reducer, com, meta)
 
+    if stale not in ("raise", "recompute"):
+        raise ValueError(f"stale must be 'raise' or 'recompute'; got {stale!r}.")
+    args = (model, dataset, layers, reduce, info, n, dev, batch_size, progress, callback)
+    if stale == "raise" or store is None or isinstance(store, ActivationStore):
+        return _capture_into(store, *args)
+    try:
+        return _capture_into(store, *args)
+    except (StoreMismatchError, StoreDamagedError) as e:
+        import shutil
+        import warnings
+
+        from .cache import CacheWarning
+
+        warnings.warn(f"{e} Capturing again.", CacheWarning, stacklevel=2)
+        with ActivationStore(store).lock():
+            for p in Path(store).iterdir():
+                if p.name != ".lock":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+        return _capture_into(store, *args)
+
+
+def _capture_into(
+    store, model, dataset, layers, reduce, info, n, dev, batch_size, progress, callback
+):
     if isinstance(store, ActivationStore):
         st = store
     elif store is not None and (Path(store) / "manifest.json").is_file():

@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from introspect._checks import check_labels
-from introspect._utils import check_is_fitted, resolve_device
+from introspect._estimator import Estimator
+from introspect._utils import check_is_fitted, renamed_keyword, resolve_device
 
 __all__ = [
     "LibraryNetwork",
@@ -131,16 +132,16 @@ def _normalise(x: torch.Tensor, where: str = "LibraryNetwork", offset: int = 0) 
     return x / torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
-def _check_dnn_pred(dnn_pred, n_classes, where: str) -> tuple[np.ndarray, int]:
+def _check_y_pred(y_pred, n_classes, where: str) -> tuple[np.ndarray, int]:
     """The network's answers as int64 class numbers in [0, n_classes), and n_classes."""
     if n_classes is not None and int(n_classes) < 1:
         raise ValueError(f"{where}: n_classes must be >= 1; got {n_classes}.")
-    dnn_pred = check_labels(dnn_pred, n_classes, where=f"{where} (dnn_pred)")
-    if dnn_pred.size == 0:
-        raise ValueError(f"{where}: dnn_pred is empty; pass one answer per pattern.")
+    y_pred = check_labels(y_pred, n_classes, where=f"{where} (y_pred)")
+    if y_pred.size == 0:
+        raise ValueError(f"{where}: y_pred is empty; pass one answer per pattern.")
     if n_classes is None:
-        n_classes = int(dnn_pred.max()) + 1
-    return dnn_pred, int(n_classes)
+        n_classes = int(y_pred.max()) + 1
+    return y_pred, int(n_classes)
 
 
 def hebbian_kernel(h, tau: float = 0.01):
@@ -151,7 +152,7 @@ def hebbian_kernel(h, tau: float = 0.01):
 
 
 # ----------------------------------------------------------------------------- one layer
-class LibraryNetwork:
+class LibraryNetwork(Estimator):
     """Library of novel hidden activity patterns of one layer, linked to a network's answers.
 
     Parameters
@@ -188,6 +189,8 @@ class LibraryNetwork:
         Hebbian functional connections ``W[m, n]`` (after :meth:`link`).
     n_classes_ : int
     """
+
+    _fitted_attr = "links_"
 
     def __init__(
         self,
@@ -307,9 +310,8 @@ class LibraryNetwork:
         self.size_ = int(lib.shape[0])
         self.n_features_ = int(n_features)
         self.n_seen_ = int(n_seen)
-        self.links_ = None
-        self.n_classes_ = None
-        self.__dict__.pop("_links_t", None)
+        for stale in ("links_", "n_classes_", "_links_t"):  # a new library has no links yet
+            self.__dict__.pop(stale, None)
         return self
 
     # -- similarities ----------------------------------------------------------------------
@@ -346,20 +348,23 @@ class LibraryNetwork:
         out = [(X @ lib.T).cpu().numpy() for X in self._rows(H, "LibraryNetwork.similarities")]
         return np.concatenate(out) if out else np.zeros((0, self.size_), np.float32)
 
-    def most_active(self, H, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` (default ``top_k``) most active library nodes of each input.
+    @renamed_keyword("k", "top_k")
+    def most_active(self, H, top_k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``top_k`` (default: the library's ``top_k``) most active nodes of each input.
+
+        ``k=`` is a deprecated alias of ``top_k``.
 
         Returns
         -------
-        values : ndarray of shape (n_samples, k)
+        values : ndarray of shape (n_samples, top_k)
             Their similarities, in descending order.
-        nodes : ndarray of shape (n_samples, k)
+        nodes : ndarray of shape (n_samples, top_k)
             Their node numbers (rows of ``patterns_``; ``indices_[nodes]`` gives the build
             data rows).
         """
         self._check_built()
         lib = self._library()
-        k = min(int(k or self.top_k), self.size_)
+        k = min(int(top_k or self.top_k), self.size_)
         vals, idxs = [], []
         for X in self._rows(H, "LibraryNetwork.most_active"):
             v, i = torch.topk(X @ lib.T, k, dim=1)
@@ -368,57 +373,74 @@ class LibraryNetwork:
         return np.concatenate(vals), np.concatenate(idxs)
 
     # -- pass 2 ----------------------------------------------------------------------------
-    def link(self, H, dnn_pred, n_classes: int | None = None) -> LibraryNetwork:
+    @renamed_keyword("dnn_pred", "y_pred")
+    def link(self, H, y_pred, n_classes: int | None = None) -> LibraryNetwork:
         """Build the Hebbian functional connections to the network's answers (pass 2).
 
         Parameters
         ----------
         H : array-like of shape (n_samples, ...) or iterable of row chunks
             Usually the same data as :meth:`build`.
-        dnn_pred : array-like of int of shape (n_samples,)
+        y_pred : array-like of int of shape (n_samples,)
             The network's predicted class for each input (``O = +1`` for it, -1 otherwise).
+            (``dnn_pred=`` is a deprecated alias.)
         n_classes : int, optional
-            Defaults to ``max(dnn_pred) + 1``.
+            Defaults to ``max(y_pred) + 1``.
 
         Returns
         -------
         self
         """
-        return self._link(H, dnn_pred, n_classes, where="LibraryNetwork.link")
+        return self._link(H, y_pred, n_classes, where="LibraryNetwork.link")
 
-    def _link(self, H, dnn_pred, n_classes, *, where: str) -> LibraryNetwork:
+    def _link(self, H, y_pred, n_classes, *, where: str) -> LibraryNetwork:
         self._check_built()
-        dnn_pred, n_classes = _check_dnn_pred(dnn_pred, n_classes, where)
+        y_pred, n_classes = _check_y_pred(y_pred, n_classes, where)
         device, dtype = self._check_params()
         lib = self._library()
         W = torch.zeros(n_classes, self.size_, dtype=torch.float64, device=device)
         start = 0
         for X in self._rows(H, where):
             b = X.shape[0]
-            if start + b > dnn_pred.shape[0]:
-                raise ValueError(f"dnn_pred has {dnn_pred.shape[0]} entries, H has more rows.")
+            if start + b > y_pred.shape[0]:
+                raise ValueError(f"y_pred has {y_pred.shape[0]} entries, H has more rows.")
             g = hebbian_kernel(X @ lib.T, self.tau)
             out_ = -torch.ones(b, n_classes, dtype=dtype, device=device)
-            y = torch.from_numpy(dnn_pred[start : start + b]).to(device)
+            y = torch.from_numpy(y_pred[start : start + b]).to(device)
             out_[torch.arange(b, device=device), y] = 1.0
             W += (out_.T @ g).to(torch.float64)
             start += b
-        if start != dnn_pred.shape[0]:
-            raise ValueError(f"dnn_pred has {dnn_pred.shape[0]} entries but H has {start} rows.")
+        if start != y_pred.shape[0]:
+            raise ValueError(f"y_pred has {y_pred.shape[0]} entries but H has {start} rows.")
         self.links_ = W.cpu().numpy()
         self.n_classes_ = int(n_classes)
         self._links_t = W.to(dtype)
         return self
 
-    def fit(self, H, dnn_pred, n_classes: int | None = None, *, progress: bool = False):
-        """:meth:`build` then :meth:`link` on the same data; returns ``self``."""
-        return self._fit(H, dnn_pred, n_classes, progress=progress, where="LibraryNetwork.fit")
+    @renamed_keyword("dnn_pred", "y_pred")
+    def fit(self, H, y_pred, n_classes: int | None = None, *, progress: bool = False):
+        """:meth:`build` then :meth:`link` on the same data.
 
-    def _fit(self, H, dnn_pred, n_classes, *, progress: bool, where: str) -> LibraryNetwork:
+        Parameters
+        ----------
+        H : array-like of shape (n_samples, ...) or iterable of row chunks
+        y_pred : array-like of int of shape (n_samples,)
+            The network's predicted classes (``dnn_pred=`` is a deprecated alias).
+        n_classes : int, optional
+        progress : bool, default False
+            Show a tqdm bar over the build pass.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(H, y_pred, n_classes, progress=progress, where="LibraryNetwork.fit")
+
+    def _fit(self, H, y_pred, n_classes, *, progress: bool, where: str) -> LibraryNetwork:
         # the answers are checked before the (long) build pass
-        dnn_pred, n_classes = _check_dnn_pred(dnn_pred, n_classes, where)
+        y_pred, n_classes = _check_y_pred(y_pred, n_classes, where)
         self._build(H, progress=progress, where=where)
-        return self._link(H, dnn_pred, n_classes, where=where)
+        return self._link(H, y_pred, n_classes, where=where)
 
     # -- prediction ------------------------------------------------------------------------
     def predict_scores(self, H) -> np.ndarray:
@@ -451,11 +473,6 @@ class LibraryNetwork:
     def predict(self, H) -> np.ndarray:
         """The class with the largest score, shape (n_samples,)."""
         return self.predict_scores(H).argmax(axis=1)
-
-    def __repr__(self):
-        size = getattr(self, "size_", None)
-        extra = f", size_={size}" if size is not None else ""
-        return f"LibraryNetwork(theta={self.theta}, top_k={self.top_k}{extra})"
 
 
 def _concat_freeing(segments: list[torch.Tensor]) -> torch.Tensor:
@@ -583,13 +600,15 @@ def _novel_in_block(
 
 
 # ----------------------------------------------------------------------------- analyses
-def agreement(scores, dnn_pred, k: int = 1) -> float:
+@renamed_keyword("dnn_pred", "y_pred")
+def agreement(scores, y_pred, k: int = 1) -> float:
     """Fraction of inputs whose network answer is among the ``k`` best library scores.
 
     Parameters
     ----------
     scores : array-like of shape (n_samples, n_classes)
-    dnn_pred : array-like of int of shape (n_samples,)
+    y_pred : array-like of int of shape (n_samples,)
+        The network's predicted classes (``dnn_pred=`` is a deprecated alias).
     k : int
         1 for top-1 agreement, 3 for the paper's "three best answers".
     """
@@ -598,9 +617,9 @@ def agreement(scores, dnn_pred, k: int = 1) -> float:
         raise ValueError(
             f"agreement: scores must have shape (n_samples, n_classes); got {P.shape}."
         )
-    y = check_labels(dnn_pred, P.shape[1], where="agreement (dnn_pred)")
+    y = check_labels(y_pred, P.shape[1], where="agreement (y_pred)")
     if P.shape[0] != y.shape[0]:
-        raise ValueError(f"scores has {P.shape[0]} rows but dnn_pred has {y.shape[0]}.")
+        raise ValueError(f"scores has {P.shape[0]} rows but y_pred has {y.shape[0]}.")
     if P.shape[0] == 0:
         return float("nan")
     k = min(int(k), P.shape[1])
@@ -717,7 +736,7 @@ def _layer(layers, name):
         ) from None
 
 
-class LibraryStack:
+class LibraryStack(Estimator):
     """One :class:`LibraryNetwork` per layer of a model, with the paper's analyses.
 
     Parameters
@@ -737,6 +756,8 @@ class LibraryStack:
     n_classes_ : int
     """
 
+    _fitted_attr = "libraries_"
+
     def __init__(
         self,
         thetas: Mapping[str, float],
@@ -754,16 +775,19 @@ class LibraryStack:
         self.device = device
         self.dtype = dtype
 
-    def fit(self, layers, dnn_pred, n_classes: int | None = None, *, progress: bool = False):
+    @renamed_keyword("dnn_pred", "y_pred")
+    def fit(self, layers, y_pred, n_classes: int | None = None, *, progress: bool = False):
         """Build and link one library per layer.
 
         Parameters
         ----------
         layers : mapping of str to array-like of shape (n_samples, ...) or ActivationStore
             Training activations of every layer named in ``thetas``.
-        dnn_pred : array-like of int of shape (n_samples,)
-            The network's answers on those inputs.
+        y_pred : array-like of int of shape (n_samples,)
+            The network's answers on those inputs (``dnn_pred=`` is a deprecated alias).
         n_classes : int, optional
+        progress : bool, default False
+            Show a tqdm bar over each layer's build pass.
 
         Returns
         -------
@@ -771,7 +795,7 @@ class LibraryStack:
         """
         if not isinstance(self.thetas, Mapping) or not self.thetas:
             raise ValueError("thetas must be a non-empty mapping layer name -> theta.")
-        dnn_pred, n_classes = _check_dnn_pred(dnn_pred, n_classes, "LibraryStack.fit")
+        y_pred, n_classes = _check_y_pred(y_pred, n_classes, "LibraryStack.fit")
         libs = {}
         for name, theta in self.thetas.items():
             lib = LibraryNetwork(
@@ -784,7 +808,7 @@ class LibraryStack:
             )
             libs[name] = lib._fit(
                 _layer(layers, name),
-                dnn_pred,
+                y_pred,
                 n_classes,
                 progress=progress,
                 where=f"LibraryStack.fit (layer {name!r})",
@@ -830,13 +854,15 @@ class LibraryStack:
         check_is_fitted(self, "libraries_")
         return {k: lib.predict_scores(_layer(layers, k)) for k, lib in self.libraries_.items()}
 
-    def agreement(self, layers, dnn_pred, ks: Sequence[int] = (1, 3), scores=None):
+    @renamed_keyword("dnn_pred", "y_pred")
+    def agreement(self, layers, y_pred, ks: Sequence[int] = (1, 3), scores=None):
         """Agreement with the network's answers per layer: ``{layer: {"top1": .., "top3": ..}}``.
 
-        ``scores`` (from :meth:`predict_scores`) skips recomputing them.
+        ``y_pred`` are the network's predicted classes (``dnn_pred=`` is a deprecated
+        alias); ``scores`` (from :meth:`predict_scores`) skips recomputing them.
         """
         scores = scores if scores is not None else self.predict_scores(layers)
-        return {k: {f"top{kk}": agreement(P, dnn_pred, kk) for kk in ks} for k, P in scores.items()}
+        return {k: {f"top{kk}": agreement(P, y_pred, kk) for kk in ks} for k, P in scores.items()}
 
     def confusion_index(self, layers, labels, scores=None) -> dict[str, np.ndarray]:
         """Confusion index matrix per layer (see :func:`confusion_index`)."""
@@ -852,6 +878,3 @@ class LibraryStack:
     def auroc(clean, adversarial) -> float:
         """See :func:`auroc`."""
         return auroc(clean, adversarial)
-
-    def __repr__(self):
-        return f"LibraryStack(thetas={dict(self.thetas)}, top_k={self.top_k})"

@@ -17,7 +17,7 @@ from .capture import capture
 from .data import load_dataset
 from .fingerprint import dataset_fingerprint, file_fingerprint, model_fingerprint
 from .models import create_model
-from .store import ActivationStore, StoreDamagedError
+from .store import ActivationStore
 from .training import fit_classifier
 
 __all__ = ["dataset", "trained_model", "train_val_split", "captured", "as_workdir"]
@@ -201,10 +201,13 @@ def captured(
     params = dict(model=mkey, data=dkey, layers=list(layers), reducer=reducer, com=com)
     wd = as_workdir(workdir)
     folder = wd.path("capture", params)
-    from .capture import StoreMismatchError, _reducer_fingerprint
+    from .capture import reducer_fingerprint
 
-    key = param_hash({**params, "reducer code": _reducer_fingerprint(reducer)})
-    kwargs = dict(
+    key = param_hash({**params, "reducer code": reducer_fingerprint(reducer)})
+    return capture(
+        model,
+        data,
+        layers,
         reducer=reducer,
         batch_size=batch_size,
         device=device,
@@ -212,15 +215,5 @@ def captured(
         progress=progress,
         com=com,
         meta={"key": key},
+        stale="recompute",
     )
-    try:
-        return capture(model, data, layers, **kwargs)
-    except (StoreMismatchError, StoreDamagedError) as e:
-        import shutil
-        import warnings
-
-        from .cache import CacheWarning
-
-        warnings.warn(f"{e} Capturing again.", CacheWarning, stacklevel=2)
-        shutil.rmtree(Path(folder) / "store")
-        return capture(model, data, layers, **kwargs)

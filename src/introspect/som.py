@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from introspect._checks import check_finite
-from introspect._utils import check_is_fitted, resolve_device
+from introspect._estimator import Estimator
+from introspect._utils import check_is_fitted, renamed_keyword, resolve_device
 
 __all__ = ["ToroidalSOM", "grid_distance_squares"]
 
@@ -115,7 +116,7 @@ def _refuse_nonfinite_chunk(X, chunk: torch.Tensor, where: str) -> None:
     )
 
 
-class ToroidalSOM:
+class ToroidalSOM(Estimator):
     """Self-organizing map on a (periodic) square grid, trained as QuickSOM trains it.
 
     Parameters
@@ -176,8 +177,10 @@ class ToroidalSOM:
     Examples
     --------
     >>> som = ToroidalSOM(m=10, n=10, epochs=2).fit(X)            # doctest: +SKIP
-    >>> top10 = som.bmus(X, k=10)                                  # doctest: +SKIP
+    >>> top10 = som.bmus(X, top_k=10)                              # doctest: +SKIP
     """
+
+    _fitted_attr = "weights_"
 
     def __init__(
         self,
@@ -408,27 +411,29 @@ class ToroidalSOM:
         chunks = self._chunks(X, where="ToroidalSOM.transform")
         return np.concatenate([d.cpu().numpy() for d in chunks], axis=0)
 
-    def bmus(self, X, k: int = 10) -> np.ndarray:
-        """Indices of the ``k`` nearest units of every sample, nearest first.
+    @renamed_keyword("k", "top_k")
+    def bmus(self, X, top_k: int = 10) -> np.ndarray:
+        """Indices of the ``top_k`` nearest units of every sample, nearest first.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        k : int, default=10
-            The paper's analyses use the top-10 BMUs; ``k=1`` gives the BMU alone.
+        top_k : int, default=10
+            The paper's analyses use the top-10 BMUs; ``top_k=1`` gives the BMU alone.
+            (``k=`` is a deprecated alias.)
 
         Returns
         -------
-        ndarray of shape (n_samples, k), int64
+        ndarray of shape (n_samples, top_k), int64
             Unit indices; unit ``u`` is at grid row ``u // n``, column ``u % n``
-            (see :meth:`unit_coords`). ``k=1`` still returns a 2-D array.
+            (see :meth:`unit_coords`). ``top_k=1`` still returns a 2-D array.
         """
-        return self._bmus(X, k, where="ToroidalSOM.bmus")
+        return self._bmus(X, top_k, where="ToroidalSOM.bmus")
 
     def _bmus(self, X, k: int, *, where: str) -> np.ndarray:
         check_is_fitted(self, "weights_")
         if not 1 <= int(k) <= self.n_units:
-            raise ValueError(f"k must be between 1 and m * n = {self.n_units}, got {k}.")
+            raise ValueError(f"top_k must be between 1 and m * n = {self.n_units}, got {k}.")
         out = []
         for d in self._chunks(X, where=where):
             if k == 1:
@@ -469,24 +474,9 @@ class ToroidalSOM:
         return float(np.mean(d2[top2[:, 0], top2[:, 1]] > 1.0))
 
     # -------------------------------------------------------------- persistence
-    def get_params(self, deep: bool = True) -> dict:
-        params = {
-            k: getattr(self, k)
-            for k in (
-                "m",
-                "n",
-                "sigma",
-                "alpha",
-                "decay",
-                "metric",
-                "periodic",
-                "epochs",
-                "batch_size",
-                "shuffle",
-                "device",
-                "seed",
-            )
-        }
+    def _json_params(self) -> dict:
+        """The hyperparameters as JSON values (an ``init`` array is written as ``"array"``)."""
+        params = self.get_params(deep=False)
         params["init"] = self.init if isinstance(self.init, str) else "array"
         params["device"] = str(params["device"])
         return params
@@ -504,7 +494,7 @@ class ToroidalSOM:
         np.savez(
             path,
             weights=self.weights_,
-            params=np.array(json.dumps(self.get_params())),
+            params=np.array(json.dumps(self._json_params())),
             n_steps=np.array(self.n_steps_),
             **arrays,
         )
@@ -525,10 +515,3 @@ class ToroidalSOM:
             som.n_steps_ = int(z["n_steps"])
         som.n_features_in_ = int(som.weights_.shape[1])
         return som
-
-    def __repr__(self) -> str:
-        return (
-            f"ToroidalSOM(m={self.m}, n={self.n}, sigma={self.sigma}, alpha={self.alpha}, "
-            f"decay={self.decay!r}, metric={self.metric!r}, periodic={self.periodic}, "
-            f"epochs={self.epochs}, batch_size={self.batch_size})"
-        )

@@ -23,7 +23,7 @@ from ..attacks import pgd
 from ..cache import Workdir, param_hash
 from ..capture import activations
 from ..library import LibraryNetwork, LibraryStack, agreement
-from ._recipes import load_recipe, recipe_data
+from ..recipes import load_recipe, recipe_data
 
 __all__ = [
     "CNN_LAYERS",

@@ -21,8 +21,8 @@ from ..manifolds import (
     classwise_robustness,
     dim_robustness_correlation,
 )
+from ..recipes import load_recipe, recipe_data
 from ._base import Param
-from ._recipes import load_recipe, recipe_data
 
 __all__ = [
     "chosen_classes",
@@ -208,7 +208,7 @@ def analyse(
 
 
 def analysis_params(
-    models: list, eps: list, models_help: str = "model recipes (see introspect.figures._recipes)"
+    models: list, eps: list, models_help: str = "model recipes (see introspect.recipes)"
 ) -> dict:
     """The parameters of every figure that pairs CAM dimensions with PGD accuracy.
 

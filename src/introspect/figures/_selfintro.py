@@ -15,9 +15,9 @@ import torch
 
 from .. import pipeline
 from ..models import create_model
+from ..recipes import load_recipe, recipe, recipe_data
 from ..selfintro import ErrorEstimator, InfoVAE, SelfIntrospector, TrainingRecorder
 from ..training import fit_classifier
-from ._recipes import load_recipe, recipe, recipe_data
 
 __all__ = [
     "SI_PARAMS",

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import pipeline, telescope
+from ..recipes import RECIPES, load_recipe, recipe_data
 from ..som import ToroidalSOM
 from ._base import Param
-from ._recipes import RECIPES, load_recipe, recipe_data
 
 __all__ = [
     "SOM_PARAMS",
@@ -251,7 +251,7 @@ def som_run(
         soms[layer] = som
         for split in splits:
             X = np.asarray(stores[split].layer(layer), dtype=np.float32)
-            bmus[split][layer] = som.bmus(X, k=int(top_k))
+            bmus[split][layer] = som.bmus(X, top_k=int(top_k))
     classes = list(datasets["train"].classes)
     return SomRun(
         spec=spec if isinstance(spec, str) else str(spec.get("model")),

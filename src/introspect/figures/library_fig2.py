@@ -14,7 +14,7 @@ DESCRIPTION = (
 )
 
 PARAMS = {
-    "model": Param("mnist_cnn@digits", "model recipe (see introspect.figures._recipes)"),
+    "model": Param("mnist_cnn@digits", "model recipe (see introspect.recipes)"),
     "layers": Param(CNN_LAYERS, "layers with a library network (flattened outputs)"),
     "thetas": Param(
         [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95],

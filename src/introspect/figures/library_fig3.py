@@ -18,7 +18,7 @@ DESCRIPTION = (
 )
 
 PARAMS = {
-    "model": Param("mnist_cnn@digits", "model recipe (see introspect.figures._recipes)"),
+    "model": Param("mnist_cnn@digits", "model recipe (see introspect.recipes)"),
     "layers": Param(["CN1", "CN2", "FC1"], "layers shown (the paper leaves out FC2: CI ~ 0)"),
     "thetas": Param(
         [0.85, 0.9],

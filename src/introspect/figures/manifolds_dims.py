@@ -16,7 +16,7 @@ DESCRIPTION = (
 )
 
 PARAMS = {
-    "models": Param(["small_cnn@digits"], "model recipes (see introspect.figures._recipes)"),
+    "models": Param(["small_cnn@digits"], "model recipes (see introspect.recipes)"),
     "dims_split": Param("train", "split whose images form the class manifolds"),
     "dims_n_per_class": Param(
         100, "images per class for the PCA (n; the dimension cannot exceed n - 1)"

@@ -52,11 +52,12 @@ def compute(*, model, grid_size, workdir, device, data_root, seed, **params) -> 
     si = introspector(
         model, workdir=workdir, device=device, data_root=data_root, seed=seed, **si_kwargs(params)
     )
-    E = si.expected_activations(grid_size=grid_size)  # (K, D)
-    orders = si.unit_order()
-    assign = si.unit_assignment()
-    rgb = si.brainbow()
-    glob = si.global_order()
+    ez = si.expected_codes(grid_size=grid_size)  # (K, 2)
+    E = si.vae_.decode(ez)  # (K, D)
+    orders = si.unit_order(E)
+    assign = si.unit_assignment(E)
+    rgb = si.brainbow(expected=E)
+    glob = si.global_order(E)
     layers = list(si.layers_)
     widths = [si.layer_slices_[n].stop - si.layer_slices_[n].start for n in layers]
     per_layer = lambda d: np.stack([d[n] for n in layers])  # noqa: E731  (equal widths)
@@ -67,7 +68,7 @@ def compute(*, model, grid_size, workdir, device, data_root, seed, **params) -> 
         "layers": layers,
         "widths": widths,
         "classes": class_names(model, data_root),
-        "expected_codes": si.expected_codes_,
+        "expected_codes": ez,
         "expected": E,
         "expected_reordered": _layer_normalised(E[:, glob], si.layer_slices_),
         "class_means_reordered": _layer_normalised(si.class_means_[:, glob], si.layer_slices_),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..recipes import recipe_data
 from ._base import Param
-from ._recipes import recipe_data
 from ._selfintro import class_names, error_surface, introspector, mapped, si_kwargs, spec_name
 
 ID = "selfintro.fig4"
@@ -66,7 +66,6 @@ def compute(
 
     out = si.analyze(torch.from_numpy(x))
     glob = si.global_order()
-    si.expected_activations()
     return {
         "model": spec_name(model),
         "classes": class_names(model, data_root),

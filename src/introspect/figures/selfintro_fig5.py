@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..attacks import awgn
+from ..recipes import recipe_data
 from ._base import Param
-from ._recipes import recipe_data
 from ._selfintro import class_names, introspector, mapped, si_kwargs, spec_name
 
 ID = "selfintro.fig5"

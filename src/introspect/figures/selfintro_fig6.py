@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from ..attacks import iterative_fgsm
+from ..recipes import recipe_data
 from ._base import Param
-from ._recipes import recipe_data
 from ._selfintro import class_names, error_surface, introspector, mapped, si_kwargs, spec_name
 
 ID = "selfintro.fig6"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import pipeline
+from ..recipes import load_recipe, recipe_data
 from ..telescope import pca_explained_variance
 from ._base import Param
-from ._recipes import load_recipe, recipe_data
 
 ID = "telescope.fig03"
 PAPER = "telescope"
@@ -18,7 +18,7 @@ DESCRIPTION = (
 )
 
 PARAMS = {
-    "models": Param(["small_cnn@digits"], "model recipes (see introspect.figures._recipes)"),
+    "models": Param(["small_cnn@digits"], "model recipes (see introspect.recipes)"),
     "layers": Param(["CL1", "CL2", "CL3", "CL4"], "layers whose vector codes are analysed"),
     "split": Param("train", "data split the codes are computed on (SOM-tr)"),
     "n_per_class": Param(50, "images per class (the paper's SOM-tr: 50)"),

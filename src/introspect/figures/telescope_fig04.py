@@ -16,7 +16,7 @@ DESCRIPTION = (
 )
 
 PARAMS = {
-    "models": Param(["small_cnn@digits"], "model recipes (see introspect.figures._recipes)"),
+    "models": Param(["small_cnn@digits"], "model recipes (see introspect.recipes)"),
     **SOM_PARAMS,
     "max_points": Param(500, "loss curves are averaged over windows down to this many points"),
 }

@@ -8,8 +8,8 @@ import torch
 
 from .. import attacks, pipeline, telescope
 from ..capture import activations
+from ..recipes import recipe_data
 from ._base import Param
-from ._recipes import recipe_data
 from ._telescope import SOM_PAPER, SOM_PARAMS, box_stats, som_kwargs, som_run
 
 ID = "telescope.fig11"
@@ -88,7 +88,7 @@ def compute(*, models, n_images, eps, nb_iter, eps_iter_ratio, attack_batch_size
         clean_codes, clean_logits = activations(
             model, x, layers, reducer="codes", device=device, return_logits=True
         )
-        clean_bmus = {la: run.soms[la].bmus(clean_codes[la], k=k) for la in layers}
+        clean_bmus = {la: run.soms[la].bmus(clean_codes[la], top_k=k) for la in layers}
         acc[spec] = {"clean": float((np.asarray(clean_logits).argmax(1) == y.numpy()).mean())}
         shift[spec], mean_shift[spec] = {}, {}
         for e in eps:
@@ -127,7 +127,7 @@ def compute(*, models, n_images, eps, nb_iter, eps_iter_ratio, attack_batch_size
                 )
                 shift[spec][ek][kind], mean_shift[spec][ek][kind] = {}, {}
                 for la in layers:
-                    b = run.soms[la].bmus(codes[la], k=k)
+                    b = run.soms[la].bmus(codes[la], top_k=k)
                     d = telescope.bmu_shift(clean_bmus[la], b, run.shape)
                     shift[spec][ek][kind][la] = box_stats(d)
                     mean_shift[spec][ek][kind][la] = float(d.mean())

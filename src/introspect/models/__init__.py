@@ -12,18 +12,28 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .._utils import default_data_root
-from ._base import IntrospectableModel, Normalize, available_layers, load_checkpoint, resolve_layer
+from ._base import (
+    IntrospectableModel,
+    Normalize,
+    Normalized,
+    available_layers,
+    load_checkpoint,
+    normalized,
+    resolve_layer,
+)
 from ._timm import TimmModel
 from ._zoo import CifarResNet, MnistCNN, Net1MLP, Net2AllConv, SmallCNN
 
 __all__ = [
     "IntrospectableModel",
     "Normalize",
+    "Normalized",
     "TimmModel",
     "available_layers",
     "create_model",
     "list_models",
     "load_checkpoint",
+    "normalized",
     "register_model",
     "resolve_layer",
 ]

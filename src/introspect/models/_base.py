@@ -11,6 +11,8 @@ from torch import nn
 
 __all__ = [
     "Normalize",
+    "Normalized",
+    "normalized",
     "IntrospectableModel",
     "available_layers",
     "resolve_layer",
@@ -69,6 +71,73 @@ class IntrospectableModel(nn.Module):
         return torch.sigmoid(logits) if self.output == "sigmoid" else logits.softmax(-1)
 
 
+class Normalized(nn.Module):
+    """A model that expects normalised input, made to take images in [0, 1].
+
+    ``forward(x) = net(normalize(x))``. The wrapped model's layers keep their own names:
+    every ``named_modules()`` path of ``net`` (``"layer1"``) and its aliases resolve here
+    too (onto ``"net.layer1"``), so a user names layers as in their own model.
+
+    Attributes
+    ----------
+    net : nn.Module
+    normalize : Normalize
+    layer_aliases : dict of str -> str
+        ``net``'s aliases and paths, mapped onto this module's paths.
+    classifier_path : str or None
+        The last ``nn.Linear`` of ``net`` (its input is the ``"penultimate"`` layer).
+    num_classes : int or None
+    """
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.net = net
+        inner = getattr(net, "layer_aliases", {}) or {}
+        self._paths = {n: f"net.{n}" for n, _ in net.named_modules() if n}
+        self.layer_aliases = OrderedDict((k, f"net.{v}") for k, v in inner.items())
+        last = None
+        for name, m in net.named_modules():
+            if isinstance(m, nn.Linear):
+                last = (name, m)
+        path = getattr(net, "classifier_path", None) or (last[0] if last else None)
+        self.classifier_path = f"net.{path}" if path else None
+        self.num_classes = getattr(net, "num_classes", None) or (
+            last[1].out_features if last else None
+        )
+        self.name = getattr(net, "name", type(net).__name__)
+        for attr in ("input_size", "output"):
+            if hasattr(net, attr):
+                setattr(self, attr, getattr(net, attr))
+
+    def forward(self, x):
+        return self.net(self.normalize(x))
+
+    def resolve(self, name: str) -> str | None:
+        """``net``'s own path or alias ``name`` as a path of this module (None if unknown)."""
+        return self.layer_aliases.get(name) or self._paths.get(name)
+
+
+def normalized(model: nn.Module, mean, std) -> Normalized:
+    """Wrap a model trained on normalised images so that it takes images in [0, 1].
+
+    Attacks and captures work in [0, 1] pixel space; the normalisation belongs inside the
+    model. ``mean`` and ``std`` are per channel, e.g. ImageNet's ``(0.485, 0.456, 0.406)``
+    and ``(0.229, 0.224, 0.225)``. Layers are still named as in ``model``.
+
+    Examples
+    --------
+    >>> import torchvision
+    >>> net = normalized(torchvision.models.resnet18(num_classes=10),
+    ...                  (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    >>> resolve_layer(net, "layer4")
+    'net.layer4'
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"normalized() wraps a torch.nn.Module; got {type(model).__name__}.")
+    return Normalized(model, mean, std)
+
+
 def available_layers(model: nn.Module) -> list[str]:
     """Every addressable layer: the paper aliases first, then all ``named_modules`` paths."""
     aliases = list(getattr(model, "layer_aliases", {}) or {})
@@ -84,6 +153,8 @@ def resolve_layer(model: nn.Module, name: str) -> str:
     modules = dict(model.named_modules())
     if name in modules and name:
         return name
+    if isinstance(model, Normalized) and model.resolve(name):
+        return model.resolve(name)
     shown = available_layers(model)
     more = "" if len(shown) <= 60 else f" ... ({len(shown) - 60} more)"
     raise ValueError(

@@ -1,15 +1,15 @@
-"""Model recipes used by the figure profiles.
+"""Registered model recipes: the one table of models the figures, panels and users share.
 
 A recipe names a model and how to get it ready (pretrained weights, a checkpoint, or a
 short training run, cached in the workdir) together with the data it sees. Figure
 parameters refer to recipes by name, e.g. ``"small_cnn@digits"`` (quick) or
 ``"timm:resnet50"`` (paper). Any ``timm:<name>`` not listed is a pretrained ImageNet
-model.
+model. :meth:`introspect.Study.from_recipe` turns a recipe into a study.
 """
 
 from __future__ import annotations
 
-from .. import pipeline
+from . import pipeline
 
 __all__ = ["RECIPES", "recipe", "load_recipe", "recipe_data"]
 
