@@ -423,4 +423,4 @@ def test_figure_stage_random_class_subset_is_shared_by_dims_and_attack(tmp_path)
         **common,
     )
     assert again["adv_acc"][0] == r["robustness"]["adv_acc"][1]
-    assert len(list((tmp_path / "manifolds_robustness").iterdir())) == 2
+    assert len(list((tmp_path / "attack").iterdir())) == 2  # the shared attack stage

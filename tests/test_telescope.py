@@ -265,9 +265,9 @@ def test_som_run_on_digits_is_cached_and_consistent(digits_small_cnn):
     dc = run.d_class("CL4", "train")
     assert dc.shape == (10,) and np.all(np.isfinite(dc))
     # second call: SOMs come from the workdir, not refitted
-    fitted = sorted((work / "telescope-som").iterdir())
+    fitted = sorted((work / "som").iterdir())
     again = som_run(spec, **kw)
-    assert sorted((work / "telescope-som").iterdir()) == fitted and len(fitted) == 2
+    assert sorted((work / "som").iterdir()) == fitted and len(fitted) == 2
     np.testing.assert_array_equal(again.soms["CL1"].weights_, run.soms["CL1"].weights_)
 
 

@@ -20,7 +20,17 @@ from .models import create_model
 from .store import ActivationStore
 from .training import fit_classifier
 
-__all__ = ["dataset", "trained_model", "train_val_split", "captured", "as_workdir"]
+__all__ = [
+    "dataset",
+    "trained_model",
+    "train_val_split",
+    "captured",
+    "as_workdir",
+    "attacked",
+    "attack_fn",
+    "fitted_som",
+    "ATTACKS",
+]
 
 
 def as_workdir(workdir) -> Workdir:
@@ -217,3 +227,126 @@ def captured(
         meta={"key": key},
         stale="recompute",
     )
+
+
+ATTACKS = ("pgd", "fgsm", "uniform", "uniform_positive", "gaussian")
+
+
+def attacked(
+    model,
+    x: torch.Tensor,
+    y,
+    kind: str = "pgd",
+    eps: float = 8 / 255,
+    *,
+    nb_iter: int = 10,
+    eps_iter: float | None = None,
+    rand_init: bool = True,
+    loss: str = "ce",
+    seed: int = 0,
+    batch_size: int = 256,
+    device="cpu",
+    workdir="introspect-work",
+) -> dict:
+    """The one cached attack stage: perturbed images and the model's answers on both.
+
+    Every lens, figure and panel attacks through here, so one set of attacks per model,
+    inputs and parameters is computed once and shared. The key is by content: the
+    model's weights, the images and labels, and the attack's parameters.
+
+    Parameters
+    ----------
+    kind : {"pgd", "fgsm", "uniform", "uniform_positive", "gaussian"}
+        L-inf PGD (advertorch; ``nb_iter`` steps of ``eps_iter``, default
+        ``2.5 * eps / nb_iter``, random start when ``rand_init``); one FGSM step of size
+        ``eps``; the noise controls U[-eps, eps], U[0, eps] (the telescope paper's) and
+        N(0, eps^2) per pixel. All in [0, 1] pixel units, clipped to [0, 1].
+
+    Returns
+    -------
+    dict with ``x_adv`` (Tensor like ``x``), ``pred`` and ``pred_adv`` (int arrays (n,)).
+    """
+    from ._checks import check_eps, check_images, check_labels
+    from .attacks import pgd, predict
+    from .fingerprint import array_fingerprint
+
+    if kind not in ATTACKS:
+        raise ValueError(f"unknown attack {kind!r}; use one of {', '.join(ATTACKS)}.")
+    eps = check_eps(eps, where="attacked")
+    check_images(x, where="attacked")
+    y = torch.as_tensor(check_labels(y, where="attacked"))
+    if kind == "pgd":
+        step = float(eps_iter) if eps_iter is not None else 2.5 * eps / max(int(nb_iter), 1)
+        attack = dict(nb_iter=int(nb_iter), eps_iter=step, rand_init=bool(rand_init))
+    else:
+        attack = {}
+    params = dict(
+        model=model_fingerprint(model),
+        inputs=array_fingerprint(x, y),
+        kind=kind,
+        eps=eps,
+        loss=loss,
+        seed=int(seed),
+        **attack,
+    )
+
+    def run():
+        common = dict(loss=loss, seed=seed, device=device, batch_size=batch_size)
+        if eps == 0:
+            x_adv = x.clone()
+        elif kind == "pgd":
+            x_adv = pgd(model, x, y, eps, **attack, **common)
+        elif kind == "fgsm":
+            x_adv = pgd(model, x, y, eps, nb_iter=1, eps_iter=eps, rand_init=False, **common)
+        else:
+            g = torch.Generator().manual_seed(int(seed))
+            if kind == "uniform":
+                noise = (torch.rand(x.shape, generator=g) * 2 - 1) * eps
+            elif kind == "uniform_positive":
+                noise = torch.rand(x.shape, generator=g) * eps
+            else:
+                noise = torch.randn(x.shape, generator=g) * eps
+            x_adv = (x + noise).clamp_(0.0, 1.0)
+        return {
+            "x_adv": x_adv,
+            "pred": predict(model, x, batch_size, device).argmax(1).numpy(),
+            "pred_adv": predict(model, x_adv, batch_size, device).argmax(1).numpy(),
+        }
+
+    return as_workdir(workdir).memo("attack", params, run)
+
+
+def attack_fn(workdir, **fixed):
+    """``attack(model, x, y, eps, **kw) -> x_adv`` through :func:`attacked` (cached), in the
+    form :func:`introspect.manifolds.classwise_robustness` takes."""
+
+    def attack(model, x, y, eps, nb_iter=10, eps_iter=None, rand_init=True, batch_size=256,
+               device="cpu", loss="ce", seed=0, **_):  # fmt: skip
+        return attacked(
+            model, x, y, fixed.get("kind", "pgd"), eps, nb_iter=nb_iter, eps_iter=eps_iter,
+            rand_init=rand_init, loss=loss, seed=seed, batch_size=batch_size, device=device,
+            workdir=workdir,
+        )["x_adv"]  # fmt: skip
+
+    return attack
+
+
+def fitted_som(X, *, workdir="introspect-work", progress: bool = False, **som_params):
+    """The one cached SOM stage: a :class:`~introspect.som.ToroidalSOM` fitted on codes ``X``.
+
+    Keyed by the content of ``X`` and the map's parameters (``device`` excluded: a map
+    fitted on CUDA is reused on the CPU and back).
+    """
+    from .fingerprint import array_fingerprint
+    from .som import ToroidalSOM
+
+    X = np.asarray(X, dtype=np.float32)
+    device = som_params.pop("device", "cpu")
+    params = dict(codes=array_fingerprint(X), som=som_params)
+
+    def fit():
+        return ToroidalSOM(**som_params, device=str(device)).fit(X, progress=progress)
+
+    som = as_workdir(workdir).memo("som", params, fit)
+    som.device = str(device)
+    return som

@@ -30,7 +30,7 @@ from torch import nn
 
 from ._utils import resolve_device
 from .cache import Workdir, param_hash
-from .fingerprint import array_fingerprint, dataset_fingerprint, model_fingerprint
+from .fingerprint import dataset_fingerprint, model_fingerprint
 
 __all__ = [
     "Study",
@@ -38,10 +38,8 @@ __all__ = [
     "TelescopeResult",
     "LibraryResult",
     "ManifoldResult",
-    "ATTACKS",
 ]
 
-ATTACKS = ("pgd", "fgsm", "uniform", "gaussian")
 _SPLITS = ("train", "test")
 
 
@@ -419,20 +417,20 @@ class Study:
 
         Parameters
         ----------
-        kind : {"pgd", "fgsm", "uniform", "gaussian"}
-            L-inf PGD (advertorch; ``nb_iter`` steps of ``eps_iter``, default
-            ``2.5 * eps / nb_iter``), one FGSM step of size ``eps``, or the noise controls
-            U[-eps, eps] and N(0, eps^2) per pixel, all clipped to [0, 1].
+        kind : {"pgd", "fgsm", "uniform", "uniform_positive", "gaussian"}
+            See :func:`introspect.pipeline.attacked`, the one cached attack stage that
+            every lens, figure and panel shares.
         eps : float
             In [0, 1] pixel units (8/255 is the usual CIFAR radius).
         n : int or None
             How many inputs (a seeded random subset, in split order); None for all.
         """
         from ._checks import check_eps
-        from .attacks import pgd, predict
+        from .pipeline import ATTACKS as kinds
+        from .pipeline import attacked
 
-        if kind not in ATTACKS:
-            raise ValueError(f"unknown attack {kind!r}; use one of {', '.join(ATTACKS)}.")
+        if kind not in kinds:
+            raise ValueError(f"unknown attack {kind!r}; use one of {', '.join(kinds)}.")
         eps = check_eps(eps, where="Study.attack")
         ds = self.data(split)
         total = len(ds[0]) if isinstance(ds, tuple) else len(ds)
@@ -440,43 +438,14 @@ class Study:
             index = np.arange(total)
         else:
             index = np.sort(np.random.default_rng(seed).choice(total, int(n), replace=False))
-        if kind == "pgd":
-            eps_iter = float(eps_iter) if eps_iter is not None else 2.5 * eps / max(nb_iter, 1)
-            attack_params = dict(nb_iter=int(nb_iter), eps_iter=eps_iter, rand_init=bool(rand_init))
-        else:
-            attack_params = {}
-        params = dict(
-            **self._key(split),
-            split=split,
-            index=array_fingerprint(index),
-            kind=kind,
-            eps=eps,
-            loss=loss,
-            seed=int(seed),
-            **attack_params,
-        )
-
-        def run():
-            x, y = _images(ds, index)
-            if kind == "pgd":
-                x_adv = pgd(self.model, x, y, eps, loss=loss, seed=seed, device=self.device,
-                            batch_size=self.batch_size, **attack_params)  # fmt: skip
-            elif kind == "fgsm":
-                x_adv = pgd(self.model, x, y, eps, nb_iter=1, eps_iter=eps, rand_init=False,
-                            loss=loss, seed=seed, device=self.device, batch_size=self.batch_size)  # fmt: skip
-            else:
-                g = torch.Generator().manual_seed(seed)
-                if kind == "uniform":
-                    noise = (torch.rand(x.shape, generator=g) * 2 - 1) * eps
-                else:
-                    noise = torch.randn(x.shape, generator=g) * eps
-                x_adv = (x + noise).clamp_(0.0, 1.0)
-            pred = predict(self.model, x, device=self.device).argmax(1).numpy()
-            pred_adv = predict(self.model, x_adv, device=self.device).argmax(1).numpy()
-            return {"x_adv": x_adv, "pred": pred, "pred_adv": pred_adv}
-
-        out = self._memo("attack", params, run)
         x, y = _images(ds, index)
+        out = attacked(
+            self.model, x, y, kind, eps, nb_iter=nb_iter, eps_iter=eps_iter, rand_init=rand_init,
+            loss=loss, seed=seed, batch_size=self.batch_size, device=self.device,
+            workdir=self.workdir,
+        )  # fmt: skip
+        params = dict(split=split, kind=kind, eps=eps, n=len(index), nb_iter=nb_iter,
+                      eps_iter=eps_iter, rand_init=rand_init, loss=loss, seed=seed)  # fmt: skip
         return AttackResult(
             kind=kind, eps=eps, index=index, x=x, x_adv=out["x_adv"], y=y.numpy(),
             pred=np.asarray(out["pred"]), pred_adv=np.asarray(out["pred_adv"]), params=params,
@@ -514,7 +483,7 @@ class Study:
         ``top_k`` BMUs; class centres come from the training split.
         """
         from . import telescope as tel
-        from .som import ToroidalSOM
+        from .pipeline import fitted_som
 
         layer = layer or self.layers[-1]
         stores = self.capture("codes", layers=[layer])
@@ -526,17 +495,12 @@ class Study:
             metric="cosine", periodic=True, epochs=int(epochs), batch_size=int(batch_size),
             seed=int(seed),
         )  # fmt: skip
-        key = dict(capture=stores[fit_split].meta.get("key"), layer=layer, som=som_params)
-
-        def fit():
-            return ToroidalSOM(**som_params, device=str(self.device)).fit(X, progress=self.progress)
-
-        som = self._memo("telescope-som", key, fit)
-        som.device = str(self.device)
+        som = fitted_som(X, workdir=self.workdir, progress=self.progress, device=str(self.device),
+                         **som_params)  # fmt: skip
         shape = (int(size), int(size))
         bmus, labels, d = {}, {}, {}
         for split, st in stores.items():
-            bmus[split] = som.bmus(np.asarray(st.layer(layer), dtype=np.float32), k=int(top_k))
+            bmus[split] = som.bmus(np.asarray(st.layer(layer), dtype=np.float32), top_k=int(top_k))
             labels[split] = np.asarray(st.labels)
         classes = np.arange(self.n_classes)
         centres = tel.class_centres(bmus[fit_split], labels[fit_split], shape, classes=classes)

@@ -8,7 +8,7 @@
 
 Every figure of one profile shares the model, the two captures and the libraries of a
 given (layer, theta); fig2/fig3 sweep thetas, fig5 reuses the libraries of its theta
-sets and adds PGD images (``Workdir.memo("library-pgd", ...)``).
+sets and adds PGD images (the shared attack stage, ``pipeline.attacked``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from .. import pipeline
-from ..attacks import pgd
-from ..cache import Workdir, param_hash
+from ..cache import Workdir
 from ..capture import activations
 from ..library import LibraryNetwork, LibraryStack, agreement
 from ..recipes import load_recipe, recipe_data
@@ -156,30 +155,10 @@ class LibRun:
         idx = np.sort(rng.choice(len(labels), size=min(n, len(labels)), replace=False))
         x = torch.stack([self.test_data[int(i)][0] for i in idx])
         y = torch.as_tensor(labels[idx], dtype=torch.long)
-        key = dict(
-            model=self.model.cache_key,
-            data=getattr(self.test_data, "cache_key", None),
-            index=param_hash({"idx": idx.tolist()}),
-            eps=float(eps),
-            nb_iter=int(nb_iter),
-            eps_iter=float(eps_iter),
-            seed=self.seed,
-        )
-
-        def run():
-            return pgd(
-                self.model,
-                x,
-                y,
-                float(eps),
-                nb_iter=int(nb_iter),
-                eps_iter=float(eps_iter),
-                batch_size=batch_size,
-                device=self.device,
-                seed=self.seed,
-            )
-
-        x_adv = self.workdir.memo("library-pgd", key, run) if eps > 0 else x.clone()
+        x_adv = pipeline.attacked(
+            self.model, x, y, "pgd", float(eps), nb_iter=int(nb_iter), eps_iter=float(eps_iter),
+            batch_size=batch_size, device=self.device, seed=self.seed, workdir=self.workdir,
+        )["x_adv"]  # fmt: skip
         return dict(index=idx, x=x, labels=y.numpy(), x_adv=x_adv)
 
     def layer_activations(self, x: torch.Tensor, batch_size: int = 256):

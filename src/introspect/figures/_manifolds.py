@@ -115,29 +115,14 @@ def robustness(
     data, classes = _data(spec, split, n_per_class, n_classes, data_root, seed)
     wd = pipeline.as_workdir(workdir)
     parts = []
-    for e in eps:  # one cached artifact per eps, so figures with overlapping eps lists share
-        params = dict(
-            model=model.cache_key,
-            data=data.cache_key,
-            eps=float(e),
-            nb_iter=int(nb_iter),
-            eps_iter="2.5 * eps / nb_iter",
-            seed=seed,
-        )
-
-        def run(e=e):
-            return classwise_robustness(
-                model,
-                data,
-                [e],
-                nb_iter=nb_iter,
-                classes=classes,
-                batch_size=batch_size,
-                device=device,
-                seed=seed,
+    attack = pipeline.attack_fn(wd)  # the shared, cached attack stage
+    for e in eps:  # one eps at a time: the same seed per eps, so figures' eps lists share attacks
+        parts.append(
+            classwise_robustness(
+                model, data, [e], attack=attack, nb_iter=nb_iter, classes=classes,
+                batch_size=batch_size, device=device, seed=seed,
             ).to_dict()
-
-        parts.append(wd.memo("manifolds_robustness", params, run))
+        )  # fmt: skip
     out = dict(parts[0])
     out["eps"] = [p["eps"][0] for p in parts]
     for k in ("adv_acc", "adv_acc_given_clean"):

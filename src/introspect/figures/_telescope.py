@@ -6,7 +6,7 @@ layer:
 
     recipe -> model (trained or pretrained) -> vector codes of CL1..CL4 on SOM-tr / SOM-val
     (``pipeline.captured``, reducer "codes") -> a ToroidalSOM per layer fitted on SOM-tr
-    (``Workdir.memo("telescope-som", ...)``) -> top-k BMUs of every input.
+    (the shared SOM stage, ``pipeline.fitted_som``) -> top-k BMUs of every input.
 
 Layers CL1..CL4 are the model's aliases: resnets ``layer1..layer4``; densenet121
 ``features.denseblock1..3`` and ``features.norm5`` (after block 4); vgg19 the outputs of
@@ -146,36 +146,6 @@ class SomRun:
         return float(np.mean(self.preds[split] == self.labels[split]))
 
 
-def _fit_som(codes, *, size, epochs, batch, sigma, alpha, device, seed) -> dict:
-    som = ToroidalSOM(
-        m=size,
-        n=size,
-        sigma=sigma,
-        alpha=alpha,
-        decay="exp",
-        metric="cosine",
-        periodic=True,
-        epochs=epochs,
-        batch_size=batch,
-        device=device,
-        seed=seed,
-    ).fit(codes)
-    return {"params": som.get_params(), "weights": som.weights_, "history": som.history_}
-
-
-def _som_from(result: dict, device) -> ToroidalSOM:
-    params = dict(result["params"])
-    params["device"] = str(device)
-    if params.get("init") == "array":
-        params["init"] = "random"
-    som = ToroidalSOM(**params)
-    som.weights_ = np.asarray(result["weights"], dtype=np.float32)
-    som.history_ = result["history"]
-    som.n_features_in_ = int(som.weights_.shape[1])
-    som.n_steps_ = len(som.history_["qe"])
-    return som
-
-
 def som_run(
     spec: str,
     *,
@@ -223,31 +193,21 @@ def som_run(
     for layer in layers:
         codes = np.asarray(train.layer(layer), dtype=np.float32)
         dims[layer] = int(codes.shape[1])
-        key = dict(
-            capture=train.meta.get("key"),
-            layer=layer,
-            size=int(som_size),
-            epochs=int(som_epochs),
-            batch=batch,
+        som = pipeline.fitted_som(
+            codes,
+            workdir=wd,
+            m=int(som_size),
+            n=int(som_size),
             sigma=float(sigma),
             alpha=float(alpha),
+            decay="exp",
+            metric="cosine",
+            periodic=True,
+            epochs=int(som_epochs),
+            batch_size=batch,
+            device=device,
             seed=int(seed),
-        )
-        result = wd.memo(
-            "telescope-som",
-            key,
-            lambda codes=codes: _fit_som(
-                codes,
-                size=int(som_size),
-                epochs=int(som_epochs),
-                batch=batch,
-                sigma=float(sigma),
-                alpha=float(alpha),
-                device=device,
-                seed=int(seed),
-            ),
-        )
-        som = _som_from(result, device)
+        )  # the shared SOM stage (Study.telescope fits through it too)
         soms[layer] = som
         for split in splits:
             X = np.asarray(stores[split].layer(layer), dtype=np.float32)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import attacks, pipeline, telescope
+from .. import pipeline, telescope
 from ..capture import activations
 from ..recipes import recipe_data
 from ._base import Param
@@ -43,26 +43,6 @@ PROFILES = {
 }
 
 
-def _perturbed(model, x, y, eps, *, nb_iter, eps_iter_ratio, batch, device, seed):
-    return {
-        "noise": attacks.uniform_noise(x, eps, seed=seed),
-        "pgd": attacks.pgd(
-            model,
-            x,
-            y,
-            eps,
-            nb_iter=int(nb_iter),
-            eps_iter=eps * float(eps_iter_ratio),
-            rand_init=True,
-            targeted=False,
-            batch_size=int(batch),
-            device=device,
-            loss="ce",
-            seed=seed,
-        ),
-    }
-
-
 def compute(*, models, n_images, eps, nb_iter, eps_iter_ratio, attack_batch_size, **params) -> dict:
     device, seed, workdir = params["device"], int(params["seed"]), params["workdir"]
     layers = list(params["layers"])
@@ -92,30 +72,15 @@ def compute(*, models, n_images, eps, nb_iter, eps_iter_ratio, attack_batch_size
         acc[spec] = {"clean": float((np.asarray(clean_logits).argmax(1) == y.numpy()).mean())}
         shift[spec], mean_shift[spec] = {}, {}
         for e in eps:
-            key = dict(
-                model=getattr(model, "cache_key", spec),
-                data=getattr(data, "cache_key", None),
-                idx=idx.tolist(),
-                eps=float(e),
-                nb_iter=int(nb_iter),
-                eps_iter_ratio=float(eps_iter_ratio),
-                seed=seed,
-            )
-            pert = wd.memo(
-                "telescope-perturbed",
-                key,
-                lambda e=e, model=model, x=x, y=y: _perturbed(
-                    model,
-                    x,
-                    y,
-                    float(e),
-                    nb_iter=nb_iter,
-                    eps_iter_ratio=eps_iter_ratio,
-                    batch=attack_batch_size,
-                    device=device,
-                    seed=seed,
+            common = dict(seed=seed, batch_size=int(attack_batch_size), device=device, workdir=wd)
+            pert = {
+                "noise": pipeline.attacked(model, x, y, "uniform_positive", float(e), **common),
+                "pgd": pipeline.attacked(
+                    model, x, y, "pgd", float(e), nb_iter=int(nb_iter),
+                    eps_iter=float(e) * float(eps_iter_ratio), rand_init=True, **common,
                 ),
-            )
+            }  # fmt: skip
+            pert = {kind: out["x_adv"] for kind, out in pert.items()}
             ek = f"{e:.6g}"
             shift[spec][ek], mean_shift[spec][ek] = {}, {}
             for kind in ("noise", "pgd"):

@@ -9,9 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-
 import sklearn.base
+import torch
 
 from .._checks import check_finite, check_images, check_labels
 from .._estimator import Estimator
