@@ -37,6 +37,10 @@ __all__ = [
     "bokeh_widget",
     "ensure_bokehjs",
     "guarded",
+    "as_study",
+    "study_name",
+    "split_images",
+    "progress_kwargs",
 ]
 
 
@@ -226,6 +230,96 @@ def bokeh_widget(layout) -> W.Widget:
             f"({html.escape(type(err).__name__)}: {html.escape(str(err))}); "
             "install jupyter_bokeh>=4 in the kernel and the JupyterLab extension.</div>"
         )
+
+
+def as_study(
+    study,
+    where: str,
+    *,
+    workdir="introspect-work",
+    device: str = "cpu",
+    data_root=None,
+    n_per_class: int | None = None,
+):
+    """The :class:`introspect.Study` a panel works on.
+
+    A ``Study`` is used as it is; a recipe name (``"small_cnn@digits"``) goes through
+    :meth:`introspect.Study.from_recipe` with ``workdir``, ``device``, ``data_root`` and
+    ``n_per_class`` (the model trains once and is cached in ``workdir``). Anything else is
+    refused with a ``TypeError`` that says what to pass.
+    """
+    from introspect import Study
+
+    if isinstance(study, Study):
+        return study
+    if isinstance(study, str):
+        return Study.from_recipe(
+            study,
+            workdir=workdir,
+            device=device,
+            data_root=data_root,
+            n_per_class=n_per_class,
+            progress=False,
+        )
+    hint = ""
+    try:
+        from torch import nn
+
+        if isinstance(study, nn.Module):
+            hint = (
+                " For your own model: Study(model, train=train_ds, test=test_ds, "
+                "layers=[...], workdir=...)."
+            )
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+    raise TypeError(
+        f"{where} takes an introspect.Study or a recipe name such as 'small_cnn@digits' "
+        f"(see introspect.recipes.RECIPES); got {type(study).__name__}.{hint}"
+    )
+
+
+def study_name(study, default: str = "study") -> str:
+    """A short name of a study: its recipe when it came from one, else ``default``."""
+    return str(getattr(study, "recipe", None) or default)
+
+
+def split_images(study, split: str, index=None):
+    """Images of a study's split as a float tensor (N, C, H, W) in [0, 1].
+
+    ``index`` (array-like of int) picks those inputs only, in that order; None: all.
+    """
+    import numpy as np
+    import torch
+
+    ds = study.data(split)
+    if isinstance(ds, (tuple, list)) and len(ds) == 2:
+        x = torch.as_tensor(ds[0])
+        return (x if index is None else x[torch.as_tensor(np.asarray(index), dtype=torch.long)]).float()
+    if index is None and callable(getattr(ds, "tensors", None)):
+        return ds.tensors()[0].float()
+    idx = range(len(ds)) if index is None else np.asarray(index).ravel()
+    items = [torch.as_tensor(ds[int(i)][0]) for i in idx]
+    if not items:
+        return torch.zeros((0,) + tuple(torch.as_tensor(ds[0][0]).shape))
+    return torch.stack(items).float()
+
+
+def progress_kwargs(method: Callable, callback: Callable | None) -> dict:
+    """``{"callback": callback}`` when the Study method takes a progress callback, else ``{}``.
+
+    Lets a panel report batch-by-batch progress through :class:`ProgressBar` on Study
+    versions whose ``capture`` / ``telescope`` accept ``callback=`` (a keyword that is
+    not part of the cache key), and still run on those that do not.
+    """
+    import inspect
+
+    if callback is None:
+        return {}
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return {}
+    return {"callback": callback} if "callback" in params else {}
 
 
 class Panel:

@@ -1,4 +1,4 @@
-"""CapturePanel: pick a model, data and layers, capture activations, hand the store on."""
+"""CapturePanel: a study's layers captured through ``Study.capture``, handed on to other panels."""
 
 from __future__ import annotations
 
@@ -9,19 +9,29 @@ import ipywidgets as W
 import numpy as np
 import torch
 
+from introspect import Study
 from introspect import recipes as _recipes
-from introspect.capture import capture
 from introspect.data import DATASETS, load_dataset
 from introspect.models import available_layers, create_model, list_models
 from introspect.store import ActivationStore
+from introspect.training import confusion_matrix
 
 from ..widgets import GridView
-from ._base import Panel, ProgressBar, bokeh_widget, guarded, hold_sync
+from ._base import (
+    Panel,
+    ProgressBar,
+    as_study,
+    bokeh_widget,
+    guarded,
+    hold_sync,
+    progress_kwargs,
+    study_name,
+)
 
 __all__ = ["CapturePanel"]
 
 REDUCERS = ("codes", "flatten", "gap")
-SPLITS = ("test", "val", "train")
+SPLITS = ("test", "train")
 _HIST_BINS = 40
 _HIST_MAX_VALUES = 1_000_000
 
@@ -43,48 +53,55 @@ def _recipe_label(name: str, r: dict) -> str:
 
 
 class CapturePanel(Panel):
-    """Capture the activations of chosen layers of a model over a dataset.
+    """Capture the activations of chosen layers of a study's model over one of its splits.
 
-    Controls: model (the recipes of ``introspect.figures._recipes``, every registered
-    architecture untrained, and any model objects passed in ``models``), dataset, split,
-    data root, images per class, layers (the model's aliases first, then its
-    ``named_modules`` paths, plus free-text names such as ``layer1.0:input``), reducer,
-    batch size, device. **Run** trains or loads the model (recipes are cached in
-    ``workdir``), loads the data at the model's input size and calls
-    :func:`introspect.capture.capture` with a live progress bar.
+    Give it a :class:`introspect.Study` and **Run** calls ``study.capture(reducer, split,
+    layers)``: the store lands in the study's workdir, so the figures, the other panels
+    and your own code reuse it instead of capturing again. Without a study the panel
+    offers pickers, and **Run** builds the study first: model (the recipes of
+    :mod:`introspect.recipes`, every registered architecture untrained, and any model
+    objects passed in ``models``), dataset (its train and test splits), data root, images
+    per class, device, workdir.
 
-    The result is ``panel.store`` (an :class:`~introspect.store.ActivationStore`), also
-    handed to every callback registered with :meth:`on_store`. The panel then shows a
-    histogram of the activations of one layer (bokeh, updated in place) and the
-    confusion matrix of the model's predictions (a :class:`GridView`; clicking a cell
-    sets ``panel.selected_indices`` to the images of that cell).
+    Controls common to both: layers (the model's aliases first, then its
+    ``named_modules`` paths, plus free-text names such as ``layer1.0:input``), split,
+    reducer. The result is ``panel.store`` (an :class:`~introspect.store.ActivationStore`)
+    and ``panel.study``, handed to every callback registered with :meth:`on_store`. The
+    panel then shows a histogram of the activations of one layer (bokeh, updated in place)
+    and the confusion matrix of the model's predictions (a :class:`GridView`; clicking a
+    cell sets ``panel.selected_indices`` to the images of that cell).
 
     Parameters
     ----------
+    study : Study or str, optional
+        The study to capture from, or a recipe name (``"small_cnn@digits"``) preselected
+        in the pickers and turned into a study by :meth:`introspect.Study.from_recipe`
+        at **Run**. None: the pickers, starting at ``model``.
     model : str
-        Initial model: a recipe name (``"small_cnn@digits"``), a registered architecture
+        Without a study, the initial model: a recipe name, a registered architecture
         (``"small_cnn"``, untrained), ``"timm:<name>"``, or a key of ``models``.
     models : dict of str -> nn.Module, optional
-        Your own models (in eval mode, taking images in [0, 1]) offered in the menu.
-    dataset, split : str
-        Initial data; any of :data:`introspect.data.DATASETS`.
+        Your own models (taking images in [0, 1]) offered in the menu.
+    dataset : str
+        Without a study, the initial dataset; any of :data:`introspect.data.DATASETS`.
+    split : {"test", "train"}
+        The split captured.
     data_root : str, optional
         Where the non-embedded datasets live (``None``: ``$INTROSPECT_DATA``).
     n_per_class : int, optional
-        Class-balanced subset size (0 or None: every image of the split).
+        Class-balanced subset size of both splits (0 or None: every image).
     layers : list of str, optional
-        Initially selected layers (default: every alias the model declares).
+        Initially selected layers (default: the study's layers, else every alias the
+        model declares).
     reducer : {"codes", "flatten", "gap"}
-    batch_size : int
-    device : str
-    workdir : str
-        Cache of the recipe models' training.
-    store_path : str, optional
-        Write the store on disk there (resumable); default in memory.
+    batch_size, device, workdir
+        Of the study the pickers build (a given study keeps its own).
     """
 
     def __init__(
         self,
+        study=None,
+        *,
         model: str = "small_cnn@digits",
         models: dict | None = None,
         dataset: str = "digits",
@@ -96,14 +113,19 @@ class CapturePanel(Panel):
         batch_size: int = 128,
         device: str = "cpu",
         workdir: str = "introspect-work",
-        store_path: str | None = None,
     ):
         super().__init__(title="Capture activations")
+        if isinstance(study, str):  # a recipe: preselected, made a study at Run
+            model, study = study, None
+        elif study is not None:
+            study = as_study(study, "CapturePanel")
+        self._given = study
         self._user_models = dict(models or {})
         self._arch_cache: dict = {}
-        self._loaded: dict = {}
-        self._callbacks: list[Callable[[ActivationStore], None]] = []
+        self._studies: dict = {}
+        self._callbacks: list[Callable] = []
         self.store: ActivationStore | None = None
+        self.study: Study | None = study
         self.model = None
         self.data = None
         self.selected_indices = np.zeros(0, dtype=np.int64)
@@ -111,15 +133,28 @@ class CapturePanel(Panel):
         wide = W.Layout(width="400px")
         narrow = W.Layout(width="250px")
         style = {"description_width": "90px"}
-        options = self._model_options(model)
+        if study is None:
+            options = self._model_options(model)
+            splits = list(SPLITS)
+        else:
+            name = study_name(study, type(study.model).__name__)
+            options = [(f"{name}  (study)", "study")]
+            splits = list(study.datasets)
         self.model_select = W.Dropdown(
             options=options, description="model", layout=wide, style=style
         )
+        self.model_select.disabled = study is not None
         self.dataset_select = W.Dropdown(
-            options=list(DATASETS), value=dataset, description="dataset", style=style
+            options=list(DATASETS),
+            value=dataset if dataset in DATASETS else None,
+            description="dataset",
+            style=style,
         )
         self.split_select = W.Dropdown(
-            options=list(SPLITS), value=split, description="split", style=style
+            options=splits,
+            value=split if split in splits else splits[0],
+            description="split",
+            style=style,
         )
         self.root_text = W.Text(
             value=data_root or "",
@@ -150,24 +185,29 @@ class CapturePanel(Panel):
             options=list(REDUCERS), value=reducer, description="reducer", style=style, layout=narrow
         )
         self.batch_size = W.BoundedIntText(
-            value=batch_size, min=1, max=65536, description="batch size", style=style, layout=narrow
+            value=batch_size if study is None else study.batch_size,
+            min=1,
+            max=65536,
+            description="batch size",
+            style=style,
+            layout=narrow,
         )
+        dev = device if study is None else str(study.device)
         self.device_select = W.Dropdown(
-            options=sorted(set(_devices()) | {device}),
-            value=device,
+            options=sorted(set(_devices()) | {dev}),
+            value=dev,
             description="device",
             style=style,
             layout=narrow,
         )
         self.workdir_text = W.Text(
-            value=str(workdir), description="workdir", style=style, layout=narrow
-        )
-        self.store_text = W.Text(
-            value=store_path or "",
-            description="store path",
-            placeholder="empty: in memory",
+            value=str(workdir if study is None else study.workdir.root),
+            description="workdir",
             style=style,
             layout=narrow,
+        )
+        self.study_label = W.HTML(
+            "" if study is None else f"<code>{html.escape(repr(study))}</code>"
         )
         self.run_button = self.button("Run capture", self.run, button_style="primary", icon="play")
         self.progress = ProgressBar("capture", min_interval=0.1)
@@ -187,27 +227,19 @@ class CapturePanel(Panel):
         )
         self.results.layout.display = "none"
 
+        # with a study, model, data, device and workdir are the study's: no pickers
+        self.pickers = W.VBox([self.dataset_select, self.root_text, self.n_per_class])
+        self.study_settings = W.VBox([self.batch_size, self.device_select, self.workdir_text])
+        if study is not None:
+            self.pickers.layout.display = "none"
+            self.study_settings.layout.display = "none"
         self.children = [
+            self.study_label,
             W.HBox(
                 [
                     W.VBox([self.model_select, self.layer_select, self.extra_layers]),
-                    W.VBox(
-                        [
-                            self.dataset_select,
-                            self.split_select,
-                            self.root_text,
-                            self.n_per_class,
-                        ]
-                    ),
-                    W.VBox(
-                        [
-                            self.reducer_select,
-                            self.batch_size,
-                            self.device_select,
-                            self.workdir_text,
-                            self.store_text,
-                        ]
-                    ),
+                    W.VBox([self.split_select, self.pickers]),
+                    W.VBox([self.reducer_select, self.study_settings]),
                 ],
                 layout=W.Layout(flex_flow="row wrap"),
             ),
@@ -218,6 +250,8 @@ class CapturePanel(Panel):
         self.observe(self.model_select, self._on_model)
         self.observe(self.hist_layer, lambda _ch: self._update_hist())
         self.observe(self.confusion, self._on_cell, names="selected")
+        if layers is None and study is not None:
+            layers = list(study.layers)
         self._on_model(None, layers=layers)
 
     # ------------------------------------------------------------------ models
@@ -243,6 +277,8 @@ class CapturePanel(Panel):
 
     def _architecture(self, key: str):
         """The model's structure (untrained; cheap) to list its layers."""
+        if key == "study":
+            return self._given.model
         if key in self._arch_cache:
             return self._arch_cache[key]
         kind, name = key.split(":", 1)
@@ -283,36 +319,57 @@ class CapturePanel(Panel):
         size = getattr(model, "input_size", None)
         return tuple(size) if size is not None else None
 
-    def _load_model(self):
-        key, device = self.model_select.value, self.device_select.value
-        kind, name = key.split(":", 1)
-        if kind == "user":
-            return self._user_models[name]
-        if kind == "arch":
-            return self._architecture(key).to(device)
-        cache_key = (key, device, self.workdir_text.value, self.root_text.value)
-        if cache_key not in self._loaded:
-            self.set_status(
-                f"loading {name} (a recipe trains once, then loads from the workdir)..."
-            )
-            self._loaded[cache_key] = _recipes.load_recipe(
-                name,
-                workdir=self.workdir_text.value or "introspect-work",
-                device=device,
-                data_root=self.root_text.value or None,
-                progress=False,
-            )
-        return self._loaded[cache_key]
+    # ------------------------------------------------------------------ the study
+    def make_study(self, layers: list[str] | None = None) -> Study:
+        """The study a run captures from: the given one, or one built from the pickers.
 
-    # ------------------------------------------------------------------ data
-    def _load_data(self, model):
+        A recipe on its own dataset goes through :meth:`introspect.Study.from_recipe`;
+        other choices become ``Study(model, train=..., test=...)`` of the picked dataset
+        (both splits, ``per class`` images each) with ``layers`` as the study's layers.
+        Studies are kept per choice, so a second run reuses the model and its data.
+        """
+        if self._given is not None:
+            return self._given
+        layers = list(layers or self.layers())
+        key, device = self.model_select.value, self.device_select.value
+        workdir = self.workdir_text.value or "introspect-work"
+        root = self.root_text.value or None
+        n = self.n_per_class.value or None
+        dataset = self.dataset_select.value
+        cache_key = (key, dataset, root, n, device, workdir, tuple(layers))
+        if cache_key in self._studies:
+            study = self._studies[cache_key]
+            study.batch_size = int(self.batch_size.value)
+            return study
+        kind, name = key.split(":", 1)
+        common = dict(layers=layers, workdir=workdir, device=device, progress=False)
+        if kind == "recipe":
+            self.set_status(f"loading {name} (a recipe trains once, then loads from the workdir)...")
+            if dataset == _recipes.recipe(name).get("dataset", "digits"):
+                study = Study.from_recipe(name, data_root=root, n_per_class=n, **common)
+            else:
+                model = _recipes.load_recipe(name, workdir=workdir, device=device, data_root=root)
+                data = {
+                    s: _recipes.recipe_data(name, s, dataset=dataset, data_root=root, n_per_class=n)
+                    for s in SPLITS
+                }
+                study = Study(model, **data, **common)
+                study.recipe = name
+        else:
+            model = self._user_models[name] if kind == "user" else self._architecture(key)
+            study = Study(model, **{s: self._load_data(model, s) for s in SPLITS}, **common)
+        study.batch_size = int(self.batch_size.value)
+        self._studies[cache_key] = study
+        return study
+
+    def _load_data(self, model, split: str):
         size = self._input_size(model)
         kwargs = {}
         if size is not None and len(size) == 3:
             kwargs = dict(channels=int(size[0]), image_size=(int(size[1]), int(size[2])))
         return load_dataset(
             self.dataset_select.value,
-            self.split_select.value,
+            split,
             root=self.root_text.value or None,
             n_per_class=self.n_per_class.value or None,
             **kwargs,
@@ -326,48 +383,47 @@ class CapturePanel(Panel):
 
     # ------------------------------------------------------------------ run
     def run(self) -> ActivationStore | None:
-        """Load model and data, capture, show the result; the Run button calls this."""
+        """Build or take the study, capture, show the result; the Run button calls this."""
         with self.busy("capture", self.run_button):
             self.progress.reset(total=1, description="loading")
             layers = self.layers()
             if not layers:
                 raise ValueError("no layers selected: pick at least one layer.")
-            model = self._load_model()
-            data = self._load_data(model)
-            self.progress.reset(total=len(data), description="capture")
-            self.set_status(f"capturing {len(data)} images, {len(layers)} layers...")
-            store = capture(
-                model,
-                data,
-                layers,
-                reducer=self.reducer_select.value,
-                batch_size=self.batch_size.value,
-                device=self.device_select.value,
-                store=self.store_text.value or None,
-                progress=False,
-                callback=self.progress,
+            study = self.make_study(layers)
+            split = self.split_select.value
+            n = len(study.labels(split))
+            self.progress.reset(total=n, description="capture")
+            self.set_status(f"capturing {n} images, {len(layers)} layers...")
+            report = progress_kwargs(study.capture, self.progress)
+            store = study.capture(
+                reducer=self.reducer_select.value, split=split, layers=layers, **report
             )
+            if not report:  # this Study reports no batches: the bar jumps to the end
+                self.progress(store.n, store.n)
             self.progress.close()
-            self.model, self.data, self.store = model, data, store
+            self.study, self.store = study, store
+            self.model, self.data = study.model, study.data(split)
             self._show_store(store)
             shapes = ", ".join(f"{k} {store.n}x{store.dims[k]}" for k in store.layers)
             acc = float(np.mean(store.preds == store.labels))
             self.set_status(f"done: {store.n} images, accuracy {acc:.1%}; {shapes}")
             for cb in list(self._callbacks):
-                guarded(self.errors, cb, "on_store callback")(store)
+                guarded(self.errors, cb, "on_store callback")(study, store)
             return store
         self.progress.fail()
         return None
 
-    def on_store(self, callback: Callable[[ActivationStore], None]) -> None:
-        """Call ``callback(store)`` after every capture (at once if a store exists).
+    def on_store(self, callback: Callable[[Study, ActivationStore], None]) -> None:
+        """Call ``callback(study, store)`` after every capture (at once if a store exists).
 
-        Method panels register here to receive the captured activations; errors in
-        the callback are shown in this panel.
+        The hand-off to the method panels: ``study`` holds the model, its data and the
+        captured layers (``study.layers``), cached in its workdir, e.g.
+        ``capture.on_store(lambda study, store: display(SOMPanel(study)))``. Errors in the
+        callback are shown in this panel.
         """
         self._callbacks.append(callback)
         if self.store is not None:
-            guarded(self.errors, callback, "on_store callback")(self.store)
+            guarded(self.errors, callback, "on_store callback")(self.study, self.store)
 
     # ------------------------------------------------------------------ views
     @staticmethod
@@ -424,11 +480,11 @@ class CapturePanel(Panel):
         )
 
     def _update_confusion(self, store: ActivationStore) -> None:
-        classes = list(store.meta.get("classes") or [])
+        classes = list(self.study.classes if self.study is not None else [])
+        classes = classes or list(store.meta.get("classes") or [])
         k = max(len(classes), int(store.logits.shape[1]) if store.n else 0)
         classes += [str(i) for i in range(len(classes), k)]
-        cm = np.zeros((k, k), dtype=np.int64)
-        np.add.at(cm, (store.labels, store.preds), 1)
+        cm = confusion_matrix(store.labels, store.preds, k)
         rate = cm / np.maximum(cm.sum(1, keepdims=True), 1)
         labels = [
             [

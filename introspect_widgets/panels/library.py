@@ -1,37 +1,23 @@
-"""LibraryPanel: library networks per layer, their confusion indices and CPL under PGD."""
+"""LibraryPanel: a study's library networks per layer, their confusion indices and CPL under PGD."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import ipywidgets as W
 import numpy as np
 
-from introspect.figures import _library
-from introspect.library import auroc, cpl
+from introspect import library as _lib
 
+from ..plots.images import thumbnail_uri
 from ..plots.library import ci_heatmap, cpl_histogram, histogram_data
-from ._base import Panel, bokeh_widget, hold_sync
+from ._base import Panel, as_study, bokeh_widget, hold_sync
 
 __all__ = ["LibraryPanel"]
 
 
-def _png(image, scale: int = 4) -> str:
-    """One image (C, H, W) in [0, 1] as a PNG data URI, enlarged ``scale`` times."""
-    from PIL import Image
-
-    arr = (np.clip(np.asarray(image, dtype=np.float32), 0, 1) * 255).astype(np.uint8)
-    img = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)[..., :3])
-    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 class LibraryPanel(Panel):
-    """Library networks of a model's layers (Lee 2019), explored live.
+    """Library networks of a study's layers (Lee 2019), explored live.
 
     - one **theta** slider per layer: that layer's library size and its top-1 / top-3
       agreement with the network's test answers update at once (every theta of the
@@ -42,53 +28,63 @@ class LibraryPanel(Panel):
     - **input** / **view**: one attacked input (clean or adversarial at eps), its image,
       the network's answer and each layer's top library prediction.
 
-    **Compute** calls :func:`introspect.figures._library.explore` (capture, libraries and
-    PGD cached in ``workdir``); a precomputed ``data`` (what ``explore`` or
-    ``explore_arrays`` returns) is shown at once.
+    **Compute** calls :func:`introspect.library.explore` on the study: the libraries
+    (``study.library``, built on the training split), the test split's capture and the
+    PGD inputs (``study.attack``) all come from the study's cache. A precomputed ``data``
+    (what ``explore`` or :func:`~introspect.library.explore_arrays` returns) is shown at
+    once.
 
     Parameters
     ----------
+    study : Study or str, optional
+        A :class:`introspect.Study` with a train and a test split, or a recipe name made
+        one by :meth:`introspect.Study.from_recipe` (with ``workdir``, ``device``,
+        ``data_root``, ``n_per_class``). Optional only when ``data`` is given.
     data : dict, optional
-        Output of :func:`~introspect.figures._library.explore_arrays`.
-    model, layers, thetas, eps, top_k, n_attack, nb_iter, eps_iter, n_train_per_class,
-    n_test_per_class, batch_size, workdir, device, data_root, seed
-        Passed to :func:`~introspect.figures._library.explore` by **Compute**; ``thetas``
-        is a list for every layer or a dict layer -> list.
+        Output of :func:`introspect.library.explore` / ``explore_arrays``.
+    layers : list of str, optional
+        At least two; default the study's layers.
+    thetas : list of float, or dict layer -> list of float
+        The theta grid of every layer, or of each.
+    eps : list of float
+        PGD budgets.
+    top_k, n_attack, nb_iter, eps_iter, seed
+        Passed to :func:`~introspect.library.explore` (``n_attack`` is its ``n``).
     """
 
     def __init__(
         self,
+        study=None,
+        *,
         data: dict | None = None,
-        model: str = "mnist_cnn@digits",
-        layers=("CN1", "CN2", "FC1", "FC2"),
+        layers=None,
         thetas=(0.8, 0.85, 0.9, 0.95),
         eps=(0.05, 0.1, 0.2),
         top_k: int = 3,
         n_attack: int = 200,
         nb_iter: int = 40,
         eps_iter: float = 0.01,
-        n_train_per_class: int | None = None,
-        n_test_per_class: int | None = None,
-        batch_size: int = 256,
+        seed: int = 0,
         workdir: str = "introspect-work",
         device: str = "cpu",
         data_root: str | None = None,
-        seed: int = 0,
+        n_per_class: int | None = None,
     ):
         super().__init__(title="Library networks: agreement, confusion and CPL (Lee 2019)")
+        if study is None and data is None:
+            raise TypeError(
+                "LibraryPanel takes an introspect.Study (or a recipe name such as "
+                "'mnist_cnn@digits'), or precomputed data=introspect.library.explore(...)."
+            )
+        self.study = None
+        if study is not None:
+            self.study = as_study(
+                study, "LibraryPanel", workdir=workdir, device=device, data_root=data_root,
+                n_per_class=n_per_class,
+            )  # fmt: skip
         self.settings = dict(
-            top_k=top_k,
-            n_attack=n_attack,
-            nb_iter=nb_iter,
-            eps_iter=eps_iter,
-            n_train_per_class=n_train_per_class,
-            n_test_per_class=n_test_per_class,
-            batch_size=batch_size,
-            workdir=workdir,
-            device=device,
-            data_root=data_root,
-            seed=seed,
-        )
+            top_k=top_k, n=n_attack, nb_iter=nb_iter, eps_iter=eps_iter, seed=seed
+        )  # fmt: skip
         self.data: dict | None = None
         self.layer_stats: dict[str, dict] = {}
         self.cpl_clean = self.cpl_adv = None
@@ -96,7 +92,11 @@ class LibraryPanel(Panel):
         self.input_info: dict = {}
 
         style = {"description_width": "70px"}
-        self.model_text = W.Text(value=model, description="model", style=style)
+        if layers is None:
+            layers = self.study.layers if self.study is not None else data["layers"]
+        self.study_label = W.HTML(
+            "" if self.study is None else f"<code>{html.escape(repr(self.study))}</code>"
+        )
         self.layers_text = W.Text(value=", ".join(layers), description="layers", style=style)
         self.thetas_text = W.Text(
             value=", ".join(format(t, "g") for t in thetas) if not isinstance(thetas, dict) else "",
@@ -111,6 +111,7 @@ class LibraryPanel(Panel):
         self.compute_button = self.button(
             "Compute", self.compute, button_style="primary", icon="play"
         )
+        self.compute_button.disabled = self.study is None
         self.sliders_box = W.VBox([])
         self.stats_html = W.HTML()
         self.theta_sliders: dict[str, W.SelectionSlider] = {}
@@ -134,11 +135,11 @@ class LibraryPanel(Panel):
         self.hist_view = bokeh_widget(self.hist_fig)
 
         self.children = [
+            self.study_label,
             W.HBox(
                 [
-                    W.VBox([self.model_text, self.layers_text]),
-                    W.VBox([self.thetas_text, self.eps_text]),
-                    self.compute_button,
+                    W.VBox([self.layers_text, self.thetas_text]),
+                    W.VBox([self.eps_text, self.compute_button]),
                 ]
             ),
             W.HBox([self.sliders_box, self.stats_html]),
@@ -159,8 +160,10 @@ class LibraryPanel(Panel):
 
     # ------------------------------------------------------------------ compute
     def compute(self) -> None:
-        """Run :func:`introspect.figures._library.explore` with the panel's settings."""
+        """:func:`introspect.library.explore` of the study with the panel's settings."""
         with self.busy("compute", self.compute_button):
+            if self.study is None:
+                raise ValueError("this panel shows precomputed data: give it a study to compute")
             layers = [s.strip() for s in self.layers_text.value.split(",") if s.strip()]
             eps = [float(s) for s in self.eps_text.value.split(",") if s.strip()]
             if not layers or not eps:
@@ -172,15 +175,9 @@ class LibraryPanel(Panel):
                 if not thetas:
                     raise ValueError("give at least one theta, e.g. 0.8, 0.9")
             self.set_status("capture, libraries and PGD (cached after the first run)...")
-            data = _library.explore(
-                model=self.model_text.value.strip(),
-                layers=layers,
-                thetas=thetas,
-                eps=eps,
-                **self.settings,
-            )
+            data = _lib.explore(self.study, layers, thetas, eps, **self.settings)
             self.set_data(data)
-            self.set_status(f"{self.model_text.value}: {data['n_test']} test inputs")
+            self.set_status(f"{data['n_test']} test inputs, {len(data['attack_labels'])} attacked")
 
     # ------------------------------------------------------------------ views
     def set_data(self, data: dict) -> None:
@@ -281,9 +278,9 @@ class LibraryPanel(Panel):
         e = self._eps_index()
         layers = d["layers"]
         if len(layers) >= 2:
-            self.cpl_clean = cpl([self._scores(k, None) for k in layers])
-            self.cpl_adv = cpl([self._scores(k, e) for k in layers])
-            self.auroc_value = auroc(self.cpl_clean, self.cpl_adv)
+            self.cpl_clean = _lib.cpl([self._scores(k, None) for k in layers])
+            self.cpl_adv = _lib.cpl([self._scores(k, e) for k in layers])
+            self.auroc_value = _lib.auroc(self.cpl_clean, self.cpl_adv)
             self.hist_source.data = histogram_data(self.cpl_clean, self.cpl_adv)
             acc = float(np.mean(d["attack_pred_adv"][e] == d["attack_labels"]))
             self.auroc_html.value = (
@@ -323,7 +320,7 @@ class LibraryPanel(Panel):
             if d["images_clean"] is not None
             else None
         )
-        img = f"<img src='{_png(images[k])}'>" if images is not None else ""
+        img = f"<img src='{thumbnail_uri(images[k], scale=4)}'>" if images is not None else ""
         rows = "".join(
             f"<tr><td>{html.escape(layer)}</td><td>{html.escape(v)}</td></tr>"
             for layer, v in per_layer.items()

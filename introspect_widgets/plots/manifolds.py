@@ -22,6 +22,7 @@ __all__ = [
     "scatter_source_data",
     "scatter_plot",
     "corr_text",
+    "fit_line",
 ]
 
 
@@ -150,7 +151,9 @@ def scatter_source_data(result: dict, eps_index: int) -> dict:
     )
 
 
-def _fit_line(x, y):
+def fit_line(x, y) -> dict:
+    """End points ``dict(x=[x0, x1], y=[y0, y1])`` of the least-squares line through the
+    finite pairs (empty lists with fewer than 2 pairs or constant ``x``)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 2 or np.ptp(x[ok]) == 0:
@@ -170,7 +173,7 @@ def scatter_plot(data: dict, title: str, width=380, height=320, subtitle: str = 
     from bokeh.models import Title
 
     src = ColumnDataSource(data)
-    line = ColumnDataSource(_fit_line(data["dim"], data["acc"]))
+    line = ColumnDataSource(fit_line(data["dim"], data["acc"]))
     p = figure(
         title=title,
         width=width,

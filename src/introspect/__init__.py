@@ -78,7 +78,9 @@ class _Package(types.ModuleType):
     binding is dropped for the names in ``_EXPORTS``: the submodule stays reachable
     through ``sys.modules`` (``from introspect.capture import capture``,
     ``importlib.import_module("introspect.capture")``), and ``introspect.capture`` is
-    the function, resolved lazily by ``__getattr__`` like every other export.
+    the function, resolved lazily by ``__getattr__`` like every other export. (So
+    ``import introspect.capture as m`` binds the function too, since that statement reads
+    the package attribute: use ``importlib.import_module`` for the module.)
     """
 
     def __setattr__(self, name: str, value) -> None:

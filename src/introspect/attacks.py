@@ -16,7 +16,7 @@ from torch import nn
 from ._checks import check_eps, check_images, check_labels
 from ._utils import resolve_device
 
-__all__ = ["pgd", "iterative_fgsm", "uniform_noise", "awgn", "predict", "accuracy"]
+__all__ = ["pgd", "iterative_fgsm", "uniform_noise", "awgn", "noise_path", "predict", "accuracy"]
 
 
 def _zero_gradients(x):
@@ -238,3 +238,35 @@ def awgn(x: torch.Tensor, sigma: float, n: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn((n, *x.shape), generator=g) * sigma
     return (x.unsqueeze(0) + noise).clamp_(0.0, 1.0)
+
+
+def noise_path(x: torch.Tensor, sigma_max: float, steps: int, seed: int = 0) -> torch.Tensor:
+    """One fixed Gaussian noise pattern on ``x``, scaled from 0 to ``sigma_max`` in ``steps``.
+
+    The images follow one continuous path away from ``x`` (step 0 is ``x`` itself), e.g.
+    to draw an input's trajectory on a map as noise grows (Pardo et al. 2022, Fig. 6).
+
+    Parameters
+    ----------
+    x : Tensor of shape (C, H, W)
+        One image in [0, 1].
+    sigma_max : float
+        Std of the noise at the last step, in [0, 1] pixel units.
+    steps : int
+        Number of steps after the clean image.
+    seed : int
+
+    Returns
+    -------
+    Tensor of shape (steps + 1, C, H, W), clipped to [0, 1].
+    """
+    if not torch.is_tensor(x):
+        raise ValueError("noise_path: x must be a tensor image of shape (C, H, W).")
+    check_images(x, where="noise_path")
+    sigma_max = check_eps(sigma_max, where="noise_path", name="sigma_max")
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"noise_path: steps must be an integer >= 1; got {steps!r}.")
+    g = torch.Generator().manual_seed(seed)
+    n = torch.randn(x.shape, generator=g)
+    sig = torch.linspace(0.0, float(sigma_max), int(steps) + 1).view(-1, *([1] * x.ndim))
+    return (x.unsqueeze(0) + sig * n.unsqueeze(0)).clamp(0.0, 1.0)

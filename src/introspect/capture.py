@@ -184,12 +184,14 @@ def reducer_fingerprint(reducer) -> str:
 
 def _fingerprints(model, dataset, reducer) -> dict:
     """What the capture reads, by content: weights, data and the reducer's code."""
+    from . import __version__
     from .fingerprint import dataset_fingerprint, model_fingerprint
 
     return {
         "model weights": model_fingerprint(model),
         "data": dataset_fingerprint(dataset),
         "reducer code": reducer_fingerprint(reducer),
+        "introspect version": __version__,
     }
 
 

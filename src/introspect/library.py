@@ -50,6 +50,9 @@ __all__ = [
     "confusion_index",
     "cpl",
     "hebbian_kernel",
+    "theta_grid",
+    "explore",
+    "explore_arrays",
 ]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -878,3 +881,171 @@ class LibraryStack(Estimator):
     def auroc(clean, adversarial) -> float:
         """See :func:`auroc`."""
         return auroc(clean, adversarial)
+
+
+# ----------------------------------------------------------------------------- explorer
+def theta_grid(thetas, layers) -> dict[str, list[float]]:
+    """``thetas`` as layer -> list: a list applies to every layer, a dict is per layer."""
+    if isinstance(thetas, Mapping):
+        missing = [layer for layer in layers if layer not in thetas]
+        if missing:
+            raise ValueError(f"thetas has no values for layers {missing}; it has {list(thetas)}.")
+        return {layer: [float(t) for t in np.atleast_1d(thetas[layer])] for layer in layers}
+    return {layer: [float(t) for t in np.atleast_1d(thetas)] for layer in layers}
+
+
+def explore_arrays(
+    *,
+    grid: dict,
+    library,
+    test_layers: dict,
+    test_pred,
+    test_labels,
+    attack_clean: dict,
+    attack_adv: dict,
+    attack_labels,
+    attack_pred_clean,
+    attack_pred_adv: dict,
+    n_classes: int,
+    classes=None,
+    images_clean=None,
+    images_adv: dict | None = None,
+) -> dict:
+    """Library size, agreement, confusion index and scores for every layer and theta of a grid.
+
+    What a library explorer shows, precomputed so that moving a theta slider needs no
+    new library (see :func:`explore` for a :class:`~introspect.Study`).
+
+    Parameters
+    ----------
+    grid : dict layer -> list of theta
+    library : callable (layer, theta) -> fitted LibraryNetwork
+    test_layers : dict layer -> (n_test, D) activations; ``test_pred`` / ``test_labels``
+        the network's answers and the true classes (agreement, confusion index).
+    attack_clean : dict layer -> (n, D) activations of the attacked subset, clean.
+    attack_adv : dict eps -> (dict layer -> (n, D)) activations of their PGD versions.
+    attack_labels, attack_pred_clean : (n,) true classes and network answers (clean).
+    attack_pred_adv : dict eps -> (n,) network answers on the PGD inputs.
+    images_clean, images_adv : optional (n, C, H, W) images (clean, and per eps).
+
+    Returns
+    -------
+    dict with ``layers``, ``grid``, ``eps`` (sorted), ``sizes`` / ``top1`` / ``top3`` /
+    ``ci`` (layer -> list over thetas), ``scores_clean`` (layer -> list over thetas of
+    (n, n_classes)), ``scores_adv`` (layer -> list over thetas of list over eps), the
+    labels and answers, and the images.
+    """
+    eps = sorted(float(e) for e in attack_adv)
+    adv_by_eps = {float(k): v for k, v in attack_adv.items()}
+    pred_adv_by_eps = {float(k): np.asarray(v) for k, v in attack_pred_adv.items()}
+    test_pred = np.asarray(test_pred)
+    test_labels = np.asarray(test_labels)
+    out = dict(
+        layers=list(grid),
+        grid={k: [float(t) for t in v] for k, v in grid.items()},
+        eps=eps,
+        n_classes=int(n_classes),
+        classes=[str(c) for c in (classes if classes is not None else range(n_classes))],
+        sizes={},
+        top1={},
+        top3={},
+        ci={},
+        scores_clean={},
+        scores_adv={},
+        attack_labels=np.asarray(attack_labels),
+        attack_pred_clean=np.asarray(attack_pred_clean),
+        attack_pred_adv=[pred_adv_by_eps[e] for e in eps],
+        images_clean=None if images_clean is None else np.asarray(images_clean),
+        images_adv=None
+        if images_adv is None
+        else [np.asarray({float(k): v for k, v in images_adv.items()}[e]) for e in eps],
+        n_test=int(len(test_pred)),
+    )
+    for layer, thetas in grid.items():
+        for key in ("sizes", "top1", "top3", "ci", "scores_clean", "scores_adv"):
+            out[key][layer] = []
+        for t in thetas:
+            net = library(layer, t)
+            P = net.predict_scores(test_layers[layer])
+            out["sizes"][layer].append(int(net.size_))
+            out["top1"][layer].append(agreement(P, test_pred, 1))
+            out["top3"][layer].append(agreement(P, test_pred, 3))
+            out["ci"][layer].append(confusion_index(P, test_labels, n_classes))
+            out["scores_clean"][layer].append(net.predict_scores(attack_clean[layer]))
+            out["scores_adv"][layer].append([net.predict_scores(adv_by_eps[e][layer]) for e in eps])
+    return out
+
+
+def explore(
+    study,
+    layers: Sequence[str] | None = None,
+    thetas=(0.8, 0.85, 0.9, 0.95),
+    eps=(0.05, 0.1, 0.2),
+    *,
+    top_k: int = 3,
+    n: int | None = 200,
+    nb_iter: int = 40,
+    eps_iter: float | None = 0.01,
+    seed: int = 0,
+) -> dict:
+    """:func:`explore_arrays` for a :class:`~introspect.Study`: every stage through its cache.
+
+    The libraries come from ``study.library`` (one per layer and theta, built on the
+    training split), the scores of the test split from its flattened capture, and the
+    attacked inputs from ``study.attack("pgd", eps, n)`` (the same seeded subset of the
+    test split at every eps), so a figure, a panel and a user on one workdir share them.
+
+    Parameters
+    ----------
+    study : introspect.Study
+        With a train and a test split.
+    layers : list of str, optional
+        At least two (CPL compares layers); default the study's layers.
+    thetas : list of float, or dict layer -> list of float
+        The theta grid of every layer (a list) or of each layer.
+    eps : list of float
+        PGD budgets (L-inf, [0, 1] pixel units).
+    top_k : int
+        Library nodes per prediction (3 for the paper's CNN, 8 for its ResNet44).
+    n : int or None
+        Test inputs attacked (None: all).
+    nb_iter, eps_iter, seed
+        PGD steps, step size (None: ``2.5 * eps / nb_iter``) and seed of the subset.
+    """
+    layers = list(layers or study.layers)
+    if len(layers) < 2:
+        raise ValueError(f"the library explorer compares layers: pass at least two; got {layers}.")
+    eps = [float(e) for e in np.atleast_1d(eps)]
+    if not eps:
+        raise ValueError("give at least one eps, e.g. eps=(0.05, 0.1).")
+    grid = theta_grid(thetas, layers)
+    if not all(grid.values()):
+        raise ValueError("give at least one theta per layer, e.g. thetas=(0.8, 0.9).")
+    nets = {}
+    for i in range(max(len(g) for g in grid.values())):
+        theta = {k: g[min(i, len(g) - 1)] for k, g in grid.items()}
+        stack = study.library(theta=theta, top_k=top_k, layers=layers).stack
+        for k in layers:
+            nets[(k, theta[k])] = stack.libraries_[k]
+    test = study.capture("flatten", "test", layers=layers)
+    runs = {e: study.attack("pgd", e, n=n, split="test", nb_iter=nb_iter, eps_iter=eps_iter,
+                            seed=seed) for e in eps}  # fmt: skip
+    first = runs[eps[0]]
+    clean, _ = study.activations(first.x, "flatten", layers)
+    adv = {e: study.activations(r.x_adv, "flatten", layers)[0] for e, r in runs.items()}
+    return explore_arrays(
+        grid=grid,
+        library=lambda layer, t: nets[(layer, float(t))],
+        test_layers={k: test.layer(k) for k in layers},
+        test_pred=test.preds,
+        test_labels=test.labels,
+        attack_clean=clean,
+        attack_adv=adv,
+        attack_labels=first.y,
+        attack_pred_clean=first.pred,
+        attack_pred_adv={e: r.pred_adv for e, r in runs.items()},
+        n_classes=study.n_classes,
+        classes=study.classes,
+        images_clean=first.x.numpy(),
+        images_adv={e: r.x_adv.numpy() for e, r in runs.items()},
+    )

@@ -44,6 +44,9 @@ __all__ = [
     "ClasswiseRobustness",
     "class_manifold_dims",
     "classwise_accuracy",
+    "correlation_or_none",
+    "is_capped",
+    "manifold_summary",
     "classwise_robustness",
     "dim_robustness_correlation",
     "dimension_at",
@@ -221,11 +224,29 @@ class ClassManifolds:
         """The same manifolds at another threshold, from the stored curves (no new PCA)."""
         _check_threshold(threshold)
         dims = np.array([dimension_at(c, threshold) for c in self.curves], dtype=np.int64)
-        capped = _capped(dims, self.n, self.cap_fraction)
+        capped = is_capped(dims, self.n, self.cap_fraction)
         out = replace(self, dims=dims, capped=capped, threshold=float(threshold))
         if warn:
             _warn_capped(out)
         return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClassManifolds:
+        """The inverse of :meth:`to_dict` (e.g. a figure's saved data back as an object)."""
+        return cls(
+            classes=np.asarray(d["classes"], dtype=np.int64),
+            class_names=list(d["class_names"]),
+            n=np.asarray(d["n"], dtype=np.int64),
+            dims=np.asarray(d["dims"], dtype=np.int64),
+            max_dims=np.asarray(d["max_dims"], dtype=np.int64),
+            capped=np.asarray(d["capped"], dtype=bool),
+            participation_ratio=np.asarray(d["participation_ratio"], dtype=np.float64),
+            curves=[np.asarray(c, dtype=np.float64) for c in d["curves"]],
+            threshold=float(d["threshold"]),
+            cap_fraction=float(d["cap_fraction"]),
+            n_features=int(d["n_features"]),
+            layer=d.get("layer"),
+        )
 
     def to_dict(self) -> dict:
         """Plain data (lists and floats) for figures and JSON."""
@@ -372,7 +393,7 @@ def class_manifold_dims(
         n=ns,
         dims=dims,
         max_dims=np.asarray(maxd, dtype=np.int64),
-        capped=_capped(dims, ns, cap_fraction),
+        capped=is_capped(dims, ns, cap_fraction),
         participation_ratio=np.asarray(prs, dtype=np.float64),
         curves=curves,
         threshold=float(threshold),
@@ -385,7 +406,23 @@ def class_manifold_dims(
     return out
 
 
-def _capped(dims, n, cap_fraction) -> np.ndarray:
+def is_capped(dims, n, cap_fraction: float = 0.5) -> np.ndarray:
+    """Whether each dimension is limited by its number of samples.
+
+    ``n`` points span at most ``n - 1`` principal components, so a dimension above
+    ``cap_fraction * (n - 1)`` (or any class with ``n < 2``) cannot be told apart from a
+    sample-limited one (see ``cap_fraction`` in :func:`class_manifold_dims`).
+
+    Parameters
+    ----------
+    dims, n : array-like of int, shape (n_classes,)
+        Dimension of each class and its number of samples.
+    cap_fraction : float, default 0.5
+
+    Returns
+    -------
+    ndarray of shape (n_classes,), bool
+    """
     dims = np.asarray(dims)
     n = np.asarray(n)
     return (n < 2) | (dims > cap_fraction * (n - 1))
@@ -777,6 +814,63 @@ def dim_robustness_correlation(
 
 
 _EXACT_SPEARMAN_MAX_N = 8
+
+
+def correlation_or_none(x, robust_acc, *, n_boot: int = 1000, seed: int = 0) -> dict | None:
+    """:func:`dim_robustness_correlation`, or None where it is undefined.
+
+    Undefined: fewer than 3 classes with finite values, or ``x`` or ``robust_acc``
+    constant over them (e.g. every class at accuracy 0, or equal dimensions). The
+    intervals come back as lists (JSON-ready).
+    """
+    x, acc = np.asarray(x, dtype=float).ravel(), np.asarray(robust_acc, dtype=float).ravel()
+    ok = np.isfinite(x) & np.isfinite(acc)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(acc[ok]) == 0:
+        return None
+    out = dim_robustness_correlation(x, acc, n_boot=n_boot, seed=seed)
+    out["pearson_ci"], out["spearman_ci"] = list(out["pearson_ci"]), list(out["spearman_ci"])
+    return out
+
+
+def manifold_summary(
+    manifolds: ClassManifolds,
+    robustness: ClasswiseRobustness | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Plain data of one model's manifolds and robustness, with their correlation per eps.
+
+    Returns
+    -------
+    dict with ``manifolds`` (:meth:`ClassManifolds.to_dict`), ``robustness``
+    (:meth:`ClasswiseRobustness.to_dict`, or None), ``correlation`` (eps as text ->
+    :func:`correlation_or_none` of dimension vs PGD accuracy), ``correlation_pr`` (the
+    same with the participation ratio), ``mean_dim`` and ``mean_pr``: the shape of the
+    per-model ``results`` of the ``manifolds.*`` figures.
+    """
+    corr, corr_pr = {}, {}
+    if robustness is not None:
+        rob_classes = [int(c) for c in robustness.classes]
+        missing = [int(c) for c in manifolds.classes if int(c) not in rob_classes]
+        if missing:
+            raise ValueError(f"robustness has no accuracies for classes {missing}.")
+        cols = [rob_classes.index(int(c)) for c in manifolds.classes]
+        adv = np.asarray(robustness.adv_acc, dtype=float)[:, cols]
+        for j, e in enumerate(np.asarray(robustness.eps)):
+            key = format(float(e), "g")
+            corr[key] = correlation_or_none(manifolds.dims, adv[j], n_boot=n_boot, seed=seed)
+            corr_pr[key] = correlation_or_none(
+                manifolds.participation_ratio, adv[j], n_boot=n_boot, seed=seed
+            )
+    return {
+        "manifolds": manifolds.to_dict(),
+        "robustness": None if robustness is None else robustness.to_dict(),
+        "correlation": corr,
+        "correlation_pr": corr_pr,
+        "mean_dim": manifolds.mean_dim,
+        "mean_pr": float(np.mean(manifolds.participation_ratio)),
+    }
 
 
 def _spearman_exact_p(a, b) -> float:

@@ -24,6 +24,9 @@ __all__ = [
     "centre_cosine_distances",
     "bmu_shift",
     "u_matrix",
+    "unit_class_counts",
+    "unit_majority_class",
+    "unit_members",
 ]
 
 
@@ -497,3 +500,79 @@ def u_matrix(weights, shape, metric: str = "cosine", periodic: bool = True) -> n
             total += np.where(valid, d, 0.0)
             count += valid
     return total / np.maximum(count, 1)
+
+
+# --------------------------------------------------------------------------- unit statistics
+def unit_class_counts(bmus, labels, shape, n_classes: int | None = None) -> np.ndarray:
+    """How many inputs of each class have each unit as their best-matching unit.
+
+    Only the top-1 BMU of an input counts, so every input is counted once:
+    ``counts.sum() == n_samples``, ``counts.sum(-1)`` is the BMU hit map (the "density"
+    a SOM viewer colours by) and ``counts[r, c]`` the class mix of unit ``(r, c)``.
+
+    Parameters
+    ----------
+    bmus : array-like of int, shape (n_samples,) or (n_samples, k)
+        BMU unit indices, best first (column 0 is used).
+    labels : array-like of int, shape (n_samples,)
+    shape : (m, n)
+    n_classes : int, optional
+        Default ``labels.max() + 1``.
+
+    Returns
+    -------
+    ndarray of shape (m, n, n_classes), int64
+    """
+    m, n = _shape(shape)
+    top1 = _bmus_2d(bmus)[:, 0]
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != top1.shape:
+        raise ValueError(f"labels must have shape ({top1.shape[0]},), got {labels.shape}.")
+    if top1.size and (top1.min() < 0 or top1.max() >= m * n):
+        raise ValueError(
+            f"BMU unit indices must be in [0, {m * n}); got {top1.min()}..{top1.max()}."
+        )
+    if labels.size and labels.min() < 0:
+        raise ValueError("labels must be non-negative class numbers.")
+    k = int(n_classes) if n_classes is not None else (int(labels.max()) + 1 if labels.size else 0)
+    if labels.size and labels.max() >= k:
+        raise ValueError(f"label {labels.max()} is out of range for n_classes={k}.")
+    counts = np.zeros((m * n, k), dtype=np.int64)
+    np.add.at(counts, (top1, labels), 1)
+    return counts.reshape(m, n, k)
+
+
+def unit_majority_class(counts) -> np.ndarray:
+    """The most frequent class of each unit (ties: the lowest class), NaN for empty units.
+
+    Parameters
+    ----------
+    counts : array-like of shape (m, n, n_classes)
+        From :func:`unit_class_counts`.
+
+    Returns
+    -------
+    ndarray of shape (m, n), float64
+    """
+    counts = np.asarray(counts)
+    if counts.ndim != 3:
+        raise ValueError(f"counts must be (m, n, n_classes), got shape {counts.shape}.")
+    out = counts.argmax(-1).astype(np.float64)
+    out[counts.sum(-1) == 0] = np.nan
+    return out
+
+
+def unit_members(bmus, unit: int) -> np.ndarray:
+    """Indices of the inputs whose top-1 BMU is ``unit``, ascending.
+
+    Parameters
+    ----------
+    bmus : array-like of int, shape (n_samples,) or (n_samples, k)
+    unit : int
+        Unit index (row ``unit // n``, column ``unit % n``).
+
+    Returns
+    -------
+    ndarray of shape (n_members,), int64
+    """
+    return np.flatnonzero(_bmus_2d(bmus)[:, 0] == int(unit)).astype(np.int64)

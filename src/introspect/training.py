@@ -15,7 +15,7 @@ from torch import nn
 from ._checks import check_images, check_labels
 from ._utils import resolve_device, seed_everything
 
-__all__ = ["fit_classifier", "evaluate", "classifier_loss"]
+__all__ = ["fit_classifier", "evaluate", "classifier_loss", "confusion_matrix"]
 
 
 def classifier_loss(logits: torch.Tensor, y: torch.Tensor, kind: str = "ce") -> torch.Tensor:
@@ -38,6 +38,35 @@ def _as_tensors(dataset, where: str | None = None, n_classes: int | None = None)
         check_images(x, where=where)
         check_labels(y, n_classes, where=where)
     return x.float(), y.long()
+
+
+def confusion_matrix(labels, preds, n_classes: int | None = None) -> np.ndarray:
+    """Counts of (true class, predicted class) pairs.
+
+    Parameters
+    ----------
+    labels, preds : array-like of int, shape (n_samples,)
+    n_classes : int, optional
+        Default: one more than the largest class in either.
+
+    Returns
+    -------
+    ndarray of shape (n_classes, n_classes), int64
+        Row ``i``, column ``j``: inputs of class ``i`` predicted as ``j``; the diagonal
+        holds the correct answers, ``cm.sum(1)`` the class sizes.
+    """
+    labels = check_labels(labels, n_classes, where="confusion_matrix (labels)")
+    preds = check_labels(preds, n_classes, where="confusion_matrix (preds)")
+    if labels.shape != preds.shape:
+        raise ValueError(
+            f"confusion_matrix: labels has {labels.shape[0]} entries but preds has "
+            f"{preds.shape[0]}."
+        )
+    if n_classes is None:
+        n_classes = int(max(labels.max(initial=-1), preds.max(initial=-1))) + 1
+    cm = np.zeros((int(n_classes), int(n_classes)), dtype=np.int64)
+    np.add.at(cm, (labels, preds), 1)
+    return cm
 
 
 def evaluate(

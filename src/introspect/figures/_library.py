@@ -21,7 +21,13 @@ import torch
 from .. import pipeline
 from ..cache import Workdir
 from ..capture import activations
-from ..library import LibraryNetwork, LibraryStack, agreement
+from ..library import (  # noqa: F401 (theta_grid, explore_arrays: public there)
+    LibraryNetwork,
+    LibraryStack,
+    agreement,
+    explore_arrays,
+    theta_grid,
+)
 from ..recipes import load_recipe, recipe_data
 
 __all__ = [
@@ -33,7 +39,6 @@ __all__ = [
     "LibRun",
     "library_run",
     "theta_grid",
-    "explore",
     "explore_arrays",
 ]
 
@@ -66,16 +71,6 @@ TABLE1_SETS = {
 # The paper does not list the CNN's theta sets of Fig. 5B; these are one theta for all
 # layers, spanning the range of its Fig. 2 and Fig. 3 (0.65, 0.75).
 CNN_SETS = {f"theta {t}": dict.fromkeys(CNN_LAYERS, t) for t in (0.6, 0.65, 0.7, 0.75, 0.8)}
-
-
-def theta_grid(thetas, layers) -> dict[str, list[float]]:
-    """``thetas`` as layer -> list: a list applies to every layer, a dict is per layer."""
-    if isinstance(thetas, dict):
-        missing = [layer for layer in layers if layer not in thetas]
-        if missing:
-            raise ValueError(f"thetas has no values for layers {missing}; it has {list(thetas)}.")
-        return {layer: [float(t) for t in thetas[layer]] for layer in layers}
-    return {layer: [float(t) for t in thetas] for layer in layers}
 
 
 @dataclass
@@ -206,142 +201,4 @@ def library_run(
         workdir=pipeline.as_workdir(workdir),
         device=device,
         seed=seed,
-    )
-
-
-# ----------------------------------------------------------------------------- explorer
-def explore_arrays(
-    *,
-    grid: dict,
-    library,
-    test_layers: dict,
-    test_pred,
-    test_labels,
-    attack_clean: dict,
-    attack_adv: dict,
-    attack_labels,
-    attack_pred_clean,
-    attack_pred_adv: dict,
-    n_classes: int,
-    classes=None,
-    images_clean=None,
-    images_adv: dict | None = None,
-) -> dict:
-    """Everything the library panel shows, precomputed for every layer and theta of ``grid``.
-
-    Parameters
-    ----------
-    grid : dict layer -> list of theta
-    library : callable (layer, theta) -> fitted LibraryNetwork
-    test_layers : dict layer -> (n_test, D) activations; ``test_pred`` / ``test_labels``
-        the network's answers and the true classes (agreement, confusion index).
-    attack_clean : dict layer -> (n, D) activations of the attacked subset, clean.
-    attack_adv : dict eps -> (dict layer -> (n, D)) activations of their PGD versions.
-    attack_labels, attack_pred_clean : (n,) true classes and network answers (clean).
-    attack_pred_adv : dict eps -> (n,) network answers on the PGD inputs.
-    images_clean, images_adv : optional (n, C, H, W) images (clean, and per eps).
-
-    Returns
-    -------
-    dict with ``layers``, ``grid``, ``eps`` (sorted), ``sizes`` / ``top1`` / ``top3`` /
-    ``ci`` (layer -> list over thetas), ``scores_clean`` (layer -> list over thetas of
-    (n, n_classes)), ``scores_adv`` (layer -> list over thetas of list over eps), the
-    labels and answers, and the images.
-    """
-    from ..library import confusion_index
-
-    eps = sorted(float(e) for e in attack_adv)
-    adv_by_eps = {float(k): v for k, v in attack_adv.items()}
-    pred_adv_by_eps = {float(k): np.asarray(v) for k, v in attack_pred_adv.items()}
-    test_pred = np.asarray(test_pred)
-    test_labels = np.asarray(test_labels)
-    out = dict(
-        layers=list(grid),
-        grid={k: [float(t) for t in v] for k, v in grid.items()},
-        eps=eps,
-        n_classes=int(n_classes),
-        classes=[str(c) for c in (classes if classes is not None else range(n_classes))],
-        sizes={},
-        top1={},
-        top3={},
-        ci={},
-        scores_clean={},
-        scores_adv={},
-        attack_labels=np.asarray(attack_labels),
-        attack_pred_clean=np.asarray(attack_pred_clean),
-        attack_pred_adv=[pred_adv_by_eps[e] for e in eps],
-        images_clean=None if images_clean is None else np.asarray(images_clean),
-        images_adv=None
-        if images_adv is None
-        else [np.asarray({float(k): v for k, v in images_adv.items()}[e]) for e in eps],
-        n_test=int(len(test_pred)),
-    )
-    for layer, thetas in grid.items():
-        for key in ("sizes", "top1", "top3", "ci", "scores_clean", "scores_adv"):
-            out[key][layer] = []
-        for t in thetas:
-            net = library(layer, t)
-            P = net.predict_scores(test_layers[layer])
-            out["sizes"][layer].append(int(net.size_))
-            out["top1"][layer].append(agreement(P, test_pred, 1))
-            out["top3"][layer].append(agreement(P, test_pred, 3))
-            out["ci"][layer].append(confusion_index(P, test_labels, n_classes))
-            out["scores_clean"][layer].append(net.predict_scores(attack_clean[layer]))
-            out["scores_adv"][layer].append([net.predict_scores(adv_by_eps[e][layer]) for e in eps])
-    return out
-
-
-def explore(
-    *,
-    model,
-    layers,
-    thetas,
-    eps,
-    top_k=3,
-    n_attack=200,
-    nb_iter=40,
-    eps_iter=0.01,
-    n_train_per_class=None,
-    n_test_per_class=None,
-    batch_size=256,
-    workdir="introspect-work",
-    device="cpu",
-    data_root=None,
-    seed=0,
-) -> dict:
-    """:func:`explore_arrays` for a model recipe: libraries, captures and PGD all cached."""
-    run = library_run(
-        model=model,
-        layers=layers,
-        top_k=top_k,
-        n_train_per_class=n_train_per_class,
-        n_test_per_class=n_test_per_class,
-        batch_size=batch_size,
-        workdir=workdir,
-        device=device,
-        data_root=data_root,
-        seed=seed,
-    )
-    clean = run.attacked(n_attack, 0.0, nb_iter, eps_iter, batch_size)
-    acts_clean, pred_clean = run.layer_activations(clean["x"], batch_size)
-    acts_adv, pred_adv, imgs_adv = {}, {}, {}
-    for e in eps:
-        adv = run.attacked(n_attack, float(e), nb_iter, eps_iter, batch_size)
-        acts_adv[float(e)], pred_adv[float(e)] = run.layer_activations(adv["x_adv"], batch_size)
-        imgs_adv[float(e)] = adv["x_adv"].numpy()
-    return explore_arrays(
-        grid=theta_grid(thetas, layers),
-        library=run.library,
-        test_layers=run.test_layers(),
-        test_pred=run.test_preds,
-        test_labels=run.test_labels,
-        attack_clean=acts_clean,
-        attack_adv=acts_adv,
-        attack_labels=clean["labels"],
-        attack_pred_clean=pred_clean,
-        attack_pred_adv=pred_adv,
-        n_classes=run.n_classes,
-        classes=getattr(run.test_data, "classes", None),
-        images_clean=clean["x"].numpy(),
-        images_adv=imgs_adv,
     )

@@ -23,6 +23,11 @@ The array-level pieces (:class:`InfoVAE`, :class:`ErrorEstimator`,
 :func:`kde_expectation`, :func:`order_units`, :func:`brainbow_colors`,
 :meth:`SelfIntrospector.fit_hidden`) take plain arrays, so they work with hidden states
 from any source.
+
+The implementation is split into private modules: ``_vae`` (the InfoVAE and the error
+estimator), ``_maps`` (the classifier's error, KDE, unit order and brainbow colours) and
+``_introspector`` (:class:`SelfIntrospector`, :class:`TrainingRecorder`); the networks
+and the training loop are in :mod:`introspect._selfintro_nets`.
 """
 
 from ._introspector import SelfIntrospector, TrainingRecorder
