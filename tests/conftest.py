@@ -48,3 +48,18 @@ def _torch_threads():
     torch.set_num_threads(min(n, 2))
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def digits_study(tmp_path_factory):
+    """``Study.from_recipe("small_cnn@digits")`` on 20 images per class of each split.
+
+    The model trains once per session (about half a minute on 2 CPU cores), in a session
+    workdir that every panel test of the session shares.
+    """
+    from introspect import Study
+
+    work = tmp_path_factory.mktemp("study-work")
+    return Study.from_recipe(
+        "small_cnn@digits", workdir=work, device="cpu", n_per_class=20, progress=False
+    )

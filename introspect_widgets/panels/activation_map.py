@@ -2,22 +2,20 @@
 
 Controls -> one core call -> one view:
 
-- **Fit / load** (``introspect.figures._selfintro.introspector`` + ``mapped``, cached in the
-  workdir) -> the map of a split: every input a point, coloured by class, by correctness
-  or by estimated error; hovering shows the input image, its label and the answer.
+- **Fit / load** (``Study.selfintro``, cached in the study's workdir) -> the map of a
+  split: every input a point, coloured by class, by correctness or by estimated error;
+  hovering shows the input image, its label and the answer.
 - Clicking a point (or typing its index) -> ``SelfIntrospector.analyze`` of that input ->
   its activations in the network reordered by preferred class (heatmap) above the
   brainbow colours of the units.
-- **Run** (a noise sweep or a targeted FGSM attack from ``introspect.attacks``) ->
+- **Run** (``introspect.attacks.noise_path`` or a targeted ``iterative_fgsm``) ->
   ``SelfIntrospector.embed_trajectory`` -> the path of the input on the map; the step
   slider (with a play button) grows it step by step.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import ipywidgets as W
 import numpy as np
@@ -33,42 +31,19 @@ from bokeh.models import (
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
+from introspect.attacks import iterative_fgsm, noise_path
 from introspect.selfintro import SelfIntrospector
 
+from ..plots.images import thumbnail_uri
 from ..plots.selfintro import EXTENT, class_palette, image_rgba
-from ._base import Panel, bokeh_widget, hold_sync
+from ._base import Panel, as_study, bokeh_widget, hold_sync, split_images
 
+# noise_path (introspect.attacks) and thumbnail_uri (plots.images) stay importable here
 __all__ = ["ActivationMapPanel", "COLOR_BY", "noise_path", "thumbnail_uri"]
 
 COLOR_BY = ("class", "correctness", "estimated error")
 ATTACKS = ("targeted FGSM", "noise sweep")
 _OK, _BAD = "#2ca02c", "#d62728"
-
-
-def thumbnail_uri(x: np.ndarray, size: int = 48) -> str:
-    """A PNG data URI of one image (C, H, W) in [0, 1], for hover tooltips."""
-    from PIL import Image
-
-    a = np.asarray(x, dtype=np.float64)
-    a = np.moveaxis(a, 0, -1) if a.ndim == 3 else a[..., None]
-    u8 = (np.clip(a, 0, 1) * 255).astype(np.uint8)
-    img = Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8)
-    img = img.resize((size, size), Image.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def noise_path(x: torch.Tensor, sigma_max: float, steps: int, seed: int = 0) -> torch.Tensor:
-    """One fixed Gaussian noise pattern scaled from 0 to ``sigma_max`` over ``steps`` steps.
-
-    Returns (steps + 1, C, H, W) images clipped to [0, 1]; step 0 is ``x`` itself, so the
-    path on the map starts at the clean input and moves continuously.
-    """
-    g = torch.Generator().manual_seed(seed)
-    n = torch.randn(x.shape, generator=g)
-    sig = torch.linspace(0.0, float(sigma_max), int(steps) + 1).view(-1, *([1] * x.ndim))
-    return (x.unsqueeze(0) + sig * n.unsqueeze(0)).clamp(0.0, 1.0)
 
 
 def _error_colors(v: np.ndarray, lo: float, hi: float) -> list[str]:
@@ -80,48 +55,62 @@ def _error_colors(v: np.ndarray, lo: float, hi: float) -> list[str]:
 class ActivationMapPanel(Panel):
     """The 2-D activation map of a dataset, with per-input activations and trajectories.
 
+    **Fit / load** calls ``study.selfintro(layers, vae=..., estimator=...)`` (fitted on the
+    training split, cached in the study's workdir, so a figure or your own call with the
+    same settings shares it) and maps ``split``.
+
     Parameters
     ----------
-    introspector : SelfIntrospector, optional
-        A fitted introspector whose ``model`` is set. When None, **Fit / load** builds
-        one for ``model`` (a recipe of ``introspect.figures._recipes``), cached in
-        ``workdir``.
-    data : dataset, optional
-        The inputs to map (a dataset with ``.tensors()``); default: the recipe's
-        ``split``.
-    model : str
-        Recipe name used when ``introspector`` is None (e.g. ``"net1_mlp@digits"``,
-        ``"net1_mlp@mnist"``).
+    study : Study or str
+        A :class:`introspect.Study` of a classifier (e.g. Pardo's Net1), or a recipe name
+        (``"net1_mlp@digits"``, ``"net1_mlp@mnist"``) made one by
+        :meth:`introspect.Study.from_recipe` (with ``workdir``, ``device``, ``data_root``,
+        ``n_per_class``).
     split : str
-        Split of the recipe's dataset shown on the map.
+        The study's split shown on the map.
+    layers : list of str, optional
+        Hidden layers of the map (default: the study's layers).
+    vae, estimator : InfoVAE, ErrorEstimator, optional
+        Unfitted templates with the hyperparameters to use (``Study.selfintro``'s
+        defaults otherwise: the paper's Table 2).
     max_points : int
         At most this many inputs on the map (70,000 stay responsive with WebGL).
     max_thumbnails : int
         Hover thumbnails are made for at most this many points (PNG data URIs); the
         others show label and answer only.
-    workdir, device, data_root, seed : as for the figures.
+    seed : int
+        Of the fit, the subset of ``max_points`` and the noise sweep.
+    fit : bool
+        Fit / load at once (default: when **Fit / load** is pressed).
     """
 
     def __init__(
         self,
-        introspector: SelfIntrospector | None = None,
-        data=None,
+        study,
         *,
-        model: str = "net1_mlp@digits",
         split: str = "test",
+        layers=None,
+        vae=None,
+        estimator=None,
         max_points: int = 70_000,
         max_thumbnails: int = 20_000,
+        seed: int = 0,
+        fit: bool = False,
         workdir: str = "introspect-work",
         device: str = "cpu",
         data_root: str | None = None,
-        seed: int = 0,
+        n_per_class: int | None = None,
     ):
         super().__init__(title="Self-introspection: activation map")
-        self.si = introspector
-        self.data = data
-        self.recipe, self.split = model, split
+        self.study = as_study(
+            study, "ActivationMapPanel", workdir=workdir, device=device, data_root=data_root,
+            n_per_class=n_per_class,
+        )  # fmt: skip
+        self.si: SelfIntrospector | None = None
+        self.split, self.layers = split, layers
+        self.vae, self.estimator = vae, estimator
         self.max_points, self.max_thumbnails = int(max_points), int(max_thumbnails)
-        self.workdir, self.device, self.data_root, self.seed = workdir, device, data_root, seed
+        self.seed = int(seed)
         self.x: torch.Tensor | None = None
         self.result: dict | None = None  # analyze() of the mapped inputs
         self.trajectory: dict | None = None
@@ -159,7 +148,7 @@ class ActivationMapPanel(Panel):
             W.HBox([self.play, self.step]),
             self.view,
         ]
-        if self.si is not None:
+        if fit:
             self._fit()
 
     # ------------------------------------------------------------------ views
@@ -258,29 +247,21 @@ class ActivationMapPanel(Panel):
     # ------------------------------------------------------------------ fitting
     def _fit(self):
         with self.busy("fitting the self-introspective map", self.fit_button):
-            if self.si is None:
-                from introspect.figures._selfintro import introspector
-
-                self.si = introspector(
-                    self.recipe, workdir=self.workdir, device=self.device,
-                    data_root=self.data_root, seed=self.seed,
-                )  # fmt: skip
-            if self.data is None:
-                from introspect.recipes import recipe_data
-
-                self.data = recipe_data(
-                    self.recipe, self.split, data_root=self.data_root, seed=self.seed
-                )
-            x, y = self.data.tensors()
-            if len(x) > self.max_points:
+            self.si = self.study.selfintro(
+                self.layers, vae=self.vae, estimator=self.estimator, seed=self.seed
+            )
+            y = self.study.labels(self.split)
+            keep = None
+            if len(y) > self.max_points:
                 keep = np.sort(
-                    np.random.default_rng(self.seed).choice(len(x), self.max_points, replace=False)
+                    np.random.default_rng(self.seed).choice(len(y), self.max_points, replace=False)
                 )
-                x, y = x[keep], y[keep]
-            self.x, self.labels = x, y.numpy()
+                y = y[keep]
+            x = split_images(self.study, self.split, keep)
+            self.x, self.labels = x, np.asarray(y)
             self.result = self.si.analyze(x)
             del self.result["hidden"]  # (N, D) can be GBs for 70,000 inputs; recomputed per click
-            self.classes = list(getattr(self.data, "classes", [str(k) for k in self.si.classes_]))
+            self.classes = list(self.study.classes)
             self._order = self.si.global_order()
             rgb = self.si.brainbow()
             self._brainbow = {n: rgb[n][o] for n, o in self.si.unit_order().items()}
@@ -408,13 +389,11 @@ class ActivationMapPanel(Panel):
         """
         x = self.x[int(i)]
         if attack == "targeted FGSM":
-            from introspect.attacks import iterative_fgsm
-
             if target is None:
                 raise ValueError("choose a target class for the FGSM attack")
             path = iterative_fgsm(
-                self.si.model, x[None], torch.tensor([int(target)]), steps=int(steps),
-                step_size=float(step), loss="mse", device=self.si.device,
+                self.study.model, x[None], torch.tensor([int(target)]), steps=int(steps),
+                step_size=float(step), loss="mse", device=self.study.device,
             )[0]  # fmt: skip
         elif attack == "noise sweep":
             path = noise_path(x, float(step), int(steps), seed=self.seed)

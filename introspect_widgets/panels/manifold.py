@@ -1,20 +1,25 @@
-"""ManifoldPanel: CAM dimension vs class-wise adversarial accuracy, model by model."""
+"""ManifoldPanel: CAM dimension vs class-wise adversarial accuracy, study by study."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
+import warnings
+from collections.abc import Mapping, Sequence
 
 import ipywidgets as W
 import numpy as np
 
-from introspect import recipes as _recipes
-from introspect.figures import _manifolds
-from introspect.manifolds import dim_robustness_correlation, dimension_at
+from introspect import Study
+from introspect.manifolds import (
+    CappedDimensionWarning,
+    ClassManifolds,
+    correlation_or_none,
+    manifold_summary,
+)
 
-from ..plots.manifolds import corr_text, scatter_plot, scatter_source_data
-from ._base import Panel, bokeh_widget, hold_sync
+from ..plots.images import strip_uri
+from ..plots.manifolds import corr_text, fit_line, scatter_plot, scatter_source_data
+from ._base import Panel, as_study, bokeh_widget, hold_sync, split_images, study_name
 
 __all__ = ["ManifoldPanel"]
 
@@ -29,84 +34,100 @@ _THUMB_TOOLTIP = """
 """
 
 
-def _png_strip(images) -> str:
-    """A row of images (K, C, H, W) in [0, 1] as a PNG data URI."""
-    from PIL import Image
-
-    arr = np.asarray(images, dtype=np.float32)
-    if arr.size == 0:
-        return ""
-    arr = np.concatenate(list(arr), axis=-1)  # (C, H, K*W)
-    arr = (np.clip(arr, 0, 1) * 255).astype(np.uint8)
-    img = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)[..., :3])
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+def _named_studies(studies, **recipe_kw) -> dict:
+    """``{name: Study}`` from one study, a recipe name, a mapping or a sequence of them."""
+    if studies is None:
+        return {}
+    where = "ManifoldPanel"
+    if isinstance(studies, (Study, str)):
+        s = as_study(studies, where, **recipe_kw)
+        return {studies if isinstance(studies, str) else study_name(s): s}
+    if isinstance(studies, Mapping):
+        return {str(k): as_study(v, where, **recipe_kw) for k, v in studies.items()}
+    if isinstance(studies, Sequence):
+        out = {}
+        for i, v in enumerate(studies):
+            s = as_study(v, where, **recipe_kw)
+            name = v if isinstance(v, str) else study_name(s, f"study {i}")
+            out[name if name not in out else f"{name} ({i})"] = s
+        return out
+    as_study(studies, where)  # raises the TypeError that says what to pass
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class ManifoldPanel(Panel):
-    """Class activation manifolds against class-wise PGD accuracy, for several models.
+    """Class activation manifolds against class-wise PGD accuracy, for several studies.
 
-    One scatter per model (side by side): a point per class at (CAM dimension, PGD
+    One scatter per study (side by side): a point per class at (CAM dimension, PGD
     accuracy); hovering shows the class name, its number of images n, its participation
     ratio and a few of its images. The **eps** slider picks the attack budget, the
     **threshold** slider the explained variance that defines the dimension; both update
     the points and the Pearson/Spearman r in the titles in place (the threshold is
-    re-applied to the stored explained-variance curves, no new PCA). The **class** menu
-    picks the class whose explained-variance curves (one per model) are drawn below.
+    re-applied to the stored explained-variance curves, no new PCA; grey points are
+    capped by n, :func:`introspect.manifolds.is_capped`). The **class** menu picks the
+    class whose explained-variance curves (one per study) are drawn below.
 
-    **Compute** runs :func:`introspect.figures._manifolds.analyse` for the selected
-    model recipes (capture and attack cached in ``workdir``); precomputed results (the
-    ``results`` of a ``manifolds.*`` figure's data) can be passed instead.
+    **Compute** calls ``study.manifolds(layer, split, eps=..., n=...)`` for every
+    selected study (capture and PGD cached in each study's workdir) and
+    :func:`introspect.manifolds.manifold_summary`; precomputed ``results`` (the
+    ``results`` of a ``manifolds.*`` figure's data) can be shown instead.
 
     Parameters
     ----------
-    models : list of str
-        Recipes selected at start (see :mod:`introspect.figures._recipes`).
+    studies : Study, str, dict of str -> Study, or list, optional
+        One :class:`introspect.Study`, several by name (``{"normal": s1, "robust": s2}``)
+        or a list; recipe names (``"small_cnn@digits"``) are made studies by
+        :meth:`introspect.Study.from_recipe` (with ``workdir``, ``device``,
+        ``data_root``, ``n_per_class``). Compare studies of one dataset.
     results : dict of str -> dict, optional
-        Per-model results as returned by ``_manifolds.analyse`` (e.g.
-        ``data["results"]`` of ``manifolds.robustness``); shown at once.
+        Per-model results shaped like :func:`~introspect.manifolds.manifold_summary`
+        (e.g. ``data["results"]`` of ``manifolds.robustness``); shown at once.
+    split : str
+        The split whose images form the manifolds and are attacked.
+    layer : str
+        The layer of the manifolds (the thesis: ``"penultimate"``).
     eps : list of float
         PGD budgets computed by **Compute**.
+    n : int, optional
+        Inputs of the split attacked (a seeded subset; None: all).
     threshold : float
         Initial explained-variance threshold.
-    dims_split, dims_n_per_class, robust_split, robust_n_per_class, n_classes, nb_iter,
-    batch_size, device, workdir, data_root, seed
-        As in the ``manifolds.*`` figures.
+    nb_iter, seed
+        PGD steps and seed.
     n_thumbnails : int
         Images per class shown on hover (0: none).
     """
 
     def __init__(
         self,
-        models=("small_cnn@digits", "small_cnn_pgd@digits"),
+        studies=None,
+        *,
         results: dict | None = None,
+        split: str = "test",
+        layer: str = "penultimate",
         eps=(0.02, 0.05, 0.1),
+        n: int | None = None,
         threshold: float = 0.95,
-        dims_split: str = "train",
-        dims_n_per_class: int | None = 100,
-        robust_split: str = "test",
-        robust_n_per_class: int | None = None,
-        n_classes: int | None = None,
         nb_iter: int = 10,
-        batch_size: int = 128,
-        device: str = "cpu",
-        workdir: str = "introspect-work",
-        data_root: str | None = None,
         seed: int = 0,
         n_thumbnails: int = 3,
+        workdir: str = "introspect-work",
+        device: str = "cpu",
+        data_root: str | None = None,
+        n_per_class: int | None = None,
     ):
         super().__init__(title="Class activation manifolds vs adversarial robustness")
-        self.settings = dict(
-            dims_split=dims_split,
-            dims_n_per_class=dims_n_per_class,
-            robust_split=robust_split,
-            robust_n_per_class=robust_n_per_class,
-            n_classes=n_classes,
-            nb_iter=nb_iter,
-            batch_size=batch_size,
+        self.studies = _named_studies(
+            studies, workdir=workdir, device=device, data_root=data_root, n_per_class=n_per_class
         )
-        self.device, self.workdir, self.data_root, self.seed = device, workdir, data_root, seed
+        if not self.studies and not results:
+            raise TypeError(
+                "ManifoldPanel takes an introspect.Study, several ({'normal': s1, 'robust': "
+                "s2}) or recipe names such as 'small_cnn@digits'; or precomputed results=."
+            )
+        self.split, self.layer = split, layer
+        self.settings = dict(n=n, nb_iter=int(nb_iter))
+        self.seed = int(seed)
         self.n_thumbnails = n_thumbnails
         self.results: dict[str, dict] = dict(results or {})
         self.thumbnails: dict[str, list[str]] = {}
@@ -116,11 +137,11 @@ class ManifoldPanel(Panel):
         self._subtitles: dict = {}
 
         style = {"description_width": "80px"}
-        names = list(dict.fromkeys([*self.results, *_recipes.RECIPES, *models]))
+        names = list(dict.fromkeys([*self.results, *self.studies]))
         self.model_select = W.SelectMultiple(
             options=names,
-            value=tuple(m for m in (list(self.results) or list(models)) if m in names),
-            rows=6,
+            value=tuple(self.results or self.studies),
+            rows=min(max(len(names), 2), 6),
             description="models",
             layout=W.Layout(width="360px"),
             style=style,
@@ -134,6 +155,7 @@ class ManifoldPanel(Panel):
         self.compute_button = self.button(
             "Compute", self.compute, button_style="primary", icon="play"
         )
+        self.compute_button.disabled = not self.studies
         self.eps_slider = W.SelectionSlider(options=["-"], description="eps", style=style)
         self.threshold_slider = W.FloatSlider(
             value=threshold,
@@ -167,49 +189,46 @@ class ManifoldPanel(Panel):
 
     # ------------------------------------------------------------------ compute
     def compute(self) -> None:
-        """Analyse the selected recipes (cached in the workdir) and show them."""
+        """``study.manifolds`` of every selected study (cached in its workdir), shown."""
         with self.busy("compute", self.compute_button):
-            specs = list(self.model_select.value)
-            if not specs:
+            names = list(self.model_select.value)
+            if not names:
                 raise ValueError("select at least one model")
             eps = [float(s) for s in self.eps_text.value.replace(";", ",").split(",") if s.strip()]
             if not eps:
                 raise ValueError("give at least one eps, e.g. 0.05, 0.1")
-            _manifolds.register_models()
-            for spec in specs:
+            for name in names:
+                study = self.studies.get(name)
+                if study is None:
+                    continue  # precomputed results: shown as they are
                 self.set_status(
-                    f"{spec}: capture, PCA per class and PGD (cached after the first run)..."
+                    f"{name}: capture, PCA per class and PGD (cached after the first run)..."
                 )
-                self.results[spec] = _manifolds.analyse(
-                    spec,
-                    threshold=float(self.threshold_slider.value),
-                    eps=eps,
-                    workdir=self.workdir,
-                    device=self.device,
-                    data_root=self.data_root,
-                    seed=self.seed,
-                    **self.settings,
-                )
+                with warnings.catch_warnings():  # capped classes are shown grey instead
+                    warnings.simplefilter("ignore", CappedDimensionWarning)
+                    res = study.manifolds(
+                        self.layer,
+                        self.split,
+                        threshold=float(self.threshold_slider.value),
+                        eps=eps,
+                        seed=self.seed,
+                        **self.settings,
+                    )
+                summary = manifold_summary(res.manifolds, res.robustness, seed=self.seed)
+                self.results[name] = {"model": name, **summary}
                 if self.n_thumbnails:
-                    self.thumbnails[spec] = self._thumbs(spec, self.results[spec])
-            self._build_view(specs)
+                    self.thumbnails[name] = self._thumbs(study, self.results[name])
+            self._build_view(names)
             self.set_status(
-                "; ".join(f"{s}: mean dim {self.results[s]['mean_dim']:.1f}" for s in specs)
+                "; ".join(f"{s}: mean dim {self.results[s]['mean_dim']:.1f}" for s in names)
             )
 
-    def _thumbs(self, spec, result) -> list[str]:
-        data = _recipes.recipe_data(
-            spec,
-            self.settings["robust_split"],
-            data_root=self.data_root,
-            n_per_class=None,
-            seed=self.seed,
-        )
-        targets = np.asarray(data.targets)
+    def _thumbs(self, study, result) -> list[str]:
+        labels = study.labels(self.split)
         out = []
         for c in result["manifolds"]["classes"]:
-            idx = np.flatnonzero(targets == c)[: self.n_thumbnails]
-            out.append(_png_strip([data[int(i)][0].numpy() for i in idx]))
+            idx = np.flatnonzero(labels == c)[: self.n_thumbnails]
+            out.append(strip_uri(split_images(study, self.split, idx).numpy()))
         return out
 
     # ------------------------------------------------------------------ views
@@ -279,37 +298,27 @@ class ManifoldPanel(Panel):
     def _scatter_data(self, spec, j) -> dict:
         result = self.results[spec]
         d = scatter_source_data(result, j)
-        m = result["manifolds"]
-        t = float(self.threshold_slider.value)
-        dims = np.array([dimension_at(c, t) for c in m["curves"]], dtype=np.int64)
-        n = np.asarray(m["n"])
-        d["dim"] = dims.tolist()
-        d["color"] = [
-            "#999999" if (k < 2 or v > m["cap_fraction"] * (k - 1)) else "#0072B2"
-            for v, k in zip(dims, n)
-        ]
-        thumbs = self.thumbnails.get(spec) or [""] * len(dims)
+        m = ClassManifolds.from_dict(result["manifolds"]).with_threshold(
+            float(self.threshold_slider.value), warn=False
+        )
+        d["dim"] = [int(v) for v in m.dims]
+        d["color"] = ["#999999" if c else "#0072B2" for c in m.capped]
+        thumbs = self.thumbnails.get(spec) or [""] * len(m.dims)
         d["img"] = list(thumbs)
         d["name_html"] = [html.escape(str(n)) for n in d["name"]]
         return d
 
     def _refresh(self) -> None:
         """Re-apply eps and threshold: points, fit line, r in the titles, curves."""
-        from ..plots.manifolds import _fit_line
-
         for spec, (p, src, line) in self._sources.items():
             d = self._scatter_data(spec, self._eps_index(spec))
             acc = np.asarray(d["acc"], dtype=float)
             dims = np.asarray(d["dim"], dtype=float)
-            ok = np.isfinite(acc)
-            if ok.sum() >= 3 and np.ptp(dims[ok]) > 0 and np.ptp(acc[ok]) > 0:
-                corr = dim_robustness_correlation(dims, acc, n_boot=200, seed=self.seed)
-            else:
-                corr = None
+            corr = correlation_or_none(dims, acc, n_boot=200, seed=self.seed)
             self.correlations[spec] = corr
             self.dims[spec] = dims.astype(np.int64)
             src.data = d
-            line.data = _fit_line(d["dim"], d["acc"])
+            line.data = fit_line(d["dim"], d["acc"])
             p.title.text = (
                 f"{spec}, eps {self.eps_slider.value}, threshold {self.threshold_slider.value:.2f}"
             )

@@ -18,7 +18,6 @@ which the checksums catch when the file was damaged rather than forged. Pickle f
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import math
@@ -39,11 +38,9 @@ class ArtifactError(OSError):
 
 
 def _checksum(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .fingerprint import file_checksum
+
+    return file_checksum(path)
 
 
 class _Encoder:

@@ -146,11 +146,13 @@ class Workdir:
         folder = self.path(stage, params)
         target = folder / _RESULT
         want = stage_inputs(fn, inputs)
+        existed = target.exists()
         cached = self._load(target, want, stage)
         if cached is not _MISSING:
             return cached
         with self.lock(folder, f"{stage} {folder.name}"):
-            cached = self._load(target, want, stage)  # another process may have made it
+            # another process may have made it meanwhile (the damage, if any, was named once)
+            cached = self._load(target, want, stage, quiet=existed)
             if cached is not _MISSING:
                 return cached
             for name in _LEGACY:
@@ -168,13 +170,15 @@ class Workdir:
             _artifact.save(result, target, inputs=want)
         return result
 
-    def _load(self, target: Path, want: dict, stage: str):
+    def _load(self, target: Path, want: dict, stage: str, quiet: bool = False):
         if not target.exists():
             return _MISSING
         try:
             manifest = _artifact.read_manifest(target)
             changed = _changed(manifest.get("inputs", {}), want)
             if changed:
+                if quiet:
+                    return _MISSING
                 warnings.warn(
                     f"cached {stage} at {target.parent} was made from other inputs "
                     f"({', '.join(changed)} changed); recomputing.",
@@ -184,7 +188,8 @@ class Workdir:
                 return _MISSING
             return _artifact.load(target)
         except _artifact.ArtifactError as e:
-            warnings.warn(f"{e} Recomputing {stage}.", CacheWarning, stacklevel=3)
+            if not quiet:
+                warnings.warn(f"{e} Recomputing {stage}.", CacheWarning, stacklevel=3)
             return _MISSING
 
     def __repr__(self) -> str:

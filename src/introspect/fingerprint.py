@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "file_checksum",
     "file_fingerprint",
     "array_fingerprint",
     "model_fingerprint",
@@ -41,6 +42,15 @@ def _hasher():
     return hashlib.blake2b(digest_size=_DIGEST)
 
 
+def file_checksum(path: str | os.PathLike) -> str:
+    """BLAKE2b of a file's whole content, read now (no cache): for integrity checks."""
+    h = _hasher()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(4 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_fingerprint(path: str | os.PathLike) -> str:
     """Hash of a file's whole content (cached by path, size and modification time).
 
@@ -56,14 +66,10 @@ def file_fingerprint(path: str | os.PathLike) -> str:
         raise FileNotFoundError(f"{p}: file not found (needed for its fingerprint).") from None
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _file_cache:
-        h = _hasher()
         try:
-            with open(p, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
+            _file_cache[key] = file_checksum(p)
         except OSError as e:
             raise OSError(f"{p}: cannot be read for its fingerprint ({e}).") from e
-        _file_cache[key] = h.hexdigest()
     return _file_cache[key]
 
 

@@ -1000,3 +1000,95 @@ def _predict(model, X: torch.Tensor, batch_size: int, device) -> np.ndarray:
     finally:
         model.train(was_training)
     return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------
+# distance of an input to its class manifold
+
+
+def class_subspaces(features, labels, threshold: float = 0.95, *, classes=None) -> dict:
+    """Principal subspace of each class's activation manifold at ``threshold``.
+
+    The subspace of class ``c`` is spanned by the first ``d`` principal axes of its
+    samples, where ``d`` is the CAM dimension of :func:`class_manifold_dims` (the fewest
+    components whose cumulative explained variance reaches ``threshold``), through the
+    class mean.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+        E.g. penultimate features of the training split.
+    labels : array-like of int of shape (n_samples,)
+    threshold : float in (0, 1], default 0.95
+    classes : sequence of int, optional
+        Classes to fit (default: all present in ``labels``).
+
+    Returns
+    -------
+    dict of int -> (mean, basis)
+        ``mean`` : ndarray of shape (n_features,); ``basis`` : ndarray of shape
+        (d, n_features) with orthonormal rows (``d = 0`` for a class with fewer than
+        two samples or no variance: its subspace is the mean alone).
+    """
+    _check_threshold(threshold)
+    X = _as_2d(features)
+    check_finite(X, where="class_subspaces", what="features")
+    y = check_labels(_to_numpy(labels), where="class_subspaces")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"features has {X.shape[0]} rows but labels has {y.shape[0]}.")
+    classes = np.unique(y) if classes is None else np.asarray(classes, dtype=np.int64)
+    out = {}
+    for c in classes:
+        Xc = X[y == int(c)]
+        if Xc.shape[0] == 0:
+            raise ValueError(f"class_subspaces: class {int(c)} has no samples.")
+        mean = Xc.mean(axis=0)
+        basis = np.zeros((0, X.shape[1]))
+        if Xc.shape[0] >= 2:
+            _, s, vt = np.linalg.svd(Xc - mean, full_matrices=False)
+            lam = (s**2)[: min(Xc.shape[0] - 1, X.shape[1])]
+            if lam.sum() > 0:
+                basis = vt[: dimension_at(np.cumsum(lam) / lam.sum(), threshold)]
+        out[int(c)] = (mean, basis)
+    return out
+
+
+def subspace_residual(features, classes, subspaces: dict) -> np.ndarray:
+    """Distance of each row to the principal subspace of its class (see :func:`class_subspaces`).
+
+    ``||(x - mean_c) - B_c^T B_c (x - mean_c)||``: the part of ``x`` outside its class's
+    manifold, in the units of the features.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+    classes : int or array-like of int of shape (n_samples,)
+        The class whose subspace each row is measured against (one int for all rows).
+    subspaces : dict of int -> (mean, basis)
+        From :func:`class_subspaces`.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), float64
+    """
+    X = _as_2d(features)
+    check_finite(X, where="subspace_residual", what="features")
+    c = np.asarray(_to_numpy(classes))
+    c = np.full(X.shape[0], int(c), dtype=np.int64) if c.ndim == 0 else c.astype(np.int64)
+    if c.shape != (X.shape[0],):
+        raise ValueError(f"subspace_residual: {X.shape[0]} rows but classes has shape {c.shape}.")
+    out = np.zeros(X.shape[0])
+    for k in np.unique(c):
+        if int(k) not in subspaces:
+            raise KeyError(f"no subspace for class {int(k)}; fitted: {sorted(subspaces)}.")
+        mean, basis = subspaces[int(k)]
+        rows = c == k
+        R = X[rows] - np.asarray(mean, dtype=np.float64)
+        B = np.asarray(basis, dtype=np.float64)
+        if B.shape[0]:
+            R = R - (R @ B.T) @ B
+        out[rows] = np.linalg.norm(R, axis=1)
+    return out
+
+
+__all__ += ["class_subspaces", "subspace_residual"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,11 +23,9 @@ _SPARE_BYTES = 64 << 20  # free space kept beyond the arrays (manifest, filesyst
 
 
 def _checksum(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(4 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .fingerprint import file_checksum
+
+    return file_checksum(path)
 
 
 def _free_bytes(path: Path) -> int:
