@@ -29,6 +29,7 @@ __all__ = [
     "attacked",
     "attack_fn",
     "fitted_som",
+    "fitted_library",
     "ATTACKS",
 ]
 
@@ -193,27 +194,30 @@ def captured(
     com: str = "flat",
     progress: bool = True,
 ) -> ActivationStore:
-    """:func:`introspect.capture.capture` into an on-disk store under the workdir.
+    """The one cached capture stage: :func:`introspect.capture.capture` into an on-disk
+    store under the workdir.
 
-    The store is keyed by the model's and the dataset's ``cache_key`` (set by
-    :func:`trained_model` and :func:`dataset`), the layers and the reducer; a complete
-    store is reopened, an interrupted one resumes.
+    Any model and dataset: the store is keyed by content (the model's weights, the data's
+    fingerprint, see :mod:`introspect.fingerprint`), the layers, the reducer and its code,
+    so figures, :class:`introspect.Study` and panels share one store per parameter set. A
+    complete store is reopened (its checksums verified), an interrupted one resumes, and
+    a stale or damaged one is captured again with a warning.
     """
-    mkey = getattr(model, "cache_key", None)
-    dkey = getattr(data, "cache_key", None)
-    if mkey is None or dkey is None:
-        raise ValueError(
-            "captured() needs a model from pipeline.trained_model and data from pipeline.dataset "
-            "(they carry cache keys); call introspect.capture.capture directly otherwise."
-        )
-    if not isinstance(reducer, str):
-        raise ValueError("cached captures need a named reducer ('flatten', 'codes', 'gap').")
-    params = dict(model=mkey, data=dkey, layers=list(layers), reducer=reducer, com=com)
-    wd = as_workdir(workdir)
-    folder = wd.path("capture", params)
     from .capture import reducer_fingerprint
 
-    key = param_hash({**params, "reducer code": reducer_fingerprint(reducer)})
+    if not isinstance(reducer, str):
+        raise ValueError("cached captures need a named reducer ('flatten', 'codes', 'gap').")
+    params = dict(
+        model=model_fingerprint(model),
+        data=dataset_fingerprint(data),
+        layers=list(layers),
+        reducer=reducer,
+        com=com,
+        code=reducer_fingerprint(reducer),
+    )
+    wd = as_workdir(workdir)
+    folder = wd.path("capture", params)
+    key = param_hash(params)
     return capture(
         model,
         data,
@@ -350,3 +354,32 @@ def fitted_som(X, *, workdir="introspect-work", progress: bool = False, **som_pa
     som = as_workdir(workdir).memo("som", params, fit)
     som.device = str(device)
     return som
+
+
+def fitted_library(
+    store: ActivationStore,
+    layer: str,
+    theta: float,
+    top_k: int,
+    n_classes: int,
+    *,
+    workdir="introspect-work",
+    device="cpu",
+):
+    """The one cached library stage: a :class:`~introspect.library.LibraryNetwork` of one
+    layer of a capture, built and linked with the network's answers (``store.preds``).
+
+    Keyed by the capture's content key, the layer, ``theta`` and ``top_k``, so the
+    library figures and :meth:`introspect.Study.library` share every library.
+    """
+    from .library import LibraryNetwork
+
+    key = dict(train=store.meta.get("key"), layer=layer, theta=float(theta), top_k=int(top_k))
+
+    def build():
+        net = LibraryNetwork(float(theta), int(top_k), device=device)
+        return net.fit(store.layer(layer), np.asarray(store.preds), int(n_classes))
+
+    net = as_workdir(workdir).memo("library", key, build)
+    net.device = device
+    return net

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ._utils import resolve_device
-from .cache import Workdir, param_hash
+from .cache import Workdir
 from .fingerprint import dataset_fingerprint, model_fingerprint
 
 __all__ = [
@@ -375,29 +375,15 @@ class Study:
         -------
         ActivationStore for ``split``, or a dict split -> ActivationStore of every split.
         """
-        from .capture import capture, reducer_fingerprint
+        from .pipeline import captured
 
         if split is None:
             return {s: self.capture(reducer, s, layers, com) for s in self.datasets}
         layers = list(layers or self.layers)
-        if not isinstance(reducer, str):
-            raise ValueError("Study.capture caches named reducers: 'flatten', 'codes' or 'gap'.")
-        params = dict(**self._key(split), split=split, layers=layers, reducer=reducer, com=com,
-                      code=reducer_fingerprint(reducer))  # fmt: skip
-        folder = self.workdir.path("capture", params)
-        return capture(
-            self.model,
-            self.data(split),
-            layers,
-            reducer=reducer,
-            batch_size=self.batch_size,
-            device=self.device,
-            store=folder / "store",
-            progress=self.progress,
-            com=com,
-            meta={"key": param_hash(params)},
-            stale="recompute",
-        )
+        return captured(
+            self.model, self.data(split), layers, reducer=reducer, workdir=self.workdir,
+            device=self.device, batch_size=self.batch_size, com=com, progress=self.progress,
+        )  # fmt: skip
 
     # ----------------------------------------------------------------- attacks
     def attack(
@@ -523,24 +509,18 @@ class Study:
         ``theta`` is one similarity threshold for every layer or a dict layer -> theta.
         Each layer's library is cached on its own, so other theta sets reuse it.
         """
-        from .library import LibraryNetwork, LibraryStack, confusion_index
+        from .library import LibraryStack, confusion_index
+        from .pipeline import fitted_library
 
         layers = list(layers or self.layers)
         thetas = theta if isinstance(theta, dict) else {k: float(theta) for k in layers}
         train = self.capture("flatten", "train", layers=layers)
         test = self.capture("flatten", "test", layers=layers) if "test" in self.datasets else train
-        y_pred = np.asarray(train.preds)
-        nets = {}
-        for layer in layers:
-            key = dict(capture=train.meta.get("key"), layer=layer, theta=float(thetas[layer]),
-                       top_k=int(top_k))  # fmt: skip
-
-            def build(layer=layer):
-                net = LibraryNetwork(float(thetas[layer]), int(top_k), device=self.device)
-                return net.fit(train.layer(layer), y_pred, self.n_classes)
-
-            nets[layer] = self._memo("library", key, build)
-            nets[layer].device = self.device
+        nets = {
+            layer: fitted_library(train, layer, thetas[layer], top_k, self.n_classes,
+                                  workdir=self.workdir, device=self.device)
+            for layer in layers
+        }  # fmt: skip
         stack = LibraryStack.from_networks(nets)
         H = {k: test.layer(k) for k in layers}
         scores = stack.predict_scores(H)

@@ -94,21 +94,15 @@ class LibRun:
 
     def library(self, layer: str, theta: float) -> LibraryNetwork:
         """The library of ``layer`` at ``theta``, built and linked on the training set."""
-        key = dict(
-            train=self.train_store.meta.get("key"),
-            layer=layer,
-            theta=float(theta),
-            top_k=int(self.top_k),
-        )
-
-        def build():
-            H = self.train_store.layer(layer)
-            net = LibraryNetwork(float(theta), int(self.top_k), device=self.device)
-            return net.fit(H, np.asarray(self.train_store.preds), self.n_classes)
-
-        net = self.workdir.memo("library", key, build)
-        net.device = self.device
-        return net
+        return pipeline.fitted_library(
+            self.train_store,
+            layer,
+            theta,
+            self.top_k,
+            self.n_classes,
+            workdir=self.workdir,
+            device=self.device,
+        )  # the shared library stage (Study.library builds through it too)
 
     def stack(self, thetas: dict) -> LibraryStack:
         """A fitted stack from the cached libraries of ``thetas`` (layer -> theta)."""
@@ -150,6 +144,8 @@ class LibRun:
         idx = np.sort(rng.choice(len(labels), size=min(n, len(labels)), replace=False))
         x = torch.stack([self.test_data[int(i)][0] for i in idx])
         y = torch.as_tensor(labels[idx], dtype=torch.long)
+        if eps == 0:
+            return dict(index=idx, x=x, labels=y.numpy(), x_adv=x.clone())
         x_adv = pipeline.attacked(
             self.model, x, y, "pgd", float(eps), nb_iter=int(nb_iter), eps_iter=float(eps_iter),
             batch_size=batch_size, device=self.device, seed=self.seed, workdir=self.workdir,
