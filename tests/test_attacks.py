@@ -87,3 +87,19 @@ def test_attacks_refuse_normalised_inputs_and_train_mode(trained):
             pgd(model, x, y, eps=0.1)
     finally:
         model.eval()
+
+
+def test_noise_path_grows_one_pattern_from_the_clean_image():
+    from introspect.attacks import noise_path
+
+    x = torch.full((1, 6, 6), 0.5)
+    p = noise_path(x, 0.2, 4, seed=3)
+    assert p.shape == (5, 1, 6, 6) and torch.equal(p[0], x)
+    step = p[1] - x  # sigma 0.05 at step 1, unclipped at 0.5; step k is k times that
+    for k in range(2, 5):
+        inside = (p[k] > 0) & (p[k] < 1)
+        torch.testing.assert_close((p[k] - x)[inside], (k * step)[inside], rtol=1e-5, atol=1e-6)
+    assert torch.equal(noise_path(x, 0.2, 4, seed=3), p)
+    assert float(p.min()) >= 0 and float(p.max()) <= 1
+    with pytest.raises(ValueError, match="steps"):
+        noise_path(x, 0.2, 0)

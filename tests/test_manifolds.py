@@ -424,3 +424,40 @@ def test_figure_stage_random_class_subset_is_shared_by_dims_and_attack(tmp_path)
     )
     assert again["adv_acc"][0] == r["robustness"]["adv_acc"][1]
     assert len(list((tmp_path / "attack").iterdir())) == 2  # the shared attack stage
+
+
+def test_is_capped_from_dict_and_summary():
+    from introspect.manifolds import (
+        ClassManifolds,
+        ClasswiseRobustness,
+        correlation_or_none,
+        is_capped,
+        manifold_summary,
+    )
+
+    np.testing.assert_array_equal(
+        is_capped([1, 5, 6, 0], [11, 11, 11, 1]), [False, False, True, True]
+    )
+    np.testing.assert_array_equal(is_capped([3], [5], cap_fraction=0.9), [False])
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.standard_normal((30, 8)) * s for s in (0.1, 1.0, 3.0, 5.0)])
+    X[:30, 2:] = 0  # class 0 lies on a 2-d subspace
+    y = np.repeat(np.arange(4), 30)
+    m = class_manifold_dims(X, y, warn=False)
+    back = ClassManifolds.from_dict(m.to_dict())
+    assert back.to_dict() == m.to_dict()
+    np.testing.assert_array_equal(back.with_threshold(0.6).dims, m.with_threshold(0.6).dims)
+    assert correlation_or_none([1, 1, 1, 1], [0.1, 0.2, 0.3, 0.4]) is None  # constant dims
+    assert correlation_or_none([1, 2], [0.1, 0.2]) is None  # fewer than 3 classes
+    acc = np.array([[0.9, 0.5, 0.4, 0.1]])
+    rob = ClasswiseRobustness(
+        classes=np.arange(4), class_names=list("abcd"), n=np.full(4, 30), eps=np.array([0.1]),
+        clean_acc=np.ones(4), adv_acc=acc, adv_acc_given_clean=acc, clean_accuracy=1.0,
+        adv_accuracy=acc.mean(1),
+    )  # fmt: skip
+    s = manifold_summary(m, rob, n_boot=50)
+    assert s["manifolds"] == m.to_dict() and s["robustness"]["adv_acc"] == acc.tolist()
+    ref = correlation_or_none(m.dims, acc[0], n_boot=50)
+    assert set(s["correlation"]) == {"0.1"}
+    assert s["correlation"]["0.1"] == ref or (ref is None and s["correlation"]["0.1"] is None)
+    assert s["mean_dim"] == m.mean_dim and manifold_summary(m)["robustness"] is None

@@ -6,11 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from introspect.selfintro import ErrorEstimator, InfoVAE, SelfIntrospector
+from introspect import Study
+from introspect.attacks import noise_path
+from introspect.selfintro import ErrorEstimator, InfoVAE
+
+SMALL = dict(
+    vae=InfoVAE(hidden=(32, 32), epochs=20), estimator=ErrorEstimator(hidden=(32, 32), epochs=10)
+)
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
+def study(tmp_path_factory):
     from introspect import pipeline
 
     work = tmp_path_factory.mktemp("panel-work")
@@ -26,20 +32,20 @@ def fitted(tmp_path_factory):
     )
     train = pipeline.dataset("digits", "train", image_size=8, channels=1)
     test = pipeline.dataset("digits", "test", image_size=8, channels=1)
-    si = SelfIntrospector(
-        model,
-        vae=InfoVAE(hidden=(32, 32), epochs=20),
-        estimator=ErrorEstimator(hidden=(32, 32), epochs=10),
-    ).fit(train)
-    return si, test
+    return Study(model, train=train, test=test, workdir=work, device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def fitted(study):
+    """The study's introspector (Study.selfintro, cached) and its test split."""
+    return study.selfintro(**SMALL), study.data("test")
 
 
 @pytest.fixture
-def panel(fitted):
+def panel(study, fitted):
     from introspect_widgets.panels import ActivationMapPanel
 
-    si, test = fitted
-    return ActivationMapPanel(si, test, max_thumbnails=50)
+    return ActivationMapPanel(study, **SMALL, max_thumbnails=50, fit=True)
 
 
 def test_map_shows_every_input_coloured_by_class_with_hover_images(panel, fitted):
@@ -55,6 +61,9 @@ def test_map_shows_every_input_coloured_by_class_with_hover_images(panel, fitted
     assert panel.index.max == n - 1
     assert panel.target.value == 0 and panel.selected == 0
     assert "accuracy" in panel.status.value
+    # the map is the study's own (one cache for the panel and the user)
+    np.testing.assert_allclose(panel.si.vae_.encode(np.zeros((1, 64), np.float32)),
+                               si.vae_.encode(np.zeros((1, 64), np.float32)))  # fmt: skip
 
 
 def test_colour_modes(panel):
@@ -111,8 +120,6 @@ def test_fgsm_trajectory_grows_step_by_step(panel):
 
 
 def test_noise_sweep_starts_at_the_clean_input(panel):
-    from introspect_widgets.panels.activation_map import noise_path
-
     x = torch.rand(1, 8, 8)
     p = noise_path(x, 0.3, 6)
     assert p.shape == (7, 1, 8, 8) and torch.equal(p[0], x)
@@ -133,12 +140,22 @@ def test_errors_are_shown_in_the_panel(panel):
     assert "select an input" in panel.errors.value
 
 
-def test_unfitted_panel_reports_instead_of_raising():
+def test_fit_errors_are_shown_in_the_panel(study):
     from introspect_widgets.panels import ActivationMapPanel
 
-    p = ActivationMapPanel(model="no_such_recipe@x", workdir="/nonexistent")
+    p = ActivationMapPanel(study, split="val", **SMALL)
+    assert p.si is None  # nothing is fitted before Fit / load
     p.fit_button.click()
-    assert p.error is not None and "unknown model recipe" in p.errors.text
+    assert p.error is not None and "no 'val' split" in p.errors.text
+
+
+def test_what_the_panel_takes(study):
+    from introspect_widgets.panels import ActivationMapPanel
+
+    with pytest.raises(TypeError, match=r"introspect\.Study or a recipe name.*got Net1MLP"):
+        ActivationMapPanel(study.model)
+    with pytest.raises(ValueError, match="unknown model recipe"):
+        ActivationMapPanel("no_such_recipe@x", workdir="/nonexistent")
 
 
 # ------------------------------------------------------------------ real browser

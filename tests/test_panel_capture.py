@@ -1,4 +1,4 @@
-"""CapturePanel driven headless: widget values in, button clicks, store and views out."""
+"""CapturePanel driven headless: widget values in, button clicks, study and store out."""
 
 from __future__ import annotations
 
@@ -6,26 +6,40 @@ import numpy as np
 import pytest
 import torch
 
+from introspect import Study
 from introspect.capture import activations, capture
 from introspect.data import load_dataset
 from introspect.models import create_model
-from introspect_widgets.panels import CapturePanel
+from introspect_widgets.panels import CapturePanel, SOMPanel
+from introspect_widgets.panels._base import progress_kwargs
 
 N_PER_CLASS = 4  # 40 digits: capture takes a fraction of a second
-
-
-def _panel(**kw):
-    kw.setdefault("model", "small_cnn")  # untrained architecture: no training in tests
-    kw.setdefault("n_per_class", N_PER_CLASS)
-    kw.setdefault("batch_size", 16)
-    return CapturePanel(**kw)
+STUDY_REPORTS_BATCHES = bool(progress_kwargs(Study.capture, print))
 
 
 @pytest.fixture(scope="module")
-def ran():
-    panel = _panel()
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("capture-work")
+
+
+@pytest.fixture
+def _panel(workdir):
+    def make(**kw):
+        kw.setdefault("model", "small_cnn")  # untrained architecture: no training in tests
+        kw.setdefault("n_per_class", N_PER_CLASS)
+        kw.setdefault("batch_size", 16)
+        kw.setdefault("workdir", str(workdir))
+        return CapturePanel(**kw)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def ran(workdir):
+    panel = CapturePanel(model="small_cnn", n_per_class=N_PER_CLASS, batch_size=16,
+                         workdir=str(workdir))  # fmt: skip
     received = []
-    panel.on_store(received.append)
+    panel.on_store(lambda study, store: received.append((study, store)))
     calls = []
     bar_call = panel.progress.__call__
 
@@ -51,7 +65,7 @@ class _Spy:
         return getattr(self._bar, k)
 
 
-def test_layers_listed_from_the_model_aliases_first():
+def test_layers_listed_from_the_model_aliases_first(_panel):
     panel = _panel()
     opts = list(panel.layer_select.options)
     assert opts[:5] == ["CL1", "CL2", "CL3", "CL4", "FC"]
@@ -65,7 +79,7 @@ def test_layers_listed_from_the_model_aliases_first():
     assert panel.error is None
 
 
-def test_model_menu_offers_recipes_and_architectures():
+def test_model_menu_offers_recipes_and_architectures(_panel):
     panel = _panel()
     values = [v for _, v in panel.model_select.options]
     assert values[0] == "arch:small_cnn"
@@ -88,7 +102,14 @@ def test_run_gives_store_with_expected_shapes(ran):
     }
     assert np.bincount(st.labels).tolist() == [N_PER_CLASS] * 10
     assert panel.status.value.startswith("done: 40 images")
-    assert received == [st]  # on_store callback got the store
+    # the hand-off: the study the store came from (both splits, the picked layers) and the store
+    assert received == [(panel.study, st)]
+    study = panel.study
+    assert isinstance(study, Study) and study.layers == ["CL1", "CL2", "CL3", "CL4", "FC"]
+    assert {k: len(study.labels(k)) for k in ("train", "test")} == {"train": n, "test": n}
+    assert st.path.is_relative_to(study.workdir.root)  # captured into the study's cache
+    again = study.capture("codes", "test", layers=study.layers)
+    np.testing.assert_array_equal(again.layer("CL2"), st.layer("CL2"))
 
 
 def test_store_matches_an_independent_forward_pass(ran):
@@ -101,10 +122,12 @@ def test_store_matches_an_independent_forward_pass(ran):
     np.testing.assert_array_equal(panel.store.labels, y.numpy())
 
 
-def test_progress_reaches_100_percent_batch_by_batch(ran):
+def test_progress_reaches_100_percent(ran):
     panel, _, calls = ran
-    # 40 images in batches of 16: 16, 32, 40 of 40
-    assert calls == [(16, 40), (32, 40), (40, 40)]
+    if STUDY_REPORTS_BATCHES:  # Study.capture(callback=): 40 images in batches of 16
+        assert calls == [(16, 40), (32, 40), (40, 40)]
+    else:
+        assert calls == [(40, 40)]
     assert panel.progress.fraction == 1.0
     assert panel.progress.bar.value == 1.0 and panel.progress.bar.bar_style == "success"
     assert panel.progress.label.value.startswith("40/40")
@@ -138,11 +161,11 @@ def test_views_show_the_store(ran):
 def test_on_store_registered_late_gets_the_store_at_once(ran):
     panel, _, _ = ran
     got = []
-    panel.on_store(got.append)
-    assert got == [panel.store]
+    panel.on_store(lambda study, store: got.append((study, store)))
+    assert got == [(panel.study, panel.store)]
 
 
-def test_bad_layer_is_shown_in_the_panel():
+def test_bad_layer_is_shown_in_the_panel(_panel):
     panel = _panel()
     panel.extra_layers.value = "CL1, no_such_layer"
     panel.run_button.click()
@@ -162,32 +185,29 @@ def test_bad_layer_is_shown_in_the_panel():
     assert panel.store.layer("block1.0:input").shape == (40, 4)  # codes of 1 input channel
 
 
-def test_model_in_train_mode_is_refused_in_the_panel():
+def test_your_own_model_becomes_a_study(_panel):
     torch.manual_seed(0)
     mine = create_model("small_cnn").train()
     panel = _panel(model="mine", models={"mine": mine})
     assert panel.model_select.value == "user:mine"
     panel.run_button.click()
-    assert panel.store is None
-    assert "train mode" in panel.errors.text and "model.eval()" in panel.errors.text
-    mine.eval()
-    panel.run_button.click()
     assert panel.error is None and panel.store.n == 40
+    assert panel.study.model is mine and not mine.training  # a Study puts it in eval mode
 
 
-def test_reducer_and_dataset_controls(tmp_path):
-    panel = _panel(reducer="gap", layers=["CL4", "penultimate"])
-    panel.split_select.value = "val"
-    panel.store_text.value = str(tmp_path / "store")
+def test_reducer_and_dataset_controls(_panel, tmp_path):
+    panel = _panel(reducer="gap", layers=["CL4", "penultimate"], workdir=str(tmp_path))
+    assert panel.split_select.options == ("test", "train")
+    panel.split_select.value = "train"
     store = panel.run()
     assert panel.error is None, panel.errors.text
     assert store.layer("CL4").shape == (40, 64) and store.layer("penultimate").shape == (40, 64)
     assert store.meta["reducer"] == "gap"
-    assert (tmp_path / "store" / "manifest.json").is_file()
+    assert (store.path / "manifest.json").is_file() and store.path.is_relative_to(tmp_path)
+    assert panel.study.layers == ["CL4", "penultimate"]
     # a missing dataset root is reported with the path it looked in
     panel.dataset_select.value = "cifar10"
     panel.root_text.value = str(tmp_path / "nothing-here")
-    panel.store_text.value = ""
     panel.run()
     assert isinstance(panel.error, FileNotFoundError)
     assert "nothing-here" in panel.errors.text
@@ -208,3 +228,36 @@ def test_capture_callback_reports_every_batch():
     )
     assert seen == [(7, 30), (14, 30), (21, 30), (28, 30), (30, 30)]
     assert st.complete
+
+
+# ------------------------------------------------------------------ with a Study
+
+
+def test_a_study_gives_model_data_and_layers(digits_study):
+    panel = CapturePanel(digits_study, reducer="flatten")
+    assert panel.model_select.disabled and panel.pickers.layout.display == "none"
+    assert panel.split_select.options == ("train", "test") and panel.split_select.value == "test"
+    assert panel.layer_select.value == tuple(digits_study.layers)
+    assert "Study(SmallCNN" in panel.study_label.value
+    got = []
+    panel.on_store(lambda study, store: got.append(SOMPanel(study, layer="CL2")))
+    panel.layer_select.value = ("CL2", "FC")
+    store = panel.run()
+    assert panel.error is None, panel.errors.text
+    assert panel.study is digits_study and store.n == 200
+    # the same store as the study's own call: one cache for panels, figures and users
+    ref = digits_study.capture("flatten", "test", layers=["CL2", "FC"])
+    assert store.path == ref.path
+    np.testing.assert_array_equal(store.layer("FC"), ref.layer("FC"))
+    assert np.array(panel.confusion.text, dtype=int).sum() == 200
+    # the hand-off built a SOM panel on the same study
+    assert len(got) == 1 and got[0].study is digits_study
+
+
+def test_what_the_panel_takes(workdir):
+    with pytest.raises(TypeError, match="takes an introspect.Study or a recipe name"):
+        CapturePanel(torch.nn.Linear(2, 2))
+    # a recipe name is preselected in the pickers (a Study.from_recipe at Run)
+    panel = CapturePanel("small_cnn@digits", workdir=str(workdir))
+    assert panel.model_select.value == "recipe:small_cnn@digits"
+    assert panel.study is None and not panel.model_select.disabled

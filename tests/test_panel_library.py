@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from introspect.figures._library import explore_arrays
-from introspect.library import LibraryNetwork, auroc, cpl
+from introspect import library
+from introspect.library import LibraryNetwork, auroc, cpl, explore_arrays
 
 N_CLASSES = 4
 
@@ -114,36 +115,59 @@ def test_selecting_an_input_shows_answers(panel):
     assert info["dnn"] == "b" and info["layers"]["A"] == "a" and info["layers"]["B"] == "b"
 
 
-def test_compute_errors_are_shown(tmp_path):
+def test_compute_errors_are_shown(digits_study, data):
     from introspect_widgets.panels import LibraryPanel
 
-    p = LibraryPanel(workdir=str(tmp_path))
+    p = LibraryPanel(digits_study)
+    assert p.layers_text.value == "CL1, CL2, CL3, CL4, FC"  # the study's layers
     p.eps_text.value = ""
     p.compute_button.click()
     assert p.error is not None and "eps" in p.errors.text
+    p.eps_text.value = "0.1"
+    p.layers_text.value = "FC"
+    p.compute_button.click()
+    assert "at least two" in p.errors.text
+    # precomputed data needs no study, and then Compute has nothing to compute
+    shown = LibraryPanel(data=data)
+    assert shown.compute_button.disabled and shown.layers_text.value == "A, B"
 
 
-@pytest.mark.slow
-def test_compute_runs_the_cached_pipeline(tmp_path):
+def test_what_the_panel_takes():
+    from introspect_widgets.panels import LibraryPanel
+
+    with pytest.raises(TypeError, match="introspect.Study"):
+        LibraryPanel()
+    with pytest.raises(TypeError, match=r"got Sequential.*Study\(model, train="):
+        LibraryPanel(torch.nn.Sequential(torch.nn.Flatten()))
+
+
+def test_compute_goes_through_the_study(digits_study):
     from introspect_widgets.panels import LibraryPanel
 
     p = LibraryPanel(
-        model="small_cnn@digits",
-        layers=("CL3", "FC"),
-        thetas=(0.8, 0.95),
-        eps=(0.1,),
-        n_attack=20,
+        digits_study, layers=("CL3", "FC"), thetas=(0.8, 0.95), eps=(0.1,), n_attack=20,
         nb_iter=5,
-        n_train_per_class=20,
-        n_test_per_class=10,
-        workdir=str(tmp_path),
-    )
+    )  # fmt: skip
     p.compute_button.click()
     assert p.error is None, p.errors.text
-    assert p.data["n_test"] == 100 and len(p.data["attack_labels"]) == 20
-    assert p.data["images_clean"].shape[0] == 20
+    d = p.data
+    assert d["n_test"] == 200 and len(d["attack_labels"]) == 20
+    assert d["images_clean"].shape[0] == 20
     assert set(p.layer_stats) == {"CL3", "FC"} and 0 <= p.auroc_value <= 1
     assert p.input_info["layers"].keys() == {"CL3", "FC"}
+    # the numbers are the study's: its libraries and its cached attack
+    res = digits_study.library(theta={"CL3": 0.95, "FC": 0.95}, top_k=3, layers=["CL3", "FC"])
+    assert d["sizes"]["CL3"][1] == res.stack.sizes_["CL3"]
+    assert d["top1"]["FC"][1] == pytest.approx(res.agreement["FC"]["top1"])
+    np.testing.assert_allclose(d["ci"]["CL3"][1], res.confusion["CL3"], equal_nan=True)
+    att = digits_study.attack("pgd", 0.1, n=20, nb_iter=5, eps_iter=0.01)
+    np.testing.assert_array_equal(d["attack_labels"], att.y)
+    np.testing.assert_array_equal(d["attack_pred_adv"][0], att.pred_adv)
+    np.testing.assert_allclose(d["images_adv"][0], att.x_adv.numpy())
+    assert (
+        library.explore(digits_study, ["CL3", "FC"], (0.8, 0.95), (0.1,), n=20, nb_iter=5)["sizes"]
+        == d["sizes"]
+    )
 
 
 @pytest.mark.slow

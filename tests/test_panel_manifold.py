@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from introspect.manifolds import (
     ClasswiseRobustness,
@@ -108,31 +109,51 @@ def test_class_menu_draws_that_class_curve_for_each_model(panel):
     assert "A: 4" in panel.curve_figure.title.text
 
 
-def test_compute_without_models_shows_an_error():
-    p = ManifoldPanel(models=())
+def test_compute_without_models_shows_an_error(digits_study):
+    p = ManifoldPanel(digits_study)
     p.model_select.value = ()
     p.compute_button.click()
     assert isinstance(p.error, ValueError) and "select at least one model" in p.errors.text
 
 
-def test_compute_runs_a_recipe_end_to_end(tmp_path):
+def test_what_the_panel_takes(digits_study):
+    with pytest.raises(TypeError, match="introspect.Study"):
+        ManifoldPanel()
+    with pytest.raises(TypeError, match="got Linear"):
+        ManifoldPanel(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="got Linear"):
+        ManifoldPanel({"normal": digits_study, "robust": torch.nn.Linear(2, 2)})
+    p = ManifoldPanel({"normal": digits_study, "again": digits_study})
+    assert p.model_select.options == ("normal", "again")
+    assert ManifoldPanel([digits_study]).model_select.options == ("small_cnn@digits",)
+
+
+def test_compute_goes_through_study_manifolds(digits_study, tmp_path):
+    random = "small_cnn_random@digits"  # untrained: no training in tests
     p = ManifoldPanel(
-        models=("small_cnn_random@digits",),  # untrained: no training in tests
+        {"trained": digits_study, "random": random},
         eps=(0.05,),
-        dims_n_per_class=20,
-        robust_n_per_class=4,
+        n=40,
         nb_iter=2,
-        batch_size=64,
         workdir=str(tmp_path),
+        n_per_class=20,
         n_thumbnails=2,
     )
+    assert p.studies["random"].recipe == random  # a recipe name went through from_recipe
     p.compute_button.click()
     assert p.error is None, p.errors.text
-    r = p.results["small_cnn_random@digits"]
-    assert r["manifolds"]["n"] == [20] * 10 and r["robustness"]["n"] == [4] * 10
-    _, src, _ = p._sources["small_cnn_random@digits"]
-    assert len(src.data["dim"]) == 10
+    r = p.results["trained"]
+    assert r["manifolds"]["n"] == [20] * 10 and sum(r["robustness"]["n"]) == 40
+    ref = digits_study.manifolds("penultimate", "test", eps=[0.05], n=40, nb_iter=2)
+    assert r["manifolds"]["dims"] == [int(v) for v in ref.manifolds.dims]
+    np.testing.assert_allclose(r["robustness"]["adv_acc"], ref.robustness.adv_acc)
+    _, src, _ = p._sources["trained"]
+    assert src.data["dim"] == r["manifolds"]["dims"]
     assert src.data["img"][0].startswith("data:image/png;base64,")
+    # 20 images per class on a 64-wide penultimate layer: dimensions above 9.5 are capped
+    capped = [d > 0.5 * 19 for d in src.data["dim"]]
+    assert src.data["color"] == ["#999999" if c else "#0072B2" for c in capped]
+    assert set(p._sources) == {"trained", "random"}
     assert "mean dim" in p.status.value
 
 

@@ -1,62 +1,49 @@
-"""SOMPanel driven headless: settings in, Train clicks, map traits and selections out."""
+"""SOMPanel driven headless on a Study: settings in, Train clicks, map traits and selections out."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from introspect import telescope
-from introspect.som import ToroidalSOM
 from introspect_widgets.panels import SOMPanel
 
-
-def _codes(n_per=30, k=4, dim=12, seed=0):
-    rng = np.random.default_rng(seed)
-    protos = np.abs(rng.standard_normal((k, dim))) + 4 * np.eye(k, dim)
-    X = np.concatenate([p + 0.05 * rng.standard_normal((n_per, dim)) for p in protos])
-    y = np.repeat(np.arange(k), n_per)
-    return X.astype(np.float32), y
+SETTINGS = dict(size=6, epochs=2, sigma=3.0, alpha=0.3, top_k=3)
 
 
 @pytest.fixture(scope="module")
-def trained():
-    X, y = _codes()
-    Xv, yv = _codes(n_per=10, seed=1)
-    deep = {"CL1": X[:, :6], "CL4": X}
-    panel = SOMPanel(
-        deep,
-        {"CL1": Xv[:, :6], "CL4": Xv},
-        labels=y,
-        val_labels=yv,
-        classes=["a", "b", "c", "d"],
-        images=np.random.default_rng(0).random((len(y), 1, 8, 8)),
-        layer="CL4",
-        size=6,
-        epochs=3,
-        sigma=3.0,
-        alpha=0.3,
-        top_k=3,
-    )
+def trained(digits_study):
+    panel = SOMPanel(digits_study, layer="CL4", **SETTINGS)
     panel.train_button.click()
-    return panel, X, y, Xv, yv
+    return panel
 
 
-def test_train_fits_the_som_and_streams_the_loss(trained):
-    panel, X, y, *_ = trained
+def _reference(study):
+    """What the panel's Train asks the study for (cached: the same map)."""
+    return study.telescope("CL4", 6, epochs=2, batch_size=10, sigma=3.0, alpha=0.3, top_k=3, seed=0)
+
+
+def test_train_goes_through_study_telescope(trained, digits_study):
+    panel = trained
     assert panel.error is None, panel.errors.text
+    ref = _reference(digits_study)
     som = panel.som
-    assert som.shape == (6, 6) and som.n_steps_ == 3 * 12
+    assert som.shape == (6, 6) and som.n_steps_ == 2 * 20  # 200 training codes, batches of 10
+    np.testing.assert_allclose(som.weights_, ref.som.weights_)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(panel.bmus[split], ref.bmus[split])
     assert panel.progress.fraction == 1.0
     assert panel.loss_source.data["qe"] == pytest.approx(list(som.history_["qe"]))
-    assert "final QE" in panel.status.value
-    # the map: density of the top-1 BMUs of SOM-tr
+    assert "CL4: 6x6 SOM, 40 steps, final QE" in panel.status.value
+    # the map: density of the top-1 BMUs of SOM-tr (the training split)
     assert panel.grid.shape == (6, 6)
-    assert np.nansum(np.array(panel.grid.values, dtype=float)) == len(y)
-    np.testing.assert_array_equal(panel.bmus["SOM-tr"], som.bmus(X, top_k=3))
+    assert np.nansum(np.array(panel.grid.values, dtype=float)) == 200
+    assert panel.layer_select.options == ("CL1", "CL2", "CL3", "CL4", "FC")
 
 
 def test_colour_modes(trained):
-    panel, X, y, *_ = trained
+    panel = trained
     panel.color_by.value = "u-matrix"
     np.testing.assert_allclose(
         np.array(panel.grid.values, dtype=float),
@@ -65,7 +52,7 @@ def test_colour_modes(trained):
     assert panel.grid.colormap == "greys"
     panel.color_by.value = "class"
     vals = np.array(panel.grid.values, dtype=float).ravel()
-    top1 = panel.bmus["SOM-tr"][:, 0]
+    top1, y = panel.bmus["train"][:, 0], panel.labels["train"]
     for u in np.unique(top1):
         assert vals[u] == np.bincount(y[top1 == u]).argmax()
     assert np.isnan(vals[np.setdiff1d(np.arange(36), top1)]).all()
@@ -74,77 +61,70 @@ def test_colour_modes(trained):
 
 
 def test_clicking_a_unit_lists_its_inputs_and_class_mix(trained):
-    panel, X, y, *_ = trained
-    top1 = panel.bmus["SOM-tr"][:, 0]
+    panel = trained
+    top1, y = panel.bmus["train"][:, 0], panel.labels["train"]
     u = int(np.bincount(top1).argmax())
     panel.grid.selected = [list(divmod(u, 6))]
     np.testing.assert_array_equal(panel.selected_indices, np.flatnonzero(top1 == u))
     info = panel.unit_info.value
     assert f"unit {u}" in info and f"{(top1 == u).sum()} SOM-tr inputs" in info
-    assert panel.classes[np.bincount(y[top1 == u]).argmax()] in info
-    assert "<img" in info  # thumbnails of the inputs
+    assert f"<td>{panel.classes[np.bincount(y[top1 == u]).argmax()]}</td>" in info
+    assert info.count("<img") == min((top1 == u).sum(), 16)  # thumbnails of the inputs
     panel.grid.selected = []
     assert panel.selected_indices.size == 0
 
 
-def test_class_selector_marks_bmus_and_centre_train_and_val(trained):
-    panel, X, y, Xv, yv = trained
+def test_class_selector_marks_bmus_and_centre_train_and_test(trained):
+    panel = trained
     panel.class_select.value = 2
-    bm = panel.bmus["SOM-tr"]
-    expected = {tuple(divmod(int(u), 6)) for u in np.unique(bm[y == 2])}
-    assert {tuple(rc) for rc in panel.grid.marks} == expected
+    bm, y = panel.bmus["train"], panel.labels["train"]
+    assert {tuple(rc) for rc in panel.grid.marks} == {
+        tuple(divmod(int(u), 6)) for u in np.unique(bm[y == 2])
+    }
     centre = telescope.class_centres(bm, y, (6, 6), classes=[2])
-    cu = int(telescope.centre_units(centre, (6, 6))[0])
-    r, c = divmod(cu, 6)
+    np.testing.assert_allclose(panel.result.centres[[2]], centre)
+    r, c = divmod(int(telescope.centre_units(centre, (6, 6))[0]), 6)
     assert panel.grid.text[r][c] == "C"
     assert sum(t == "C" for row in panel.grid.text for t in row) == 1
-    # validation inputs: marks from SOM-val BMUs, the centre stays the SOM-tr one
-    panel.split_select.value = "SOM-val"
-    bv = panel.bmus["SOM-val"]
+    # test inputs (SOM-val): marks from their BMUs, the centre stays the training one
+    panel.split_select.value = "test"
+    bv, yv = panel.bmus["test"], panel.labels["test"]
     assert {tuple(rc) for rc in panel.grid.marks} == {
         tuple(divmod(int(u), 6)) for u in np.unique(bv[yv == 2])
     }
     assert panel.grid.text[r][c] == "C"
     assert np.nansum(np.array(panel.grid.values, dtype=float)) == len(yv)
-    panel.split_select.value = "SOM-tr"
+    panel.split_select.value = "train"
     panel.class_select.value = -1
     assert panel.grid.marks == []
 
 
-def test_errors_are_shown_in_the_panel_not_raised():
-    X, y = _codes(n_per=5)
-    panel = SOMPanel({"L": X}, labels=y, size=2, epochs=1, top_k=10)
+def test_errors_are_shown_in_the_panel_not_raised(digits_study):
+    panel = SOMPanel(digits_study, layer="CL1", size=2, epochs=1, top_k=10)
     panel.train_button.click()  # top-10 BMUs on a 2x2 map is impossible
-    assert isinstance(panel.error, ValueError) and "k must be" in panel.errors.text
+    assert isinstance(panel.error, ValueError) and "top_k must be" in panel.errors.text
     assert "failed" in panel.status.value
     panel.top_k.value = 2
     panel.train_button.click()
     assert panel.error is None and panel.som is not None
-
-
-def test_changing_layer_drops_the_som_and_a_fitted_som_can_be_passed_in():
-    X, y = _codes(n_per=5)
-    som = ToroidalSOM(4, 4, epochs=1, seed=0).fit(X)
-    panel = SOMPanel({"A": X, "B": X[:, :5]}, labels=y, som=som, layer="A", top_k=2)
-    assert panel.som is som and panel.grid.shape == (4, 4)
-    assert len(panel.loss_source.data["qe"]) == som.n_steps_
-    panel.layer_select.value = "B"
+    # a SOM belongs to one layer: another layer drops it
+    panel.layer_select.value = "CL2"
     assert panel.som is None and panel.grid.shape == (0, 0)
-    with pytest.raises(ValueError, match="labels"):
-        SOMPanel({"A": X})
 
 
-def test_panel_on_a_captured_store():
-    from introspect.capture import capture
-    from introspect.data import load_dataset
-    from introspect.models import create_model
-
-    model = create_model("small_cnn", image_size=16).eval()
-    data = load_dataset("digits", "train", image_size=16, channels=1, n_per_class=4)
-    store = capture(model, data, ["CL1", "CL4"], reducer="codes", batch_size=64, progress=False)
-    panel = SOMPanel(store, classes=data.classes, size=4, epochs=1, top_k=2)
-    assert panel.layer_select.options == ("CL1", "CL4")
-    panel.layer_select.value = "CL4"
+def test_what_the_panel_takes(digits_study):
+    with pytest.raises(TypeError, match=r"introspect\.Study or a recipe name.*Study\(model"):
+        SOMPanel(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="got dict"):
+        SOMPanel({"CL4": np.zeros((3, 2))})
+    with pytest.raises(ValueError, match="not one of the study's layers"):
+        SOMPanel(digits_study, layer="nope")
+    # a recipe name goes through Study.from_recipe (the same workdir: the model is cached)
+    panel = SOMPanel(
+        "small_cnn@digits", workdir=digits_study.workdir, n_per_class=20, layer="CL3", size=4,
+        epochs=1, top_k=2,
+    )  # fmt: skip
+    assert panel.study.recipe == "small_cnn@digits" and panel.layers == digits_study.layers
     panel.train_button.click()
     assert panel.error is None, panel.errors.text
-    assert panel.bmus["SOM-tr"].shape == (40, 2)
+    assert panel.bmus["train"].shape == (200, 2)

@@ -313,3 +313,25 @@ def test_mnist_cnn_codes_follow_the_telescope_trend(shared_data, tmp_path, monke
         cos[layer] = np.median(tl.unit_cosine_distances(run.soms[layer].weights_))
     assert ratio["FC1"] < 0.8 * ratio["CN1"] and ratio["FC1"] < 0.7
     assert cos["FC1"] > 3 * cos["CN1"]
+
+
+def test_unit_class_counts_majority_and_members_hand_set():
+    # 2x2 map; inputs 0, 1 and 3 land on unit 0 (classes 1, 1, 2), input 2 on unit 3 (class 0)
+    bmus = np.array([[0, 1], [0, 2], [3, 1], [0, 0]])
+    labels = np.array([1, 1, 0, 2])
+    counts = tl.unit_class_counts(bmus, labels, (2, 2), n_classes=4)
+    assert counts.shape == (2, 2, 4) and counts.sum() == 4  # only the top-1 BMU counts
+    np.testing.assert_array_equal(counts[0, 0], [0, 2, 1, 0])
+    np.testing.assert_array_equal(counts[1, 1], [1, 0, 0, 0])
+    np.testing.assert_array_equal(counts.sum(-1), [[3, 0], [0, 1]])
+    major = tl.unit_majority_class(counts)
+    assert major[0, 0] == 1 and major[1, 1] == 0 and np.isnan(major[0, 1]) and np.isnan(major[1, 0])
+    tie = tl.unit_class_counts([[2], [2]], [3, 1], (2, 2))
+    assert tl.unit_majority_class(tie)[1, 0] == 1  # ties: the lowest class
+    np.testing.assert_array_equal(tl.unit_members(bmus, 0), [0, 1, 3])
+    np.testing.assert_array_equal(tl.unit_members([3, 3, 1], 3), [0, 1])  # 1-d BMUs
+    assert tl.unit_members(bmus, 2).size == 0
+    with pytest.raises(ValueError, match="out of range"):
+        tl.unit_class_counts(bmus, labels, (2, 2), n_classes=2)
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        tl.unit_class_counts([[5]], [0], (2, 2))

@@ -72,3 +72,15 @@ def test_losses_and_bad_options():
         fit_classifier(
             create_model("small_cnn"), (torch.rand(4, 1, 16, 16), torch.zeros(4)), patience=2
         )
+
+
+def test_confusion_matrix_counts_true_by_predicted():
+    from introspect.training import confusion_matrix
+
+    cm = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2])
+    np.testing.assert_array_equal(cm, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    assert confusion_matrix([0], [0], n_classes=3).shape == (3, 3)
+    with pytest.raises(ValueError, match="labels has 2"):
+        confusion_matrix([0, 1], [0])
+    with pytest.raises(TypeError, match="integers"):
+        confusion_matrix([0.0], [0])

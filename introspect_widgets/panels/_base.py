@@ -294,7 +294,9 @@ def split_images(study, split: str, index=None):
     ds = study.data(split)
     if isinstance(ds, (tuple, list)) and len(ds) == 2:
         x = torch.as_tensor(ds[0])
-        return (x if index is None else x[torch.as_tensor(np.asarray(index), dtype=torch.long)]).float()
+        return (
+            x if index is None else x[torch.as_tensor(np.asarray(index), dtype=torch.long)]
+        ).float()
     if index is None and callable(getattr(ds, "tensors", None)):
         return ds.tensors()[0].float()
     idx = range(len(ds)) if index is None else np.asarray(index).ravel()

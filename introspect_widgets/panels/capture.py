@@ -344,7 +344,9 @@ class CapturePanel(Panel):
         kind, name = key.split(":", 1)
         common = dict(layers=layers, workdir=workdir, device=device, progress=False)
         if kind == "recipe":
-            self.set_status(f"loading {name} (a recipe trains once, then loads from the workdir)...")
+            self.set_status(
+                f"loading {name} (a recipe trains once, then loads from the workdir)..."
+            )
             if dataset == _recipes.recipe(name).get("dataset", "digits"):
                 study = Study.from_recipe(name, data_root=root, n_per_class=n, **common)
             else:
