@@ -144,3 +144,27 @@ def test_from_recipe_and_selfintro_on_digits(tmp_path):
     lib = s.library(theta=0.6)
     # a trained CNN's last conv layer predicts its own answers far above chance (0.1)
     assert lib.agreement["CL4"]["top1"] > 0.5
+
+
+def test_progress_callbacks_and_a_cancelled_som_caches_nothing(tmp_path):
+    from introspect.pipeline import StageCancelled
+
+    x = torch.rand(40, 1, 8, 8)
+    y = torch.arange(40) % 2
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 2)
+    )
+    s = Study(model, train=(x, y), test=(x, y), layers=["1"], workdir=tmp_path, progress=False,
+              batch_size=16)  # fmt: skip
+    seen = []
+    s.capture("codes", "train", callback=lambda done, total: seen.append((done, total)))
+    assert seen == [(16, 40), (32, 40), (40, 40)]
+    with pytest.raises(StageCancelled):
+        s.telescope(layer="1", size=4, epochs=3, batch_size=4, callback=lambda *a: True)
+    assert not list((tmp_path / "som").glob("*/result"))
+    steps = []
+    tel = s.telescope(layer="1", size=4, epochs=1, batch_size=4,
+                      callback=lambda step, total, info: steps.append(step))  # fmt: skip
+    assert steps and tel.som.n_steps_ == 10
+    assert s.images("test", [3, 1]).shape == (2, 1, 8, 8)

@@ -182,20 +182,18 @@ class ProgressBar:
             self.label.value = f"{self.n}/{self.total} ({rate:,.0f}/s)"
 
 
-_BOKEHJS_LOADED = False
-
-
 def ensure_bokehjs() -> bool:
-    """Load BokehJS into the notebook page once per kernel (inline: works offline).
+    """Publish BokehJS into the notebook output here (inline: works offline).
 
     ``jupyter_bokeh.BokehModel`` views need BokehJS in the page, which
     ``bokeh.io.output_notebook`` provides; without it the browser reports "Could not
-    create a view". Outside a Jupyter kernel (tests, scripts) this does nothing.
-    Returns whether BokehJS was loaded by this kernel.
+    create a view". A page reload forgets what an earlier cell loaded, and a plot made
+    inside a button callback has no output to load it into, so every panel publishes
+    BokehJS with its own display (:meth:`Panel._ipython_display_`), just before the
+    widget: the page that shows the panel always has it, after a re-run or a reload too.
+    Outside a Jupyter kernel (tests, scripts) this does nothing; returns whether it
+    published.
     """
-    global _BOKEHJS_LOADED
-    if _BOKEHJS_LOADED:
-        return True
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover
@@ -203,11 +201,10 @@ def ensure_bokehjs() -> bool:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "kernel"):
         return False
-    from bokeh.io import output_notebook
+    from bokeh.io.notebook import load_notebook
     from bokeh.resources import INLINE
 
-    output_notebook(resources=INLINE, hide_banner=True)
-    _BOKEHJS_LOADED = True
+    load_notebook(resources=INLINE, hide_banner=True)
     return True
 
 
@@ -215,14 +212,13 @@ def bokeh_widget(layout) -> W.Widget:
     """Embed a bokeh layout as a ``jupyter_bokeh.BokehModel`` widget.
 
     Changes made later to the layout's models (``source.data = ...``, ``fig.title.text``)
-    are synced to the browser in place. BokehJS is loaded into the page first
-    (:func:`ensure_bokehjs`). If jupyter_bokeh cannot wrap the layout, an HTML widget
+    are synced to the browser in place. BokehJS is published with each panel display
+    (:func:`ensure_bokehjs`, :meth:`Panel._ipython_display_`). If jupyter_bokeh cannot wrap the layout, an HTML widget
     explaining why is returned instead, so the panel still shows.
     """
     try:
         from jupyter_bokeh import BokehModel
 
-        ensure_bokehjs()
         return BokehModel(layout)
     except Exception as err:  # pragma: no cover - depends on the installed front end
         return W.HTML(
@@ -352,6 +348,13 @@ class Panel:
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self):
+        """BokehJS, then the panel: each display brings what its bokeh views need."""
+        from IPython.display import display
+
+        ensure_bokehjs()
+        display(self.widget)
 
     # helpers --------------------------------------------------------------
     @property

@@ -30,6 +30,7 @@ __all__ = [
     "attack_fn",
     "fitted_som",
     "fitted_library",
+    "StageCancelled",
     "ATTACKS",
 ]
 
@@ -193,6 +194,7 @@ def captured(
     batch_size: int = 128,
     com: str = "flat",
     progress: bool = True,
+    callback=None,
 ) -> ActivationStore:
     """The one cached capture stage: :func:`introspect.capture.capture` into an on-disk
     store under the workdir.
@@ -230,6 +232,7 @@ def captured(
         com=com,
         meta={"key": key},
         stale="recompute",
+        callback=callback,
     )
 
 
@@ -335,11 +338,19 @@ def attack_fn(workdir, **fixed):
     return attack
 
 
-def fitted_som(X, *, workdir="introspect-work", progress: bool = False, **som_params):
+class StageCancelled(Exception):
+    """A progress callback asked a cached stage to stop; nothing was cached."""
+
+
+def fitted_som(
+    X, *, workdir="introspect-work", progress: bool = False, callback=None, **som_params
+):
     """The one cached SOM stage: a :class:`~introspect.som.ToroidalSOM` fitted on codes ``X``.
 
     Keyed by the content of ``X`` and the map's parameters (``device`` excluded: a map
-    fitted on CUDA is reused on the CPU and back).
+    fitted on CUDA is reused on the CPU and back). ``callback(step, total, info)`` sees
+    the fit's progress (:meth:`ToroidalSOM.fit`); when it returns True the fit stops and
+    :class:`StageCancelled` is raised, so a map stopped half-way is never cached.
     """
     from .fingerprint import array_fingerprint
     from .som import ToroidalSOM
@@ -349,7 +360,19 @@ def fitted_som(X, *, workdir="introspect-work", progress: bool = False, **som_pa
     params = dict(codes=array_fingerprint(X), som=som_params)
 
     def fit():
-        return ToroidalSOM(**som_params, device=str(device)).fit(X, progress=progress)
+        stopped = []
+
+        def cb(*args):
+            if callback is not None and callback(*args):
+                stopped.append(True)
+                return True
+            return None
+
+        som = ToroidalSOM(**som_params, device=str(device))
+        som.fit(X, progress=progress, callback=cb if callback is not None else None)
+        if stopped:
+            raise StageCancelled("the SOM fit was cancelled; nothing was cached.")
+        return som
 
     som = as_workdir(workdir).memo("som", params, fit)
     som.device = str(device)

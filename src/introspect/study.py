@@ -181,8 +181,9 @@ class LibraryResult:
         How often each layer's library predicts the network's answer on the test split.
     confusion : dict of layer -> ndarray of shape (n_classes, n_classes)
         Confusion index CI(d1, d2) on the test split (true labels).
-    cpl : ndarray of shape (n_test,)
-        Cross-layer consistency (CPL) of every test input; low values are suspicious.
+    cpl : ndarray of shape (n_test,) or None
+        Cross-layer consistency (CPL) of every test input; low values are suspicious
+        (None for a single layer).
     """
 
     stack: object
@@ -338,7 +339,15 @@ class Study:
         return self.datasets[split]
 
     def labels(self, split: str) -> np.ndarray:
+        """Labels of a split, int64 of shape (n,)."""
         return _labels_of(self.data(split))
+
+    def images(self, split: str, index=None) -> torch.Tensor:
+        """Images of a split (all, or those at ``index``, in that order), float (n, C, H, W)."""
+        ds = self.data(split)
+        if index is None:
+            index = np.arange(len(ds[0]) if isinstance(ds, tuple) else len(ds))
+        return _images(ds, np.asarray(index, dtype=np.int64))[0]
 
     def fingerprints(self) -> dict:
         """Content fingerprints of the model's weights and of each split."""
@@ -368,8 +377,13 @@ class Study:
         split: str | None = None,
         layers: Sequence[str] | None = None,
         com: str = "flat",
+        *,
+        callback=None,
     ):
         """Activations of the study's layers, cached per split, reducer and layers.
+
+        ``callback(done, total)`` is called after every stored batch (for progress bars;
+        not part of the cache key).
 
         Returns
         -------
@@ -378,11 +392,13 @@ class Study:
         from .pipeline import captured
 
         if split is None:
-            return {s: self.capture(reducer, s, layers, com) for s in self.datasets}
+            return {s: self.capture(reducer, s, layers, com, callback=callback)
+                    for s in self.datasets}  # fmt: skip
         layers = list(layers or self.layers)
         return captured(
             self.model, self.data(split), layers, reducer=reducer, workdir=self.workdir,
             device=self.device, batch_size=self.batch_size, com=com, progress=self.progress,
+            callback=callback,
         )  # fmt: skip
 
     # ----------------------------------------------------------------- attacks
@@ -462,11 +478,13 @@ class Study:
         top_k: int = 10,
         bandwidth: float = 1.0,
         seed: int = 0,
+        callback=None,
     ) -> TelescopeResult:
         """A toroidal SOM over the vector codes of ``layer`` (Lee & Vijayan 2023).
 
         Fitted on the training split's codes (cached), then every split is mapped to its
-        ``top_k`` BMUs; class centres come from the training split.
+        ``top_k`` BMUs; class centres come from the training split. ``callback(step,
+        total, info)`` follows the SOM fit (returning True cancels it; nothing is cached).
         """
         from . import telescope as tel
         from .pipeline import fitted_som
@@ -482,7 +500,7 @@ class Study:
             seed=int(seed),
         )  # fmt: skip
         som = fitted_som(X, workdir=self.workdir, progress=self.progress, device=str(self.device),
-                         **som_params)  # fmt: skip
+                         callback=callback, **som_params)  # fmt: skip
         shape = (int(size), int(size))
         bmus, labels, d = {}, {}, {}
         for split, st in stores.items():
@@ -527,7 +545,8 @@ class Study:
         agreement = stack.agreement(H, np.asarray(test.preds), scores=scores)
         confusion = {k: confusion_index(scores[k], np.asarray(test.labels), self.n_classes)
                      for k in layers}  # fmt: skip
-        return LibraryResult(stack, agreement, confusion, stack.cpl(H, scores=scores))
+        cpl = stack.cpl(H, scores=scores) if len(layers) > 1 else None  # CPL needs two layers
+        return LibraryResult(stack, agreement, confusion, cpl)
 
     # --------------------------------------------------------------- selfintro
     def selfintro(
