@@ -28,6 +28,16 @@ def _imagefolder(root, n_per_class=10, size=24):
     return root
 
 
+def _tiny(n):
+    """A two-class conv net on 8x8 images (a plain nn.Sequential: no aliases) and n inputs."""
+    x, y = torch.rand(n, 1, 8, 8), torch.arange(n) % 2
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 2)
+    )
+    return model, x, y
+
+
 @pytest.fixture(scope="module")
 def user_study(tmp_path_factory):
     """The README's path: torchvision ResNet with its normalisation on an ImageFolder."""
@@ -114,12 +124,7 @@ def test_study_stages_are_computed_once_per_workdir(user_study, tmp_path):
 
 
 def test_changed_weights_are_not_served_stale_results(tmp_path):
-    x = torch.rand(12, 1, 8, 8)
-    y = torch.arange(12) % 2
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 2)
-    )
+    model, x, y = _tiny(12)
     s = Study(model, train=(x, y), test=(x, y), layers=["1"], workdir=tmp_path, progress=False)
     a = np.array(s.capture("flatten", "test").layer("1"))
     with torch.no_grad():
@@ -149,12 +154,7 @@ def test_from_recipe_and_selfintro_on_digits(tmp_path):
 def test_progress_callbacks_and_a_cancelled_som_caches_nothing(tmp_path):
     from introspect.pipeline import StageCancelled
 
-    x = torch.rand(40, 1, 8, 8)
-    y = torch.arange(40) % 2
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 2)
-    )
+    model, x, y = _tiny(40)
     s = Study(model, train=(x, y), test=(x, y), layers=["1"], workdir=tmp_path, progress=False,
               batch_size=16)  # fmt: skip
     seen = []

@@ -224,17 +224,23 @@ def uniform_noise(x: torch.Tensor, high: float, seed: int = 0) -> torch.Tensor:
     return (x + torch.rand(x.shape, generator=g) * high).clamp_(0.0, 1.0)
 
 
+def _check_noise(x, sigma, count, where: str, sigma_name: str, count_name: str) -> float:
+    """Images in [0, 1], a finite std >= 0 and a whole count >= 1 for the noise functions."""
+    if not torch.is_tensor(x):
+        raise ValueError(f"{where}: x must be a tensor of images (C, H, W) or (N, C, H, W).")
+    check_images(x, where=where)
+    sigma = check_eps(sigma, where=where, name=sigma_name)
+    if int(count) != count or count < 1:
+        raise ValueError(f"{where}: {count_name} must be an integer >= 1; got {count!r}.")
+    return sigma
+
+
 def awgn(x: torch.Tensor, sigma: float, n: int, seed: int = 0) -> torch.Tensor:
     """``n`` draws of additive white Gaussian noise of std ``sigma`` on ``x``, clipped to [0, 1].
 
     Returns a tensor of shape ``(n, *x.shape)``.
     """
-    if not torch.is_tensor(x):
-        raise ValueError("awgn: x must be a tensor of images (C, H, W) or (N, C, H, W).")
-    check_images(x, where="awgn")
-    sigma = check_eps(sigma, where="awgn", name="sigma")
-    if int(n) != n or n < 1:
-        raise ValueError(f"awgn: n (the number of draws) must be an integer >= 1; got {n!r}.")
+    sigma = _check_noise(x, sigma, n, "awgn", "sigma", "n (the number of draws)")
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn((n, *x.shape), generator=g) * sigma
     return (x.unsqueeze(0) + noise).clamp_(0.0, 1.0)
@@ -260,12 +266,7 @@ def noise_path(x: torch.Tensor, sigma_max: float, steps: int, seed: int = 0) -> 
     -------
     Tensor of shape (steps + 1, C, H, W), clipped to [0, 1].
     """
-    if not torch.is_tensor(x):
-        raise ValueError("noise_path: x must be a tensor image of shape (C, H, W).")
-    check_images(x, where="noise_path")
-    sigma_max = check_eps(sigma_max, where="noise_path", name="sigma_max")
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"noise_path: steps must be an integer >= 1; got {steps!r}.")
+    sigma_max = _check_noise(x, sigma_max, steps, "noise_path", "sigma_max", "steps")
     g = torch.Generator().manual_seed(seed)
     n = torch.randn(x.shape, generator=g)
     sig = torch.linspace(0.0, float(sigma_max), int(steps) + 1).view(-1, *([1] * x.ndim))
