@@ -110,17 +110,8 @@ def _img_tag(img, max_side: int = 112, cls: str = "") -> str:
 
 
 def _split_tensors(study, split: str) -> tuple[torch.Tensor, np.ndarray]:
-    """Images (N, C, H, W) and labels (N,) of a study's split, through public names only."""
-    ds = study.data(split)
-    if hasattr(ds, "tensors") and callable(ds.tensors):
-        x, y = ds.tensors()
-    elif isinstance(ds, (tuple, list)) and len(ds) == 2:
-        x, y = torch.as_tensor(ds[0]), torch.as_tensor(ds[1])
-    else:
-        items = [ds[i] for i in range(len(ds))]
-        x = torch.stack([torch.as_tensor(a) for a, _ in items])
-        y = torch.tensor([int(b) for _, b in items])
-    return torch.as_tensor(x).float(), np.asarray(y, dtype=np.int64)
+    """Images (N, C, H, W) and labels (N,) of a study's split."""
+    return study.images(split).float(), np.asarray(study.labels(split), dtype=np.int64)
 
 
 def _split_len(study, split: str) -> int:
@@ -173,6 +164,13 @@ def _selfintro_layers(study, features: list[str]) -> list[str]:
     answer."""
     rest = [k for k in study.layers if k not in features and k != "penultimate"]
     return [k for k in study.layers if k in features[-3:] or k in rest]
+
+
+def _cpl(stack, scores: dict) -> np.ndarray:
+    """CPL of every row across the stack's layers (NaN with a single layer: nothing to compare)."""
+    if len(scores) < 2:
+        return np.full(len(next(iter(scores.values()))), np.nan)
+    return np.asarray(stack.cpl(None, scores=scores), dtype=np.float64)
 
 
 def default_params(study) -> dict:
@@ -316,8 +314,10 @@ class Dashboard(Panel):
     split : str
         The split the lenses show and the selection indexes (default ``"test"``).
     autostart : bool
-        Start computing (in a background thread) when the dashboard is first displayed,
-        so it is on screen before the first long step. Headless, call :meth:`compute`.
+        Start computing when the dashboard is first displayed, so it is on screen (with
+        a progress bar and a status line per tab) before the first long step: in a
+        kernel right after the displaying cell, else in a background thread. Headless,
+        call :meth:`compute`.
 
     Attributes
     ----------
@@ -376,6 +376,8 @@ class Dashboard(Panel):
         self._lock = threading.RLock()
         self._syncing = False
         self._thread: threading.Thread | None = None
+        self._started = False
+        self._pending = False
         self._x: torch.Tensor | None = None
         self.labels: np.ndarray | None = None
         self.preds: np.ndarray | None = None
@@ -535,20 +537,78 @@ class Dashboard(Panel):
             "ci": sorted(
                 [int(a), int(b)] for a, b in zip(self.ci_marks.data["i"], self.ci_marks.data["j"])
             ),
-            "classes": sorted(int(i) for i in self.class_points.selected.indices),
+            "classes": sorted(int(i) for i in self.class_marks.data["cls"]),
             "units": sorted(int(u) for u in self.som_marks.data["unit"]),
         }
 
     # ------------------------------------------------------------------ computing
+    def _ipython_display_(self):
+        base = getattr(super(), "_ipython_display_", None)
+        if base is not None:  # the panels' display: BokehJS, then the widget
+            base()
+        else:  # pragma: no cover - older panels: the widget alone
+            from IPython.display import display
+
+            display(self.widget)
+        if self.autostart and not self._started:
+            self._start_after_display()
+
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
-        if self.autostart and self._thread is None and not any(self.ready.values()):
-            self.start()
+        if self.autostart and not self._started:
+            self._start_after_display()
         return bundle
 
+    def _start_after_display(self) -> None:
+        """Compute once the dashboard is on screen.
+
+        In a Jupyter kernel the computation is queued on the kernel's event loop, so it
+        runs right after the cell that displayed the dashboard, in the kernel's own thread:
+        the widgets update live while it runs (their messages go out through the kernel's
+        IOPub thread), and the next cells run after it, so nothing else uses the model
+        meanwhile (capture hooks are installed on it). Without an event loop it runs in a
+        background thread (:meth:`start`).
+        """
+        import asyncio
+
+        self._started = True
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+            loop = (
+                asyncio.get_running_loop()
+                if shell is not None and hasattr(shell, "kernel")
+                else None
+            )
+        except (ImportError, RuntimeError):
+            loop = None
+        if loop is None:
+            self.start()
+            return
+        self._pending = True
+        self._set_state("queued")
+        self.set_status("on screen; computing the lenses right after this cell...")
+        loop.call_soon(self._run_pending)
+
+    def _run_pending(self) -> None:
+        if not self._pending:
+            return
+        self._pending = False
+        try:
+            self.compute()
+        except BaseException as err:  # an interrupt must not escape into the kernel's loop
+            self.errors.show(err, "dashboard")
+            self._set_state("error")
+
     def start(self) -> threading.Thread:
-        """Compute every lens in a background thread (the widgets update as it goes)."""
+        """Compute every lens in a background thread (the widgets update as it goes).
+
+        The kernel stays free meanwhile; do not run the study's model in other cells until
+        it is done (:meth:`wait`): the capture hooks are installed on that model.
+        """
         with self._lock:
+            self._started = True
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self.compute, name="introspect-dashboard", daemon=True
@@ -557,7 +617,8 @@ class Dashboard(Panel):
         return self._thread
 
     def wait(self, timeout: float | None = None) -> Dashboard:
-        """Wait for a :meth:`start` to finish."""
+        """Wait until the lenses are computed (runs a queued computation now)."""
+        self._run_pending()
         if self._thread is not None:
             self._thread.join(timeout)
         return self
@@ -565,9 +626,13 @@ class Dashboard(Panel):
     def compute(self) -> Dashboard:
         """Compute every lens now (cached in the study's workdir); returns ``self``.
 
+        This is what displaying the dashboard does by itself (see ``autostart``); call it
+        headless. Lenses already computed (or given) are kept.
+
         A stage that fails shows its error in its tab and in the error box; the other
         stages still run.
         """
+        self._started = True
         stages = [("data", "the test inputs and the network's answers")] + [
             (k, _TITLES[k]) for k in ("telescope", "library", "selfintro", "manifolds")
         ]
@@ -587,8 +652,8 @@ class Dashboard(Panel):
             except Exception as err:
                 failed.append(stage)
                 self.errors.show(err, f"dashboard: {what}")
-                if stage != "data":
-                    self._tab_status(stage, f"failed: {type(err).__name__}: {err}", True)
+                lens = "confusion" if stage == "data" else stage
+                self._tab_status(lens, f"failed: {type(err).__name__}: {err}", True)
             self.timings[stage] = time.perf_counter() - t0
             self.progress.update(1)
             with self._lock:
@@ -668,7 +733,9 @@ class Dashboard(Panel):
                     "telescope",
                     f"fitting a {p['size']}x{p['size']} SOM on {layer} ({k + 1}/{len(layers)})...",
                 )
-                res[layer] = self.study.telescope(layer=layer, **p)
+                self.step_bar.reset(total=1, description=layer)
+                res[layer] = self.study.telescope(layer=layer, callback=self._som_step, **p)
+                self.step_bar.close()
         self.ready["telescope"] = True
         with hold_sync(self.som_layer):
             self.som_layer.options = list(res)
@@ -677,6 +744,9 @@ class Dashboard(Panel):
         self._tab_status(
             "telescope", f"SOMs of {', '.join(res)}; click a unit to select its {self.split} inputs"
         )
+
+    def _som_step(self, step, total, info=None):
+        self.step_bar(step, total)
 
     def _compute_library(self):
         p = self.params["library"]
@@ -693,7 +763,7 @@ class Dashboard(Panel):
         layers = list(lib.stack.layers_)
         store = self.study.capture("flatten", self.split, layers=layers)
         scores = lib.stack.predict_scores({k: store.layer(k) for k in layers})
-        cpl = np.asarray(lib.stack.cpl(None, scores=scores), dtype=np.float64)
+        cpl = _cpl(lib.stack, scores)
         pred = {k: np.asarray(v).argmax(1) for k, v in scores.items()}
         rival = {}
         for k, v in scores.items():
@@ -713,7 +783,7 @@ class Dashboard(Panel):
                 seed=mp["seed"],
             )
             acts, _ = self.study.activations(adv.x_adv, reducer="flatten", layers=layers)
-            cpl_adv = np.asarray(lib.stack.cpl({k: acts[k] for k in layers}))
+            cpl_adv = _cpl(lib.stack, lib.stack.predict_scores({k: acts[k] for k in layers}))
         with self._lock:
             self.per_input.update(lib_scores=scores, lib_pred=pred, rival=rival, cpl=cpl)
             self.ready["library"] = True
@@ -800,6 +870,7 @@ class Dashboard(Panel):
     # ------------------------------------------------------------------ views
     def _build_header(self):
         self.progress = ProgressBar("lenses")
+        self.step_bar = ProgressBar("step", min_interval=0.1)  # inside a stage (SOM fits)
         self.state_html = W.HTML()
         self._set_state("waiting")
         self.selection_html = W.HTML(self._selection_text())
@@ -813,6 +884,7 @@ class Dashboard(Panel):
         self.header = W.VBox(
             [
                 W.HBox([self.progress.widget, self.state_html, self.clear_button]),
+                self.step_bar.widget,
                 self.selection_html,
             ]
         )
@@ -936,21 +1008,25 @@ class Dashboard(Panel):
         )
 
     def _guarded_cb(self, fn):
-        """A bokeh on_change callback whose errors show in the panel; ignores our own pushes."""
+        """A bokeh selection callback whose errors show in the panel.
+
+        It ignores our own pushes and empty selections: jupyter_bokeh sends every change
+        made from Python back from the browser (and calls the callbacks again), so the
+        dashboard only ever resets a tap source to ``[]`` from Python, and a tap on nothing
+        leaves the selection as it is (the **Clear selection** button clears it).
+        """
 
         def cb(attr, old, new):
-            if self._syncing:
+            if self._syncing or not len(new):
                 return
             try:
-                fn(list(new))
+                fn([int(k) for k in new])
             except Exception as err:
                 self.errors.show(err, "selection")
 
         return cb
 
     def _on_som_tap(self, indices):
-        if not indices:
-            return self.set_selection([], "telescope: no unit")
         self.select_som_unit(int(self.som_units.data["unit"][indices[0]]))
 
     def _unit_xy(self, units, shape):
@@ -1170,8 +1246,6 @@ class Dashboard(Panel):
         self._page("library", self.lib_layer, self.lib_view)
 
     def _on_ci_tap(self, indices):
-        if not indices:
-            return self.set_selection([], "library: no cell")
         k = indices[0]
         self.select_ci_cell(int(self.ci_source.data["i"][k]), int(self.ci_source.data["j"][k]))
 
@@ -1182,7 +1256,11 @@ class Dashboard(Panel):
         ci = np.asarray(self.results["library"].confusion[layer], dtype=np.float64)
         C = self.n_classes
         i, j = np.divmod(np.arange(C * C), C)
-        vals = ci.ravel()
+        vals = ci.ravel().copy()
+        text = [f"{v:.3f}" if np.isfinite(v) else "-" for v in vals]
+        diag = i == j
+        vals[diag] = np.nan  # always 1: left blank (still a cell to tap: all of class d1)
+        text = [f"{t} (diagonal: every input of d1)" if d else t for t, d in zip(text, diag)]
         with self._lock:
             self._syncing = True
             try:
@@ -1192,7 +1270,7 @@ class Dashboard(Panel):
                     i=i,
                     j=j,
                     ci=vals,
-                    ci_text=[f"{v:.3f}" if np.isfinite(v) else "-" for v in vals],
+                    ci_text=text,
                     d1=[self.classes[a] for a in i],
                     d2=[self.classes[b] for b in j],
                 )
@@ -1205,8 +1283,12 @@ class Dashboard(Panel):
     def _render_cpl_hist(self):
         clean = self.per_input["cpl"]
         adv = self._cpl_adv if self._cpl_adv is not None else np.zeros(0)
+        clean, adv = clean[np.isfinite(clean)], adv[np.isfinite(adv)]
         both = np.r_[clean, adv]
-        lo, hi = float(np.nanmin(both)), float(np.nanmax(both))
+        if not both.size:  # one library layer: no CPL
+            self.cpl_hist.data = dict(left=[], right=[], clean=[], adversarial=[])
+            return
+        lo, hi = float(both.min()), float(both.max())
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
         edges = np.linspace(lo, hi, 31)
@@ -1308,7 +1390,8 @@ class Dashboard(Panel):
 
     def _on_map_select(self, indices):
         idx = [int(self.map_points.data["index"][k]) for k in indices]
-        self.select_map_points(idx)
+        if sorted(idx) != sorted(self.state.selection):  # not the echo of our highlight
+            self.select_map_points(idx)
 
     def _render_map(self, surf):
         z, err = self.per_input["z"], self.per_input["log10_error"]
@@ -1338,7 +1421,7 @@ class Dashboard(Panel):
             dict(dim=[], acc=[], name=[], n=[], clean=[], color=[], text=[], cls=[])
         )
         p = figure(
-            title="CAM dimension vs PGD accuracy, per class",
+            title="CAM dimension vs PGD accuracy",
             width=300,
             height=330,
             x_axis_label="CAM dimension",
@@ -1356,6 +1439,16 @@ class Dashboard(Panel):
             selection_line_color="#ff0066",
             selection_line_width=3,
             nonselection_alpha=0.35,
+        )
+        self.class_marks = ColumnDataSource(dict(dim=[], acc=[], cls=[]))
+        p.scatter(
+            "dim",
+            "acc",
+            source=self.class_marks,
+            size=19,
+            fill_alpha=0,
+            line_color="#ff0066",
+            line_width=2.5,
         )
         p.add_layout(
             LabelSet(
@@ -1386,7 +1479,7 @@ class Dashboard(Panel):
 
         self.strip_points = ColumnDataSource(dict(x=[], residual=[], index=[], label=[], color=[]))
         s = figure(
-            title="distance of each input to its class manifold",
+            title="distance to the class manifold",
             width=300,
             height=300,
             x_axis_label="class",
@@ -1419,6 +1512,8 @@ class Dashboard(Panel):
         s.select_one(TapTool).renderers = [sp]
         s.xaxis.ticker = list(range(C))
         s.xaxis.major_label_overrides = {k: self.names[k] for k in range(C)}
+        if C * max(map(len, self.names), default=1) > 30:
+            s.xaxis.major_label_orientation = 0.9
         self.strip_figure = s
         self.strip_points.selected.on_change("indices", self._guarded_cb(self._on_strip_select))
 
@@ -1468,13 +1563,12 @@ class Dashboard(Panel):
         self._page("manifolds", self.man_view)
 
     def _on_class_tap(self, indices):
-        if not indices:
-            return self.set_selection([], "manifolds: no class")
         self.select_class(int(self.class_points.data["cls"][indices[0]]))
 
     def _on_strip_select(self, indices):
         idx = [int(self.strip_points.data["index"][k]) for k in indices]
-        self.set_selection(idx, f"manifolds: {len(idx)} inputs in the distance plot")
+        if sorted(idx) != sorted(self.state.selection):  # not the echo of our highlight
+            self.set_selection(idx, f"manifolds: {len(idx)} inputs in the distance plot")
 
     def _render_manifolds(self):
         man = self.results["manifolds"]
@@ -1706,8 +1800,9 @@ class Dashboard(Panel):
             section("library networks: prediction per layer")
             for layer, k in info["library"]["pred"].items():
                 line(_esc(layer), f"predicts <b>{_esc(self.classes[k])}</b>", "")
-            med = float(np.median(self.per_input["cpl"]))
-            line("CPL", f"{info['library']['cpl']:.3f}", f"(median {med:.3f})")
+            if np.isfinite(info["library"]["cpl"]):
+                med = float(np.median(self.per_input["cpl"]))
+                line("CPL", f"{info['library']['cpl']:.3f}", f"(median {med:.3f})")
         if "selfintro" in info:
             z = info["selfintro"]["z"]
             section("self-introspection")
@@ -1790,7 +1885,7 @@ class Dashboard(Panel):
                     index=sel,
                     label=[self.classes[k] for k in self.labels[sel]],
                 )
-                if sel.size:
+                if sel.size and np.isfinite(cpl[sel[0]]):
                     self.cpl_span.location, self.cpl_span.visible = float(cpl[sel[0]]), True
                 else:
                     self.cpl_span.visible = False
@@ -1810,8 +1905,15 @@ class Dashboard(Panel):
             if self.ready["manifolds"]:
                 self.strip_points.selected.indices = sel.tolist()
                 classes = sorted({int(k) for k in self.labels[sel]})
-                cls = list(self.class_points.data["cls"])
-                self.class_points.selected.indices = [cls.index(k) for k in classes if k in cls]
+                d = self.class_points.data
+                rows = [k for k, c in enumerate(d["cls"]) if c in classes]
+                self.class_marks.data = dict(
+                    dim=[d["dim"][k] for k in rows],
+                    acc=[d["acc"][k] for k in rows],
+                    cls=[d["cls"][k] for k in rows],
+                )
+                if not origin.startswith("manifolds: class"):
+                    self.class_points.selected.indices = []
                 self._readout("manifolds", len(sel), f" in {len(classes)} classes")
             self.inspector_html.value = self._inspector_text()
         finally:
@@ -1905,7 +2007,7 @@ class Dashboard(Panel):
                 H = {k: flat[k] for k in stack.layers_}
                 scores = stack.predict_scores(H)
                 out["lib_pred"] = {k: np.asarray(v).argmax(1) for k, v in scores.items()}
-                out["cpl"] = np.asarray(stack.cpl(H, scores=scores), dtype=np.float64)
+                out["cpl"] = _cpl(stack, scores)
             if self.ready["manifolds"]:
                 from introspect.manifolds import subspace_residual
 

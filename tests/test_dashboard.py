@@ -9,6 +9,7 @@ of ``GridView.selected``; the test asserts on what every lens then highlights. T
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
 import warnings
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from bokeh.models import LinearColorMapper
+from browser_harness import CHROMIUM, REPO, browser, jupyter_lab, lab_page  # noqa: F401
 
 from introspect import ArrayDataset, Study
 from introspect.manifolds import class_manifold_dims, class_subspaces, subspace_residual
@@ -274,7 +276,10 @@ def test_class_names_and_text_are_html_escaped(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         d = Dashboard(
-            s, autostart=False, selfintro=dict(vae=dict(epochs=2), estimator=dict(epochs=2))
+            s,
+            autostart=False,
+            library=dict(layers=["1"]),  # one library layer: no CPL, and no error either
+            selfintro=dict(vae=dict(epochs=2), estimator=dict(epochs=2)),
         )
         d.compute()
     assert d.error is None, d.errors.text
@@ -286,6 +291,7 @@ def test_class_names_and_text_are_html_escaped(tmp_path):
     assert "a&amp;b" in text and "a&b" not in text
     d.select_cm_cell(0, int(d.preds[0]))
     assert "<script>" not in d.selection_html.value
+    assert np.isnan(d.inspect(0)["library"]["cpl"]) and d.cpl_hist.data["clean"] == []
 
 
 def test_subspace_residual_equals_a_direct_numpy_computation():
@@ -331,3 +337,68 @@ def test_subspace_residual_equals_a_direct_numpy_computation():
     assert subspace_residual(np.zeros((1, 4)), 7, one)[0] == pytest.approx(2.0)
     with pytest.raises(KeyError, match="no subspace for class 5"):
         subspace_residual(queries[:1], 5, subspaces)
+
+
+# ----------------------------------------------------------------------------- real browser
+NOTEBOOK = REPO / "notebooks" / "explore" / "00_start_here.ipynb"
+_NO_LAB = importlib.util.find_spec("jupyterlab") is None
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is absent")
+@pytest.mark.skipif(_NO_LAB, reason="jupyterlab is not installed")
+@pytest.mark.parametrize("jupyter_lab", [[NOTEBOOK]], indirect=True)
+def test_start_here_notebook_selects_a_som_unit_in_chromium(jupyter_lab, lab_page):  # noqa: F811
+    t0 = time.monotonic()
+    lab_page.open(NOTEBOOK.name)
+    lab_page.run_all(timeout=600)  # trains the ResNet briefly, fits the lenses, shows the dashboard
+    page = lab_page.page
+    assert lab_page.cell_errors() == []
+    page.wait_for_function(
+        "() => { const e = document.querySelector('.introspect-dash-state');"
+        " return e && ['ready', 'error'].includes(e.dataset.state); }",
+        timeout=300_000,
+    )
+    state = page.locator(".introspect-dash-state").first
+    errors = page.locator(".introspect-error").all_text_contents()
+    assert state.get_attribute("data-state") == "ready", errors
+    t_ready = time.monotonic() - t0
+
+    # click the fullest unit of the SOM (a 360-pixel bokeh canvas, no axes, 10x10 units)
+    full = page.locator(".introspect-dash-fullest").first
+    unit, r, c, n = (int(full.get_attribute(f"data-{k}")) for k in ("unit", "row", "col", "count"))
+    assert n > 0
+    canvas = page.locator(".introspect-dash-som canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.click(
+        box["x"] + (c + 0.5) * box["width"] / 10, box["y"] + (r + 0.5) * box["height"] / 10
+    )
+    page.wait_for_function(
+        "([unit, n]) => { const e = document.querySelector('.introspect-dash-selection');"
+        " return e && e.dataset.count === String(n) && e.textContent.includes(`SOM unit ${unit} `); }",
+        arg=[unit, n],
+    )
+    selection = page.locator(".introspect-dash-selection").first.text_content()
+    first = int(re.search(r"#(\d+)", selection).group(1))
+
+    # every lens highlights the same inputs, the inspector shows the first of them
+    page.wait_for_function(
+        "(n) => { const r = [...document.querySelectorAll('.introspect-dash-readout')];"
+        " return r.length === 5 && r.every(e => e.dataset.count === String(n)); }",
+        arg=n,
+    )
+    inspector = page.locator(".introspect-inspector").first
+    assert inspector.get_attribute("data-index") == str(first)
+    assert f"input #{first}" in inspector.text_content()
+    assert f"unit {unit} ({r}, {c})" in inspector.text_content()
+    page.get_by_role("tab", name="Self-introspection").click()
+    readout = page.locator('.introspect-dash-readout[data-lens="selfintro"]').first
+    readout.wait_for(state="visible")
+    assert f"{n} selected inputs highlighted on the map; first #{first}" in readout.text_content()
+
+    assert lab_page.js_errors() == []
+    print(
+        f"\nbrowser dashboard test: ready {t_ready:.1f}s, "
+        f"total {time.monotonic() - t0:.1f}s after the server start"
+    )

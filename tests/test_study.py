@@ -168,3 +168,13 @@ def test_progress_callbacks_and_a_cancelled_som_caches_nothing(tmp_path):
                       callback=lambda step, total, info: steps.append(step))  # fmt: skip
     assert steps and tel.som.n_steps_ == 10
     assert s.images("test", [3, 1]).shape == (2, 1, 8, 8)
+
+
+def test_selfintro_takes_any_dataset_of_pairs(tmp_path):
+    from introspect.selfintro import ErrorEstimator, InfoVAE
+
+    model, x, y = _tiny(40)
+    s = Study(model.eval(), train=(x, y), test=(x, y), layers=["1", "3"], workdir=tmp_path,
+              progress=False)  # fmt: skip
+    si = s.selfintro(vae=InfoVAE(epochs=1), estimator=ErrorEstimator(epochs=1))
+    assert si.codes_.shape == (40, 2)

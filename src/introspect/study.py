@@ -583,13 +583,20 @@ class Study:
             si = SelfIntrospector(
                 self.model, layers, vae=vae, estimator=estimator, device=str(self.device),
                 seed=seed, batch_size=self.batch_size,
-            ).fit(self.data("train"))  # fmt: skip
+            ).fit(*self._train_images())  # fmt: skip
             si.model = None  # the model is the study's; it is not cached with the map
             return si
 
         si = self._memo("selfintro", key, fit)
         si.model = self.model
         return si
+
+    def _train_images(self):
+        """The training split as ``(dataset,)`` when it has ``.tensors()``, else (x, y)."""
+        ds = self.data("train")
+        if hasattr(ds, "tensors") and not isinstance(ds, tuple):
+            return (ds,)
+        return self.images("train"), self.labels("train")
 
     # --------------------------------------------------------------- manifolds
     def manifolds(
