@@ -32,6 +32,7 @@ iterative FGSM path from it and draws the path in every lens at once.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import threading
@@ -57,7 +58,8 @@ from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
 from .panels._base import Panel, ProgressBar, bokeh_widget, guarded, hold_sync
-from .plots.selfintro import EXTENT, class_palette
+from .plots.library import cpl_histogram, histogram_data
+from .plots.selfintro import EXTENT, _map_figure, class_palette
 from .widgets import GridView
 
 __all__ = ["Dashboard", "DashboardState", "attack_path", "default_params", "ATTACKS", "LENSES"]
@@ -76,6 +78,7 @@ ATTACKS = {
     "targeted iterative FGSM": "fgsm-targeted",
 }
 _EMPTY_UNIT = "#eeeeee"
+_PINK = "#ff0066"  # the selection (and the attack path's current step) in every lens
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -164,6 +167,82 @@ def _selfintro_layers(study, features: list[str]) -> list[str]:
     answer."""
     rest = [k for k in study.layers if k not in features and k != "penultimate"]
     return [k for k in study.layers if k in features[-3:] or k in rest]
+
+
+def _figure(title, width, height, x_label=None, y_label=None, tools="save", **kwargs):
+    """A bokeh figure: title, size, axis labels and tools (``kwargs``: ranges and the rest)."""
+    labels = dict(x_axis_label=x_label, y_axis_label=y_label)
+    return figure(title=title, width=width, height=height, tools=tools, **labels, **kwargs)
+
+
+def _hover(fig, renderer, tooltips, tap: bool = False) -> None:
+    """Tooltips on ``renderer`` alone; with ``tap``, the figure's taps select in it alone."""
+    fig.add_tools(HoverTool(renderers=[renderer], tooltips=tooltips))
+    if tap:
+        fig.select_one(TapTool).renderers = [renderer]
+
+
+def _cells(fig, source, fill_color, **kwargs):
+    """Unit squares at the source's (x, y); a tap does not fade the other cells."""
+    return fig.rect(
+        "x", "y", 1, 1, source=source, fill_color=fill_color, nonselection_fill_alpha=1.0,
+        selection_fill_alpha=1.0, **kwargs,
+    )  # fmt: skip
+
+
+def _outline(fig, source, color) -> None:
+    """Empty unit squares at the source's (x, y): the cells of the selection."""
+    fig.rect("x", "y", 1, 1, source=source, fill_alpha=0, line_color=color, line_width=2.5)
+
+
+def _points(fig, x, y, source, size, alpha, faded, selected_size, **kwargs):
+    """Inputs coloured by class: the selected ones pink and ``selected_size``, the others
+    at alpha ``faded``."""
+    pts = fig.scatter(
+        x, y, source=source, size=size, color="color", alpha=alpha, selection_color=_PINK,
+        selection_alpha=1.0, nonselection_alpha=faded, **kwargs,
+    )  # fmt: skip
+    pts.selection_glyph.size = selected_size
+    return pts
+
+
+def _path(fig, x, y, source, size=5, hollow=False, line_source=None, **line_kwargs):
+    """An attack path: a black line (through ``line_source``, default ``source``) and a
+    marker per step, white ones with ``hollow``; returns the markers."""
+    line_source = source if line_source is None else line_source
+    fig.line(x, y, source=line_source, color="black", line_width=2, **line_kwargs)
+    if hollow:
+        return fig.scatter(
+            x, y, source=source, size=size, color="white", line_color="black", line_width=1.5
+        )
+    return fig.scatter(x, y, source=source, size=size, color="black")
+
+
+def _star(fig, x, y, source, size=14, **kwargs) -> None:
+    """The attack path's current step."""
+    fig.scatter(x, y, source=source, marker="star", size=size, color=_PINK, **kwargs)
+
+
+def _class_axis(axis, names, offset=0) -> None:
+    """Class names as the ticks of ``axis``, class ``k`` at ``k + offset``."""
+    ticks = [k + offset for k in range(len(names))]
+    axis.ticker = ticks
+    axis.major_label_overrides = dict(zip(ticks, names))
+
+
+def _small_legend(fig) -> None:
+    fig.legend.location = "top_left"
+    fig.legend.label_text_font_size = "8pt"
+
+
+def _number(cls, value, low, high, description, style, **kwargs):
+    """A bounded number box of the attack controls."""
+    kwargs.update(description=description, style=style, layout=W.Layout(width="170px"))
+    return cls(value=value, min=low, max=high, **kwargs)
+
+
+def _empty_hist() -> dict:
+    return dict(left=[], right=[], clean=[], adversarial=[])
 
 
 def _cpl(stack, scores: dict) -> np.ndarray:
@@ -921,82 +1000,24 @@ class Dashboard(Panel):
         self.som_path_line = ColumnDataSource(dict(x=[], y=[]))
         self.som_cur = ColumnDataSource(dict(x=[], y=[]))
         size = 360
-        fig = figure(
-            width=size,
-            height=size,
-            x_range=Range1d(0, n),
-            y_range=Range1d(m, 0),
-            tools="tap",
-            toolbar_location=None,
-            min_border=0,
-            title=None,
-        )
+        fig = _figure(
+            None, size, size, tools="tap", x_range=Range1d(0, n), y_range=Range1d(m, 0),
+            toolbar_location=None, min_border=0,
+        )  # fmt: skip
         fig.axis.visible = False
         fig.grid.visible = False
         fig.outline_line_color = None
-        units = fig.rect(
-            "x",
-            "y",
-            1,
-            1,
-            source=self.som_units,
-            fill_color="color",
-            line_color="white",
-            line_alpha=0.6,
-            nonselection_fill_alpha=1.0,
-            selection_fill_alpha=1.0,
+        units = _cells(
+            fig, self.som_units, "color", line_color="white", line_alpha=0.6,
             nonselection_line_alpha=0.6,
-        )
-        fig.rect(
-            "x", "y", 1, 1, source=self.som_marks, fill_alpha=0, line_color="black", line_width=2.5
-        )
-        pts = fig.scatter(
-            "x",
-            "y",
-            source=self.som_points,
-            size=4,
-            color="color",
-            line_color="black",
-            line_width=0.3,
-            alpha=0.8,
-            selection_color="#ff0066",
-            selection_alpha=1.0,
-            nonselection_alpha=0.35,
-        )
-        pts.selection_glyph.size = 8
-        fig.line("x", "y", source=self.som_path_line, color="black", line_width=2)
-        path = fig.scatter(
-            "x",
-            "y",
-            source=self.som_path,
-            size=7,
-            color="white",
-            line_color="black",
-            line_width=1.5,
-        )
-        fig.scatter(
-            "x",
-            "y",
-            source=self.som_cur,
-            marker="star",
-            size=16,
-            color="#ff0066",
-            line_color="black",
-        )
-        fig.select_one(TapTool).renderers = [units]
-        fig.add_tools(
-            HoverTool(
-                renderers=[units],
-                tooltips=[
-                    ("unit", "@unit (row @row, col @col)"),
-                    (f"{self.split} inputs", "@count"),
-                    ("majority class (train)", "@major"),
-                ],
-            )
-        )
-        fig.add_tools(
-            HoverTool(renderers=[path], tooltips=[("step", "@step"), ("answer", "@answer")])
-        )
+        )  # fmt: skip
+        _outline(fig, self.som_marks, "black")
+        _points(fig, "x", "y", self.som_points, 4, 0.8, 0.35, 8, line_color="black", line_width=0.3)
+        path = _path(fig, "x", "y", self.som_path, 7, hollow=True, line_source=self.som_path_line)
+        _star(fig, "x", "y", self.som_cur, 16, line_color="black")
+        tips = [("unit", "@unit (row @row, col @col)"), (f"{self.split} inputs", "@count")]
+        _hover(fig, units, [*tips, ("majority class (train)", "@major")], tap=True)
+        _hover(fig, path, [("step", "@step"), ("answer", "@answer")])
         self.som_figure = fig
         self.som_units.selected.on_change("indices", self._guarded_cb(self._on_som_tap))
         self.som_view = self._view(fig, "som")
@@ -1025,6 +1046,18 @@ class Dashboard(Panel):
                 self.errors.show(err, "selection")
 
         return cb
+
+    @contextlib.contextmanager
+    def _quiet(self):
+        """Update the lenses' sources (the taps this echoes are ignored), then re-mark the
+        selection in them."""
+        with self._lock:
+            self._syncing = True
+            try:
+                yield
+            finally:
+                self._syncing = False
+            self._push_selection()
 
     def _on_som_tap(self, indices):
         self.select_som_unit(int(self.som_units.data["unit"][indices[0]]))
@@ -1059,8 +1092,7 @@ class Dashboard(Panel):
         jx, jy = rng.uniform(-0.38, 0.38, (2, len(top1)))
         px, py = self._unit_xy(top1, (m, n))
         with self._lock:
-            self._syncing = True
-            try:
+            with self._quiet():
                 self.som_figure.x_range.end, self.som_figure.y_range.start = n, m
                 self.som_units.data = dict(
                     x=ux,
@@ -1080,9 +1112,6 @@ class Dashboard(Panel):
                     color=[self.palette[k] for k in self.labels],
                 )
                 self.som_units.selected.indices = []
-            finally:
-                self._syncing = False
-            self._push_selection()
             self._draw_path()
         what = "BMU density" if self.som_color.value == "density" else "majority class"
         full = int(counts.argmax())
@@ -1106,100 +1135,42 @@ class Dashboard(Panel):
         self.ci_marks = ColumnDataSource(dict(x=[], y=[], i=[], j=[], count=[]))
         mapper = LinearColorMapper(palette=Viridis256, low=0.0, high=1.0, nan_color="#f0f0f0")
         side = max(260, min(420, 26 * C + 90))
-        ci = figure(
-            title="confusion index (rows: true d1, columns: rival d2)",
-            width=side + 70,
-            height=side,
-            x_range=Range1d(0, C),
-            y_range=Range1d(C, 0),
-            tools="tap,save",
-            x_axis_label="d2",
-            y_axis_label="d1",
-        )
-        rect = ci.rect(
-            "x",
-            "y",
-            1,
-            1,
-            source=self.ci_source,
-            fill_color={"field": "ci", "transform": mapper},
-            line_color=None,
-            nonselection_fill_alpha=1.0,
-            selection_fill_alpha=1.0,
-        )
-        ci.rect(
-            "x", "y", 1, 1, source=self.ci_marks, fill_alpha=0, line_color="#ff0066", line_width=2.5
-        )
-        ci.add_layout(
-            ColorBar(
-                color_mapper=mapper, ticker=BasicTicker(desired_num_ticks=5), width=10, title="CI"
-            ),
-            "right",
-        )
-        ci.select_one(TapTool).renderers = [rect]
-        ci.add_tools(
-            HoverTool(
-                renderers=[rect],
-                tooltips=[("d1 (true)", "@d1"), ("d2 (rival)", "@d2"), ("CI", "@ci_text")],
-            )
-        )
-        ticks = list(np.arange(C) + 0.5)
-        labels = {float(t): self.names[k] for k, t in enumerate(ticks)}
+        ci = _figure(
+            "confusion index (rows: true d1, columns: rival d2)", side + 70, side, "d2", "d1",
+            "tap,save", x_range=Range1d(0, C), y_range=Range1d(C, 0),
+        )  # fmt: skip
+        rect = _cells(ci, self.ci_source, {"field": "ci", "transform": mapper}, line_color=None)
+        _outline(ci, self.ci_marks, _PINK)
+        ticker = BasicTicker(desired_num_ticks=5)
+        ci.add_layout(ColorBar(color_mapper=mapper, ticker=ticker, width=10, title="CI"), "right")
+        tips = [("d1 (true)", "@d1"), ("d2 (rival)", "@d2"), ("CI", "@ci_text")]
+        _hover(ci, rect, tips, tap=True)
         for ax in (ci.xaxis, ci.yaxis):
-            ax.ticker = ticks
-            ax.major_label_overrides = labels
+            _class_axis(ax, self.names, 0.5)
         ci.xaxis.major_label_orientation = 0.9 if max(map(len, self.names), default=1) > 2 else 0
         self.ci_figure = ci
         self.ci_source.selected.on_change("indices", self._guarded_cb(self._on_ci_tap))
 
-        self.cpl_hist = ColumnDataSource(dict(left=[], right=[], clean=[], adversarial=[]))
+        h = cpl_histogram(
+            [], [], "CPL of the inputs (selected: pink)", 30, 420, 260, density=False,
+            labels=("clean", "PGD"), alpha=(0.55, 0.45),
+            x_axis_label="CPL (consistency across layers)", y_axis_label="inputs", tools="save",
+        )  # fmt: skip
+        self.cpl_hist = h.select_one({"name": "cpl-hist"})
+        self.cpl_hist.data = _empty_hist()
         self.lib_sel = ColumnDataSource(dict(cpl=[], y=[], index=[], label=[]))
-        h = figure(
-            title="CPL of the inputs (selected: pink)",
-            width=420,
-            height=260,
-            x_axis_label="CPL (consistency across layers)",
-            y_axis_label="inputs",
-            tools="save",
-        )
-        h.quad(
-            left="left",
-            right="right",
-            bottom=0,
-            top="clean",
-            source=self.cpl_hist,
-            alpha=0.55,
-            color="#0072B2",
-            legend_label="clean",
-        )
-        h.quad(
-            left="left",
-            right="right",
-            bottom=0,
-            top="adversarial",
-            source=self.cpl_hist,
-            alpha=0.45,
-            color="#D55E00",
-            legend_label="PGD",
-        )
         sel = h.scatter(
             "cpl",
             "y",
             source=self.lib_sel,
             marker="triangle",
             size=9,
-            color="#ff0066",
+            color=_PINK,
             line_color="black",
         )
-        h.add_tools(
-            HoverTool(
-                renderers=[sel],
-                tooltips=[("input", "#@index"), ("label", "@label"), ("CPL", "@cpl{0.000}")],
-            )
-        )
-        h.legend.location = "top_left"
+        _hover(h, sel, [("input", "#@index"), ("label", "@label"), ("CPL", "@cpl{0.000}")])
         self.cpl_span = Span(
-            location=0, dimension="height", line_color="#ff0066", line_dash="dashed", visible=False
+            location=0, dimension="height", line_color=_PINK, line_dash="dashed", visible=False
         )
         h.add_layout(self.cpl_span)
         self.cpl_figure = h
@@ -1207,39 +1178,20 @@ class Dashboard(Panel):
         self.lib_path = ColumnDataSource(dict(step=[], cpl=[], answers=[]))
         self.lib_path_pred = ColumnDataSource(dict(step=[], y=[], who=[], color=[]))
         self.lib_cur = ColumnDataSource(dict(step=[], cpl=[]))
-        pc = figure(
-            title="attack path: CPL per step",
-            width=290,
-            height=200,
-            x_axis_label="step",
-            y_axis_label="CPL",
-            tools="save",
-        )
-        pc.line("step", "cpl", source=self.lib_path, color="black", line_width=2)
-        pcs = pc.scatter("step", "cpl", source=self.lib_path, size=5, color="black")
-        pc.scatter("step", "cpl", source=self.lib_cur, marker="star", size=14, color="#ff0066")
-        pc.add_tools(
-            HoverTool(
-                renderers=[pcs],
-                tooltips=[("step", "@step"), ("CPL", "@cpl{0.000}"), ("answers", "@answers")],
-            )
-        )
-        pp = figure(
-            title="attack path: answer per step",
-            width=290,
-            height=220,
-            x_axis_label="step",
-            y_range=Range1d(-0.5, C - 0.5),
-            tools="save",
+        pc = _figure("attack path: CPL per step", 290, 200, "step", "CPL")
+        pcs = _path(pc, "step", "cpl", self.lib_path)
+        _star(pc, "step", "cpl", self.lib_cur)
+        tips = [("step", "@step"), ("CPL", "@cpl{0.000}"), ("answers", "@answers")]
+        _hover(pc, pcs, tips)
+        pp = _figure(
+            "attack path: answer per step", 290, 220, "step", y_range=Range1d(-0.5, C - 0.5)
         )
         pps = pp.scatter(
             "step", "y", source=self.lib_path_pred, color="color", size=6, legend_field="who"
         )
-        pp.add_tools(HoverTool(renderers=[pps], tooltips=[("step", "@step"), ("", "@who")]))
-        pp.yaxis.ticker = list(range(C))
-        pp.yaxis.major_label_overrides = {k: self.names[k] for k in range(C)}
-        pp.legend.location = "top_left"
-        pp.legend.label_text_font_size = "8pt"
+        _hover(pp, pps, [("step", "@step"), ("", "@who")])
+        _class_axis(pp.yaxis, self.names)
+        _small_legend(pp)
         self.lib_path_figure, self.lib_pred_figure = pc, pp
         self.lib_view = self._view(column(row(ci), h, row(pc, pp)), "library")
         self.lib_layer.observe(guarded(self.errors, lambda _c: self._render_ci()), "value")
@@ -1261,40 +1213,28 @@ class Dashboard(Panel):
         diag = i == j
         vals[diag] = np.nan  # always 1: left blank (still a cell to tap: all of class d1)
         text = [f"{t} (diagonal: every input of d1)" if d else t for t, d in zip(text, diag)]
-        with self._lock:
-            self._syncing = True
-            try:
-                self.ci_source.data = dict(
-                    x=j + 0.5,
-                    y=i + 0.5,
-                    i=i,
-                    j=j,
-                    ci=vals,
-                    ci_text=text,
-                    d1=[self.classes[a] for a in i],
-                    d2=[self.classes[b] for b in j],
-                )
-                self.ci_source.selected.indices = []
-            finally:
-                self._syncing = False
-            self._push_selection()
+        with self._quiet():
+            self.ci_source.data = dict(
+                x=j + 0.5,
+                y=i + 0.5,
+                i=i,
+                j=j,
+                ci=vals,
+                ci_text=text,
+                d1=[self.classes[a] for a in i],
+                d2=[self.classes[b] for b in j],
+            )
+            self.ci_source.selected.indices = []
         self.ci_figure.title.text = f"{layer}: confusion index (rows: true d1, columns: rival d2)"
 
     def _render_cpl_hist(self):
         clean = self.per_input["cpl"]
         adv = self._cpl_adv if self._cpl_adv is not None else np.zeros(0)
         clean, adv = clean[np.isfinite(clean)], adv[np.isfinite(adv)]
-        both = np.r_[clean, adv]
-        if not both.size:  # one library layer: no CPL
-            self.cpl_hist.data = dict(left=[], right=[], clean=[], adversarial=[])
+        if not clean.size and not adv.size:  # one library layer: no CPL
+            self.cpl_hist.data = _empty_hist()
             return
-        lo, hi = float(both.min()), float(both.max())
-        if hi <= lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        edges = np.linspace(lo, hi, 31)
-        hc = np.histogram(clean, edges)[0]
-        ha = np.histogram(adv, edges)[0] if adv.size else np.zeros(30, dtype=int)
-        self.cpl_hist.data = dict(left=edges[:-1], right=edges[1:], clean=hc, adversarial=ha)
+        self.cpl_hist.data = histogram_data(clean, adv, bins=30, density=False)
 
     # self-introspection ----------------------------------------------------------------
     def _build_selfintro(self):
@@ -1305,17 +1245,10 @@ class Dashboard(Panel):
         self.map_path = ColumnDataSource(dict(z1=[], z2=[], step=[], answer=[], error=[]))
         self.map_cur = ColumnDataSource(dict(z1=[], z2=[]))
         self.map_mapper = LinearColorMapper(palette=Viridis256, low=-3, high=0)
-        p = figure(
-            title="activation map: codes z of the inputs",
-            width=460,
-            height=430,
-            x_range=Range1d(-EXTENT, EXTENT),
-            y_range=Range1d(-EXTENT, EXTENT),
-            tools="tap,lasso_select,box_select,pan,wheel_zoom,reset,save",
-            x_axis_label="z1",
-            y_axis_label="z2",
-            match_aspect=True,
-        )
+        p = _map_figure(
+            "activation map: codes z of the inputs", 460, height=430,
+            tools="tap,lasso_select,box_select,pan,wheel_zoom,reset,save", output_backend="canvas",
+        )  # fmt: skip
         self.map_image = p.image(
             image="image",
             source=self.map_surface,
@@ -1327,57 +1260,15 @@ class Dashboard(Panel):
             alpha=0.55,
         )
         p.add_layout(ColorBar(color_mapper=self.map_mapper, width=8, title="log10 ê"), "right")
-        pts = p.scatter(
-            "z1",
-            "z2",
-            source=self.map_points,
-            color="color",
-            size=5,
-            alpha=0.85,
-            line_color="black",
-            line_width=0.2,
-            selection_color="#ff0066",
-            selection_alpha=1.0,
-            nonselection_alpha=0.25,
+        pts = _points(
+            p, "z1", "z2", self.map_points, 5, 0.85, 0.25, 9, line_color="black", line_width=0.2
         )
-        pts.selection_glyph.size = 9
-        p.add_tools(
-            HoverTool(
-                renderers=[pts],
-                tooltips=[
-                    ("input", "#@index"),
-                    ("label", "@label"),
-                    ("answer", "@answer"),
-                    ("log10 ê", "@error{0.00}"),
-                ],
-            )
-        )
-        p.select_one(TapTool).renderers = [pts]
-        p.line("z1", "z2", source=self.map_path, color="black", line_width=2)
-        mp = p.scatter(
-            "z1",
-            "z2",
-            source=self.map_path,
-            size=6,
-            color="white",
-            line_color="black",
-            line_width=1.5,
-        )
-        p.add_tools(
-            HoverTool(
-                renderers=[mp],
-                tooltips=[("step", "@step"), ("answer", "@answer"), ("log10 ê", "@error{0.00}")],
-            )
-        )
-        p.scatter(
-            "z1",
-            "z2",
-            source=self.map_cur,
-            marker="star",
-            size=16,
-            color="#ff0066",
-            line_color="black",
-        )
+        tips = [("input", "#@index"), ("label", "@label"), ("answer", "@answer")]
+        _hover(p, pts, [*tips, ("log10 ê", "@error{0.00}")], tap=True)
+        mp = _path(p, "z1", "z2", self.map_path, 6, hollow=True)
+        tips = [("step", "@step"), ("answer", "@answer"), ("log10 ê", "@error{0.00}")]
+        _hover(p, mp, tips)
+        _star(p, "z1", "z2", self.map_cur, 16, line_color="black")
         self.map_figure = p
         self.map_points.selected.on_change("indices", self._guarded_cb(self._on_map_select))
         self.map_error_bg = W.Checkbox(value=True, description="estimated error background")
@@ -1396,23 +1287,18 @@ class Dashboard(Panel):
     def _render_map(self, surf):
         z, err = self.per_input["z"], self.per_input["log10_error"]
         lo, hi = float(np.nanpercentile(surf, 2)), float(np.nanpercentile(surf, 98))
-        with self._lock:
-            self._syncing = True
-            try:
-                self.map_mapper.low, self.map_mapper.high = lo, max(hi, lo + 1e-6)
-                self.map_surface.data = dict(image=[surf])
-                self.map_points.data = dict(
-                    z1=z[:, 0],
-                    z2=z[:, 1],
-                    index=np.arange(len(z)),
-                    label=[self.classes[k] for k in self.labels],
-                    answer=[self.classes[k] for k in self.preds],
-                    color=[self.palette[k] for k in self.labels],
-                    error=err,
-                )
-            finally:
-                self._syncing = False
-            self._push_selection()
+        with self._quiet():
+            self.map_mapper.low, self.map_mapper.high = lo, max(hi, lo + 1e-6)
+            self.map_surface.data = dict(image=[surf])
+            self.map_points.data = dict(
+                z1=z[:, 0],
+                z2=z[:, 1],
+                index=np.arange(len(z)),
+                label=[self.classes[k] for k in self.labels],
+                answer=[self.classes[k] for k in self.preds],
+                color=[self.palette[k] for k in self.labels],
+                error=err,
+            )
 
     # manifolds -------------------------------------------------------------------------
     def _build_manifolds(self):
@@ -1420,15 +1306,10 @@ class Dashboard(Panel):
         self.class_points = ColumnDataSource(
             dict(dim=[], acc=[], name=[], n=[], clean=[], color=[], text=[], cls=[])
         )
-        p = figure(
-            title="CAM dimension vs PGD accuracy",
-            width=300,
-            height=330,
-            x_axis_label="CAM dimension",
-            y_axis_label="PGD accuracy of the class",
-            y_range=Range1d(-0.05, 1.08),
-            tools="tap,save",
-        )
+        p = _figure(
+            "CAM dimension vs PGD accuracy", 300, 330, "CAM dimension", "PGD accuracy of the class",
+            "tap,save", y_range=Range1d(-0.05, 1.08),
+        )  # fmt: skip
         pts = p.scatter(
             "dim",
             "acc",
@@ -1436,7 +1317,7 @@ class Dashboard(Panel):
             size=11,
             color="color",
             line_color="black",
-            selection_line_color="#ff0066",
+            selection_line_color=_PINK,
             selection_line_width=3,
             nonselection_alpha=0.35,
         )
@@ -1447,7 +1328,7 @@ class Dashboard(Panel):
             source=self.class_marks,
             size=19,
             fill_alpha=0,
-            line_color="#ff0066",
+            line_color=_PINK,
             line_width=2.5,
         )
         p.add_layout(
@@ -1461,57 +1342,22 @@ class Dashboard(Panel):
                 text_font_size="8pt",
             )
         )
-        p.add_tools(
-            HoverTool(
-                renderers=[pts],
-                tooltips=[
-                    ("class", "@name"),
-                    ("dim", "@dim (n @n)"),
-                    ("PGD acc", "@acc{0.00}"),
-                    ("clean acc", "@clean{0.00}"),
-                ],
-            )
-        )
-        p.select_one(TapTool).renderers = [pts]
+        tips = [("class", "@name"), ("dim", "@dim (n @n)"), ("PGD acc", "@acc{0.00}")]
+        _hover(p, pts, [*tips, ("clean acc", "@clean{0.00}")], tap=True)
         p.x_range.range_padding = 0.25
         self.class_figure = p
         self.class_points.selected.on_change("indices", self._guarded_cb(self._on_class_tap))
 
         self.strip_points = ColumnDataSource(dict(x=[], residual=[], index=[], label=[], color=[]))
-        s = figure(
-            title="distance to the class manifold",
-            width=300,
-            height=300,
-            x_axis_label="class",
-            y_axis_label="residual outside the class subspace",
+        s = _figure(
+            "distance to the class manifold", 300, 300, "class",
+            "residual outside the class subspace", "tap,lasso_select,box_select,reset,save",
             x_range=Range1d(-0.6, C - 0.4),
-            tools="tap,lasso_select,box_select,reset,save",
-        )
-        sp = s.scatter(
-            "x",
-            "residual",
-            source=self.strip_points,
-            size=4,
-            color="color",
-            alpha=0.7,
-            selection_color="#ff0066",
-            selection_alpha=1.0,
-            nonselection_alpha=0.25,
-        )
-        sp.selection_glyph.size = 8
-        s.add_tools(
-            HoverTool(
-                renderers=[sp],
-                tooltips=[
-                    ("input", "#@index"),
-                    ("label", "@label"),
-                    ("residual", "@residual{0.000}"),
-                ],
-            )
-        )
-        s.select_one(TapTool).renderers = [sp]
-        s.xaxis.ticker = list(range(C))
-        s.xaxis.major_label_overrides = {k: self.names[k] for k in range(C)}
+        )  # fmt: skip
+        sp = _points(s, "x", "residual", self.strip_points, 4, 0.7, 0.25, 8)
+        tips = [("input", "#@index"), ("label", "@label"), ("residual", "@residual{0.000}")]
+        _hover(s, sp, tips, tap=True)
+        _class_axis(s.xaxis, self.names)
         if C * max(map(len, self.names), default=1) > 30:
             s.xaxis.major_label_orientation = 0.9
         self.strip_figure = s
@@ -1519,23 +1365,8 @@ class Dashboard(Panel):
 
         self.man_path = ColumnDataSource(dict(step=[], residual=[], residual_pred=[], answer=[]))
         self.man_cur = ColumnDataSource(dict(step=[], residual=[]))
-        q = figure(
-            title="attack path: distance to the class manifold",
-            width=600,
-            height=220,
-            x_axis_label="step",
-            y_axis_label="residual",
-            tools="save",
-        )
-        q.line(
-            "step",
-            "residual",
-            source=self.man_path,
-            color="black",
-            line_width=2,
-            legend_label="true class",
-        )
-        qs = q.scatter("step", "residual", source=self.man_path, size=5, color="black")
+        q = _figure("attack path: distance to the class manifold", 600, 220, "step", "residual")
+        qs = _path(q, "step", "residual", self.man_path, legend_label="true class")
         q.line(
             "step",
             "residual_pred",
@@ -1545,19 +1376,10 @@ class Dashboard(Panel):
             line_dash="dashed",
             legend_label="answered class",
         )
-        q.scatter("step", "residual", source=self.man_cur, marker="star", size=14, color="#ff0066")
-        q.add_tools(
-            HoverTool(
-                renderers=[qs],
-                tooltips=[
-                    ("step", "@step"),
-                    ("residual", "@residual{0.000}"),
-                    ("answer", "@answer"),
-                ],
-            )
-        )
-        q.legend.location = "top_left"
-        q.legend.label_text_font_size = "8pt"
+        _star(q, "step", "residual", self.man_cur)
+        tips = [("step", "@step"), ("residual", "@residual{0.000}"), ("answer", "@answer")]
+        _hover(q, qs, tips)
+        _small_legend(q)
         self.man_path_figure = q
         self.man_view = self._view(column(row(p, s), q), "manifolds")
         self._page("manifolds", self.man_view)
@@ -1593,29 +1415,24 @@ class Dashboard(Panel):
         cls = [k for k in range(self.n_classes) if k in dims]
         res = self.per_input["residual"]
         rng = np.random.default_rng(1)
-        with self._lock:
-            self._syncing = True
-            try:
-                self.class_points.data = dict(
-                    dim=[dims[k] for k in cls],
-                    acc=[acc.get(k, np.nan) for k in cls],
-                    name=[self.classes[k] for k in cls],
-                    n=[ns[k] for k in cls],
-                    clean=[clean.get(k, np.nan) for k in cls],
-                    color=[self.palette[k] for k in cls],
-                    text=[f"{self.classes[k]} (n {ns[k]})" for k in cls],
-                    cls=cls,
-                )
-                self.strip_points.data = dict(
-                    x=self.labels + rng.uniform(-0.3, 0.3, len(res)),
-                    residual=res,
-                    index=np.arange(len(res)),
-                    label=[self.classes[k] for k in self.labels],
-                    color=[self.palette[k] for k in self.labels],
-                )
-            finally:
-                self._syncing = False
-            self._push_selection()
+        with self._quiet():
+            self.class_points.data = dict(
+                dim=[dims[k] for k in cls],
+                acc=[acc.get(k, np.nan) for k in cls],
+                name=[self.classes[k] for k in cls],
+                n=[ns[k] for k in cls],
+                clean=[clean.get(k, np.nan) for k in cls],
+                color=[self.palette[k] for k in cls],
+                text=[f"{self.classes[k]} (n {ns[k]})" for k in cls],
+                cls=cls,
+            )
+            self.strip_points.data = dict(
+                x=self.labels + rng.uniform(-0.3, 0.3, len(res)),
+                residual=res,
+                index=np.arange(len(res)),
+                label=[self.classes[k] for k in self.labels],
+                color=[self.palette[k] for k in self.labels],
+            )
 
     # confusion matrix ------------------------------------------------------------------
     def _build_confusion(self):
@@ -1650,32 +1467,11 @@ class Dashboard(Panel):
             value=next(k for k, v in ATTACKS.items() if v == a["kind"]),
         )
         self.target = W.Dropdown(options=[], description="target", style=style)
-        self.steps = W.BoundedIntText(
-            value=int(a["steps"]),
-            min=1,
-            max=500,
-            description="steps",
-            style=style,
-            layout=W.Layout(width="170px"),
+        self.steps = _number(W.BoundedIntText, int(a["steps"]), 1, 500, "steps", style)
+        self.step_size = _number(
+            W.BoundedFloatText, float(a["step_size"]), 0.0, 1.0, "step size", style, step=0.005
         )
-        self.step_size = W.BoundedFloatText(
-            value=float(a["step_size"]),
-            min=0.0,
-            max=1.0,
-            step=0.005,
-            description="step size",
-            style=style,
-            layout=W.Layout(width="170px"),
-        )
-        self.eps = W.BoundedFloatText(
-            value=float(a["eps"]),
-            min=0.0,
-            max=1.0,
-            step=0.01,
-            description="eps",
-            style=style,
-            layout=W.Layout(width="170px"),
-        )
+        self.eps = _number(W.BoundedFloatText, float(a["eps"]), 0.0, 1.0, "eps", style, step=0.01)
         self.attack_button = self.button(
             "Attack this input", self._attack_clicked, button_style="warning"
         )
@@ -1962,27 +1758,9 @@ class Dashboard(Panel):
         eps = float(eps if eps is not None else self.eps.value)
         s = self.study
         y = int(self.labels[i])
-        x_path = attack_path(
-            s.model,
-            self._x[i],
-            y,
-            kind,
-            target=target,
-            steps=steps,
-            step_size=step_size,
-            eps=eps,
-            device=s.device,
-        )
-        out = dict(
-            index=i,
-            kind=kind,
-            target=target,
-            steps=steps,
-            step_size=step_size,
-            eps=eps,
-            x=x_path,
-            label=y,
-        )
+        settings = dict(target=target, steps=steps, step_size=step_size, eps=eps)
+        x_path = attack_path(s.model, self._x[i], y, kind, device=s.device, **settings)
+        out = dict(index=i, kind=kind, **settings, x=x_path, label=y)
         layers = []
         if self.ready["telescope"]:
             layers += list(self.results["telescope"])

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import pytest
+from browser_harness import browser  # noqa: F401 (fixture)
 
 from introspect import cli
 
@@ -210,16 +211,8 @@ def test_manifold_tooltip_escapes_class_names():
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    from browser_harness import CHROMIUM, CHROMIUM_ARGS, require_browser
-
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+def chromium(browser):  # noqa: F811 - the harness's chromium (skips when absent)
+    return browser
 
 
 def _open(chromium, path: Path):

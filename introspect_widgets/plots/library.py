@@ -145,8 +145,9 @@ def fig3(data: dict):
     return gridplot(plots, ncols=len(data["layers"]))
 
 
-def histogram_data(clean, adversarial, bins: int = 30) -> dict:
-    """Shared-bin histograms (densities) of clean and adversarial CPL values."""
+def histogram_data(clean, adversarial, bins: int = 30, density: bool = True) -> dict:
+    """Shared-bin histograms of clean and adversarial CPL values: densities, or counts
+    with ``density=False``."""
     clean = np.asarray(clean, dtype=float)
     adv = np.asarray(adversarial, dtype=float)
     both = np.r_[clean, adv]
@@ -154,35 +155,47 @@ def histogram_data(clean, adversarial, bins: int = 30) -> dict:
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, bins + 1)
-    hc, _ = np.histogram(clean, edges, density=True)
-    ha, _ = np.histogram(adv, edges, density=True)
+    hc, _ = np.histogram(clean, edges, density=density)
+    ha, _ = np.histogram(adv, edges, density=density)
     return dict(left=edges[:-1], right=edges[1:], clean=hc, adversarial=ha)
 
 
-def cpl_histogram(clean, adversarial, title: str = "", bins: int = 30, width=340, height=280):
-    """Histograms of CPL, clean vs adversarial; source ``p.select_one({"name": "cpl-hist"})``."""
-    src = ColumnDataSource(histogram_data(clean, adversarial, bins), name="cpl-hist")
-    p = figure(title=title, width=width, height=height, x_axis_label="CPL", y_axis_label="density")
-    p.quad(
-        left="left",
-        right="right",
-        bottom=0,
-        top="clean",
-        source=src,
-        alpha=0.5,
-        color="#0072B2",
-        legend_label="clean",
-    )
-    p.quad(
-        left="left",
-        right="right",
-        bottom=0,
-        top="adversarial",
-        source=src,
-        alpha=0.5,
-        color="#D55E00",
-        legend_label="adversarial",
-    )
+def cpl_histogram(
+    clean,
+    adversarial,
+    title: str = "",
+    bins: int = 30,
+    width=340,
+    height=280,
+    *,
+    density: bool = True,
+    labels=("clean", "adversarial"),
+    alpha=(0.5, 0.5),
+    x_axis_label: str = "CPL",
+    y_axis_label: str = "density",
+    **figure_kwargs,
+):
+    """Histograms of CPL, clean vs adversarial; source ``p.select_one({"name": "cpl-hist"})``.
+
+    ``density=False`` counts the inputs; ``labels`` and ``alpha`` are the legend labels and
+    opacities of the (clean, adversarial) bars; ``figure_kwargs`` go to ``figure`` (e.g.
+    ``tools``).
+    """
+    src = ColumnDataSource(histogram_data(clean, adversarial, bins, density), name="cpl-hist")
+    figure_kwargs.update(x_axis_label=x_axis_label, y_axis_label=y_axis_label)
+    p = figure(title=title, width=width, height=height, **figure_kwargs)
+    bars = (("clean", "#0072B2"), ("adversarial", "#D55E00"))
+    for (top, color), a, label in zip(bars, alpha, labels):
+        p.quad(
+            left="left",
+            right="right",
+            bottom=0,
+            top=top,
+            source=src,
+            alpha=a,
+            color=color,
+            legend_label=label,
+        )
     p.legend.location = "top_left"
     return p
 

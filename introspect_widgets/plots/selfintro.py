@@ -61,15 +61,25 @@ def _rgb_rows_rgba(rgb: np.ndarray) -> np.ndarray:
     return image_rgba(np.moveaxis(np.asarray(rgb), -1, 0))
 
 
-def _map_figure(title: str, size: int = 300, extent: float = EXTENT):
+def _map_figure(
+    title: str,
+    size: int = 300,
+    extent: float = EXTENT,
+    *,
+    height: int | None = None,
+    tools: str = "pan,wheel_zoom,box_zoom,reset,save",
+    output_backend: str = "webgl",
+):
+    """The activation map's axes: z1 and z2 in [-extent, extent], ``size`` wide (and high
+    unless ``height``)."""
     p = figure(
         title=title,
         width=size,
-        height=size,
+        height=size if height is None else height,
         x_range=Range1d(-extent, extent),
         y_range=Range1d(-extent, extent),
-        output_backend="webgl",
-        tools="pan,wheel_zoom,box_zoom,reset,save",
+        output_backend=output_backend,
+        tools=tools,
         match_aspect=True,
     )
     p.xaxis.axis_label, p.yaxis.axis_label = "z1", "z2"
