@@ -299,7 +299,7 @@ def test_fit_hidden_refuses_nan_hidden_and_bad_labels():
     bad_logits[0, 0] = np.nan
     with pytest.raises(ValueError, match=r"fit_hidden: logits hold NaN"):
         si.fit_hidden(hidden, y, logits=bad_logits)
-    with pytest.raises(ValueError, match=r"classifier_error: labels .*\[0, 3\)"):
+    with pytest.raises(ValueError, match=r"classifier_error \(labels\): labels .*\[0, 3\)"):
         classifier_error(logits, y + 1)
 
 

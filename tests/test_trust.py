@@ -102,7 +102,6 @@ def test_interrupt_restores_best_weights_and_reraises():
         if history["best_epoch"] == epoch:
             seen["best"] = {k: v.clone() for k, v in m.state_dict().items()}
         if epoch == 3:
-            m.conv_garbage = True  # weights of this epoch are the last seen, not the best
             for p in m.parameters():
                 p.data.add_(1.0)
             raise KeyboardInterrupt

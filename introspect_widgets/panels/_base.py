@@ -39,8 +39,6 @@ __all__ = [
     "guarded",
     "as_study",
     "study_name",
-    "split_images",
-    "progress_kwargs",
 ]
 
 
@@ -277,47 +275,6 @@ def as_study(
 def study_name(study, default: str = "study") -> str:
     """A short name of a study: its recipe when it came from one, else ``default``."""
     return str(getattr(study, "recipe", None) or default)
-
-
-def split_images(study, split: str, index=None):
-    """Images of a study's split as a float tensor (N, C, H, W) in [0, 1].
-
-    ``index`` (array-like of int) picks those inputs only, in that order; None: all.
-    """
-    import numpy as np
-    import torch
-
-    ds = study.data(split)
-    if isinstance(ds, (tuple, list)) and len(ds) == 2:
-        x = torch.as_tensor(ds[0])
-        return (
-            x if index is None else x[torch.as_tensor(np.asarray(index), dtype=torch.long)]
-        ).float()
-    if index is None and callable(getattr(ds, "tensors", None)):
-        return ds.tensors()[0].float()
-    idx = range(len(ds)) if index is None else np.asarray(index).ravel()
-    items = [torch.as_tensor(ds[int(i)][0]) for i in idx]
-    if not items:
-        return torch.zeros((0,) + tuple(torch.as_tensor(ds[0][0]).shape))
-    return torch.stack(items).float()
-
-
-def progress_kwargs(method: Callable, callback: Callable | None) -> dict:
-    """``{"callback": callback}`` when the Study method takes a progress callback, else ``{}``.
-
-    Lets a panel report batch-by-batch progress through :class:`ProgressBar` on Study
-    versions whose ``capture`` / ``telescope`` accept ``callback=`` (a keyword that is
-    not part of the cache key), and still run on those that do not.
-    """
-    import inspect
-
-    if callback is None:
-        return {}
-    try:
-        params = inspect.signature(method).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        return {}
-    return {"callback": callback} if "callback" in params else {}
 
 
 class Panel:

@@ -36,7 +36,7 @@ from introspect.selfintro import SelfIntrospector
 
 from ..plots.images import thumbnail_uri
 from ..plots.selfintro import EXTENT, class_palette, image_rgba
-from ._base import Panel, as_study, bokeh_widget, hold_sync, split_images
+from ._base import Panel, as_study, bokeh_widget, hold_sync
 
 # noise_path (introspect.attacks) and thumbnail_uri (plots.images) stay importable here
 __all__ = ["ActivationMapPanel", "COLOR_BY", "noise_path", "thumbnail_uri"]
@@ -257,7 +257,7 @@ class ActivationMapPanel(Panel):
                     np.random.default_rng(self.seed).choice(len(y), self.max_points, replace=False)
                 )
                 y = y[keep]
-            x = split_images(self.study, self.split, keep)
+            x = self.study.images(self.split, keep)
             self.x, self.labels = x, np.asarray(y)
             self.result = self.si.analyze(x)
             del self.result["hidden"]  # (N, D) can be GBs for 70,000 inputs; recomputed per click

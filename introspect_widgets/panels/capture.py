@@ -24,7 +24,6 @@ from ._base import (
     bokeh_widget,
     guarded,
     hold_sync,
-    progress_kwargs,
     study_name,
 )
 
@@ -396,12 +395,10 @@ class CapturePanel(Panel):
             n = len(study.labels(split))
             self.progress.reset(total=n, description="capture")
             self.set_status(f"capturing {n} images, {len(layers)} layers...")
-            report = progress_kwargs(study.capture, self.progress)
             store = study.capture(
-                reducer=self.reducer_select.value, split=split, layers=layers, **report
-            )
-            if not report:  # this Study reports no batches: the bar jumps to the end
-                self.progress(store.n, store.n)
+                reducer=self.reducer_select.value, split=split, layers=layers,
+                callback=self.progress,
+            )  # fmt: skip
             self.progress.close()
             self.study, self.store = study, store
             self.model, self.data = study.model, study.data(split)

@@ -19,7 +19,7 @@ from introspect.manifolds import (
 
 from ..plots.images import strip_uri
 from ..plots.manifolds import corr_text, fit_line, scatter_plot, scatter_source_data
-from ._base import Panel, as_study, bokeh_widget, hold_sync, split_images, study_name
+from ._base import Panel, as_study, bokeh_widget, hold_sync, study_name
 
 __all__ = ["ManifoldPanel"]
 
@@ -228,7 +228,7 @@ class ManifoldPanel(Panel):
         out = []
         for c in result["manifolds"]["classes"]:
             idx = np.flatnonzero(labels == c)[: self.n_thumbnails]
-            out.append(strip_uri(split_images(study, self.split, idx).numpy()))
+            out.append(strip_uri(study.images(self.split, idx).numpy()))
         return out
 
     # ------------------------------------------------------------------ views

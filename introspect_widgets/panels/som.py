@@ -19,8 +19,6 @@ from ._base import (
     as_study,
     bokeh_widget,
     hold_sync,
-    progress_kwargs,
-    split_images,
 )
 
 __all__ = ["SOMPanel"]
@@ -195,7 +193,6 @@ class SOMPanel(Panel):
         with self.busy(f"training a SOM on {layer}", self.train_button):
             self.loss_source.data = dict(step=[], qe=[])
             self.progress.reset(total=1, description=layer)
-            report = progress_kwargs(self.study.telescope, self._on_progress)
             result = self.study.telescope(
                 layer,
                 int(self.size.value),
@@ -205,10 +202,9 @@ class SOMPanel(Panel):
                 alpha=float(self.alpha.value),
                 top_k=int(self.top_k.value),
                 seed=self.seed,
-                **report,
+                callback=self._on_progress,
             )
-            if not report:
-                self.progress(1, 1)
+            self.progress(1, 1)  # a cached map reports no steps
             self.progress.close()
             self._use(result)
             som = result.som
@@ -334,7 +330,7 @@ class SOMPanel(Panel):
         )
         thumbs = ""
         if idx.size and self.max_thumbnails:
-            images = split_images(self.study, split, idx[: self.max_thumbnails]).numpy()
+            images = self.study.images(split, idx[: self.max_thumbnails]).numpy()
             thumbs = "<div>" + "".join(thumbnail_tag(im) for im in images) + "</div>"
         shown = ", ".join(map(str, idx[:40])) + (" ..." if idx.size > 40 else "")
         with hold_sync(self.unit_info):

@@ -113,7 +113,7 @@ class _Encoder:
 
 
 def _allowed(module: str) -> bool:
-    return module.startswith(_ALLOWED_PREFIXES) or module in ("torch.nn.parameter",)
+    return module.startswith(_ALLOWED_PREFIXES)
 
 
 def _resolve(name: str):

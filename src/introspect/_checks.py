@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["check_images", "check_labels", "check_finite", "check_eps"]
+__all__ = ["check_images", "check_labels", "check_finite", "check_eps", "check_scores"]
 
 _NORMALIZE_HINT = (
     "divide by 255 (or use torchvision's ToTensor) and put the normalisation inside the "
@@ -111,3 +111,22 @@ def check_eps(eps, *, where: str, name: str = "eps") -> float:
             f"{where}: {name} must be a finite number >= 0 (in [0, 1] pixel units); got {eps!r}."
         )
     return value
+
+
+def check_scores(scores, labels, *, where: str, names=("scores", "labels")) -> tuple:
+    """Class scores of shape (n, n_classes) as float64 and one class number per row.
+
+    ``names`` are what the message calls the two arguments (e.g. ``("logits", "labels")``).
+    """
+    P = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores,
+                   dtype=np.float64)  # fmt: skip
+    if P.ndim != 2:
+        raise ValueError(
+            f"{where}: {names[0]} must have shape (n_samples, n_classes); got {P.shape}."
+        )
+    y = check_labels(labels, P.shape[1], where=f"{where} ({names[1]})")
+    if P.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"{where}: {names[0]} has {P.shape[0]} rows but {names[1]} has {y.shape[0]}."
+        )
+    return P, y

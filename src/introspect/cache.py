@@ -31,7 +31,7 @@ from pathlib import Path
 from . import _artifact
 from .fingerprint import code_fingerprint
 
-__all__ = ["Workdir", "param_hash", "CacheWarning"]
+__all__ = ["Workdir", "param_hash", "CacheWarning", "FileLock"]
 
 _RESULT = "result"
 _LEGACY = ("result.pt",)
@@ -109,7 +109,7 @@ class Workdir:
 
     def lock(self, folder: Path, what: str = "this stage"):
         """A file lock on ``folder`` that says when it waits for another process."""
-        return _Lock(Path(folder) / ".lock", what)
+        return FileLock(Path(folder) / ".lock", what)
 
     def key(self, stage: str, params: dict, inputs: dict) -> str:
         """A hash of the parameters and the input fingerprints: what downstream stages key on."""
@@ -209,7 +209,7 @@ def _set_aside(path: Path) -> None:
     shutil.rmtree(dest, ignore_errors=True)
 
 
-class _Lock:
+class FileLock:
     """``filelock.FileLock`` that tells the user when it has to wait."""
 
     def __init__(self, path: Path, what: str):

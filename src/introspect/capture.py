@@ -25,6 +25,7 @@ __all__ = [
     "LayerHooks",
     "StoreMismatchError",
     "reducer_fingerprint",
+    "input_fingerprints",
 ]
 
 PENULTIMATE = "penultimate"
@@ -182,8 +183,8 @@ def reducer_fingerprint(reducer) -> str:
     return code_fingerprint("introspect.capture", "introspect.codes")
 
 
-def _fingerprints(model, dataset, reducer) -> dict:
-    """What the capture reads, by content: weights, data and the reducer's code."""
+def input_fingerprints(model, dataset, reducer) -> dict:
+    """What a capture reads, by content: weights, data, the reducer's code and the version."""
     from . import __version__
     from .fingerprint import dataset_fingerprint, model_fingerprint
 
@@ -195,7 +196,7 @@ def _fingerprints(model, dataset, reducer) -> dict:
     }
 
 
-def _describe(model, dataset, layers, reducer, com, meta) -> dict:
+def _describe(model, dataset, layers, reducer, com, meta, fingerprints=None) -> dict:
     info = {
         "model": getattr(model, "name", type(model).__name__),
         "dataset": getattr(dataset, "name", type(dataset).__name__),
@@ -208,7 +209,7 @@ def _describe(model, dataset, layers, reducer, com, meta) -> dict:
         "classes": list(getattr(dataset, "classes", []) or []),
     }
     info.update(meta or {})
-    info["fingerprint"] = _fingerprints(model, dataset, reducer)
+    info["fingerprint"] = fingerprints or input_fingerprints(model, dataset, reducer)
     return info
 
 
@@ -249,6 +250,7 @@ def capture(
     meta: dict | None = None,
     callback: Callable[[int, int], None] | None = None,
     stale: str = "raise",
+    fingerprints: dict | None = None,
 ) -> ActivationStore:
     """Run ``model`` once over ``dataset`` and record reduced activations of ``layers``.
 
@@ -286,6 +288,9 @@ def capture(
         reducer code: :class:`StoreMismatchError`) or a damaged one
         (:class:`~introspect.store.StoreDamagedError`): raise, or warn and capture again
         (for stores that the pipeline owns, under a workdir).
+    fingerprints : dict, optional
+        :func:`input_fingerprints` of these inputs when the caller has computed them
+        already (the pipeline keys its stores by them), so they are not computed twice.
 
     Returns
     -------
@@ -297,7 +302,7 @@ def capture(
         raise ValueError("the dataset is empty: there is nothing to capture.")
     dev = resolve_device(device)
     reduce = _reducer(reducer, com)
-    info = _describe(model, dataset, layers, reducer, com, meta)
+    info = _describe(model, dataset, layers, reducer, com, meta, fingerprints)
 
     if stale not in ("raise", "recompute"):
         raise ValueError(f"stale must be 'raise' or 'recompute'; got {stale!r}.")

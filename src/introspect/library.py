@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from introspect._checks import check_labels
+from introspect._checks import check_labels, check_scores
 from introspect._estimator import Estimator
 from introspect._utils import check_is_fitted, renamed_keyword, resolve_device
 
@@ -615,14 +615,7 @@ def agreement(scores, y_pred, k: int = 1) -> float:
     k : int
         1 for top-1 agreement, 3 for the paper's "three best answers".
     """
-    P = np.asarray(scores, dtype=np.float64)
-    if P.ndim != 2:
-        raise ValueError(
-            f"agreement: scores must have shape (n_samples, n_classes); got {P.shape}."
-        )
-    y = check_labels(y_pred, P.shape[1], where="agreement (y_pred)")
-    if P.shape[0] != y.shape[0]:
-        raise ValueError(f"scores has {P.shape[0]} rows but y_pred has {y.shape[0]}.")
+    P, y = check_scores(scores, y_pred, where="agreement", names=("scores", "y_pred"))
     if P.shape[0] == 0:
         return float("nan")
     k = min(int(k), P.shape[1])

@@ -205,17 +205,18 @@ def captured(
     complete store is reopened (its checksums verified), an interrupted one resumes, and
     a stale or damaged one is captured again with a warning.
     """
-    from .capture import reducer_fingerprint
+    from .capture import input_fingerprints
 
     if not isinstance(reducer, str):
         raise ValueError("cached captures need a named reducer ('flatten', 'codes', 'gap').")
+    fp = input_fingerprints(model, data, reducer)  # read once: the key and the store's check
     params = dict(
-        model=model_fingerprint(model),
-        data=dataset_fingerprint(data),
+        model=fp["model weights"],
+        data=fp["data"],
         layers=list(layers),
         reducer=reducer,
         com=com,
-        code=reducer_fingerprint(reducer),
+        code=fp["reducer code"],
     )
     wd = as_workdir(workdir)
     folder = wd.path("capture", params)
@@ -233,6 +234,7 @@ def captured(
         meta={"key": key},
         stale="recompute",
         callback=callback,
+        fingerprints=fp,
     )
 
 

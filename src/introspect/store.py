@@ -73,7 +73,7 @@ class ActivationStore:
         ----------
         verify : bool
             For a complete store, check every array file's size and checksum against the
-            manifest (reads each file once; about a second per GB). A damaged or truncated
+            manifest (reads each file once: BLAKE2b at about 0.8 GiB/s here). A damaged or truncated
             file raises an ``OSError`` that names it.
         """
         path = Path(path)
@@ -272,10 +272,10 @@ class ActivationStore:
 
     def lock(self):
         """A file lock on the store folder (``filelock``), held while a capture writes it."""
-        from .cache import _Lock
+        from .cache import FileLock
 
         self.path.mkdir(parents=True, exist_ok=True)
-        return _Lock(self.path / ".lock", f"the activation store {self.path}")
+        return FileLock(self.path / ".lock", f"the activation store {self.path}")
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "memory"

@@ -73,6 +73,9 @@ def _images(ds, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = torch.as_tensor(ds[0]), torch.as_tensor(ds[1])
         return x[index].float(), y[index].long()
     items = [ds[int(i)] for i in index]
+    if not items:
+        x0 = torch.as_tensor(ds[0][0])
+        return torch.zeros((0, *x0.shape)), torch.zeros(0, dtype=torch.long)
     return torch.stack([torch.as_tensor(x) for x, _ in items]).float(), torch.tensor(
         [int(y) for _, y in items]
     )
@@ -276,7 +279,6 @@ class Study:
         self.workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
         self.batch_size = int(batch_size)
         self.progress = bool(progress)
-        self._fp: dict = {}
         if getattr(model, "classifier_path", None) is None and _classifier_path(model):
             try:
                 model.classifier_path = _classifier_path(model)
@@ -350,25 +352,17 @@ class Study:
         return _images(ds, np.asarray(index, dtype=np.int64))[0]
 
     def fingerprints(self) -> dict:
-        """Content fingerprints of the model's weights and of each split."""
+        """Content fingerprints of the model's weights and of each split (computed now, so
+        a replaced file or an updated weight shows)."""
         out = {"model": model_fingerprint(self.model)}
-        for split, ds in self.datasets.items():
-            key = (split, id(ds), len(ds))
-            if key not in self._fp:
-                self._fp[key] = dataset_fingerprint(ds)
-            out[split] = self._fp[key]
+        out.update({split: dataset_fingerprint(ds) for split, ds in self.datasets.items()})
         return out
 
-    def _key(self, split: str | None = None) -> dict:
-        fp = self.fingerprints()
-        key = {"model": fp["model"]}
-        if split is not None:
-            self.data(split)
-            key["data"] = fp[split]
-        return key
-
-    def _memo(self, stage: str, params: dict, fn):
-        return self.workdir.memo(stage, params, fn)
+    def _key(self, split: str) -> dict:
+        return {
+            "model": model_fingerprint(self.model),
+            "data": dataset_fingerprint(self.data(split)),
+        }
 
     # ----------------------------------------------------------------- capture
     def capture(
@@ -587,7 +581,7 @@ class Study:
             si.model = None  # the model is the study's; it is not cached with the map
             return si
 
-        si = self._memo("selfintro", key, fit)
+        si = self.workdir.memo("selfintro", key, fit)
         si.model = self.model
         return si
 

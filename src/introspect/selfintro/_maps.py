@@ -12,7 +12,7 @@ import colorsys
 import numpy as np
 import torch
 
-from .._checks import check_labels
+from .._checks import check_scores
 from .._utils import to_numpy
 
 __all__ = [
@@ -75,14 +75,10 @@ def classifier_error(logits, labels, output: str = "sigmoid") -> np.ndarray:
     -------
     e : ndarray of shape (n_samples,)
     """
-    z = torch.as_tensor(np.asarray(to_numpy(logits), dtype=np.float64))
-    if z.ndim != 2:
-        raise ValueError(
-            f"classifier_error: logits must have shape (n_samples, n_classes); got {tuple(z.shape)}"
-        )
-    y = check_labels(labels, z.shape[1], where="classifier_error")
-    if y.shape[0] != z.shape[0]:
-        raise ValueError(f"logits has {z.shape[0]} rows but labels has {y.shape[0]}")
+    P, y = check_scores(
+        to_numpy(logits), labels, where="classifier_error", names=("logits", "labels")
+    )
+    z = torch.as_tensor(P)
     if output == "sigmoid":
         p = torch.sigmoid(z)
     elif output in ("softmax", "logits"):
