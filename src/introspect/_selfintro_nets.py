@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._threads import for_model
+
 __all__ = ["elu_mlp", "gaussian_mmd", "train_minibatches", "make_scheduler"]
 
 
@@ -101,21 +103,22 @@ def train_minibatches(
 
         iterator = tqdm(iterator, desc=desc, leave=False)
     module.train()
-    for _ in iterator:
-        perm = torch.randperm(n, generator=generator)
-        sums: dict[str, float] = {}
-        for s in range(steps):
-            idx = perm[s * batch_size : (s + 1) * batch_size]
-            batch = [t[idx].to(device) for t in tensors]
-            parts = loss_fn(*batch)
-            opt.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
-        for k, v in sums.items():
-            history.setdefault(k, []).append(v / n)
+    with for_model(module, tensors[0][:1].to(device), batch_size):  # small MLPs: 1 thread
+        for _ in iterator:
+            perm = torch.randperm(n, generator=generator)
+            sums: dict[str, float] = {}
+            for s in range(steps):
+                idx = perm[s * batch_size : (s + 1) * batch_size]
+                batch = [t[idx].to(device) for t in tensors]
+                parts = loss_fn(*batch)
+                opt.zero_grad(set_to_none=True)
+                parts["loss"].backward()
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+            for k, v in sums.items():
+                history.setdefault(k, []).append(v / n)
     module.eval()
     return history

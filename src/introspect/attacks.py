@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_eps, check_images, check_labels
+from ._threads import for_model
 from ._utils import resolve_device
 
 __all__ = ["pgd", "iterative_fgsm", "uniform_noise", "awgn", "noise_path", "predict", "accuracy"]
@@ -71,7 +72,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device="cp
     """Logits of ``model`` for images ``x`` (N, C, H, W), on the CPU."""
     _check_images(x, "predict")
     dev = _prepare(model, device)
-    with torch.no_grad():
+    with for_model(model, x[:1].to(dev), batch_size), torch.no_grad():
         return torch.cat(
             [model(x[s : s + batch_size].to(dev)).cpu() for s in range(0, len(x), batch_size)]
         )
@@ -158,12 +159,13 @@ def pgd(
     if seed is not None:
         torch.manual_seed(seed)
     out = []
-    for s in range(0, len(x), batch_size):
-        xb, yb = x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev)
-        adv = attack.perturb(xb, yb).detach()
-        # advertorch already projects and clips; enforce it exactly against float round-off.
-        adv = torch.min(torch.max(adv, xb - eps), xb + eps).clamp_(0.0, 1.0)
-        out.append(adv.cpu())
+    with for_model(model, x[:1].to(dev), batch_size):
+        for s in range(0, len(x), batch_size):
+            xb, yb = x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev)
+            adv = attack.perturb(xb, yb).detach()
+            # advertorch already projects and clips; enforce it exactly against float round-off.
+            adv = torch.min(torch.max(adv, xb - eps), xb + eps).clamp_(0.0, 1.0)
+            out.append(adv.cpu())
     return torch.cat(out)
 
 
@@ -204,14 +206,15 @@ def iterative_fgsm(
         model, loss_fn=_loss(loss), eps=step_size, clip_min=0.0, clip_max=1.0, targeted=True
     )
     results = []
-    for s in range(0, len(x), batch_size):
-        cur, tb = x[s : s + batch_size].to(dev), target[s : s + batch_size].to(dev)
-        traj = [cur.cpu()] if record else None
-        for _ in range(steps):
-            cur = step.perturb(cur, tb).detach()
-            if record:
-                traj.append(cur.cpu())
-        results.append(torch.stack(traj, 1) if record else cur.cpu())
+    with for_model(model, x[:1].to(dev), batch_size):
+        for s in range(0, len(x), batch_size):
+            cur, tb = x[s : s + batch_size].to(dev), target[s : s + batch_size].to(dev)
+            traj = [cur.cpu()] if record else None
+            for _ in range(steps):
+                cur = step.perturb(cur, tb).detach()
+                if record:
+                    traj.append(cur.cpu())
+            results.append(torch.stack(traj, 1) if record else cur.cpu())
     return torch.cat(results)
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ._checks import check_images, check_labels
+from ._threads import for_model
 from ._utils import resolve_device
 from .codes import vector_codes
 from .data import ArrayDataset
@@ -363,7 +364,13 @@ def _run_capture(model, dataset, layers, reduce, st, info, n, dev, batch_size, p
         bar = tqdm(total=n, initial=st.done, desc="capture", unit="img", disable=not progress)
     except ImportError:  # pragma: no cover
         bar = contextlib.nullcontext()
-    with bar, LayerHooks(model, layers, reduce) as hooks, torch.no_grad():
+    first = next(_batches(dataset, st.done, 1), None)
+    threads = (
+        for_model(model, first[1].to(dev), batch_size)  # decided before the hooks exist
+        if first is not None
+        else contextlib.nullcontext()
+    )
+    with bar, threads, LayerHooks(model, layers, reduce) as hooks, torch.no_grad():
         for start, x, y in _batches(dataset, st.done, batch_size):
             check_images(x, where="capture")
             logits = model(x.to(dev))
@@ -407,7 +414,8 @@ def activations(
     parts: dict[str, list] = {name: [] for name in layers}
     logit_parts = []
     check_images(x, where="activations")
-    with LayerHooks(model, layers, reduce) as hooks, torch.no_grad():
+    threads = for_model(model, x[:1].to(dev), batch_size)  # before the hooks exist
+    with threads, LayerHooks(model, layers, reduce) as hooks, torch.no_grad():
         for s in range(0, len(x), batch_size):
             logit_parts.append(model(x[s : s + batch_size].to(dev)).cpu())
             for k, v in hooks.take().items():

@@ -38,6 +38,7 @@ import torch
 
 from introspect._checks import check_finite
 from introspect._estimator import Estimator
+from introspect._threads import intra_op_threads, threads_for
 from introspect._utils import check_is_fitted, renamed_keyword, resolve_device
 
 __all__ = ["ToroidalSOM", "grid_distance_squares"]
@@ -170,9 +171,10 @@ class ToroidalSOM(Estimator):
     of the last epoch is close to that of the trained map. For reproducibility against
     QuickSOM use ``shuffle=False`` and the same initial weights (``init=array``).
     ``fit`` moves all of ``X`` to ``device`` once (50,000 x 8,192 float32 codes take 1.6 GB).
-    Each step is a handful of small operations: on a CPU shared with other processes,
-    ``torch.set_num_threads(1)`` can make ``fit`` an order of magnitude faster than two
-    competing threads.
+    Each step is a handful of small operations: on a CPU shared with other processes two
+    intra-op threads wait for each other at every one of them, so ``fit`` runs its steps on
+    one thread when they are small (see ``introspect._threads``; ``INTROSPECT_THREADS``
+    overrides it) and restores torch's setting after.
 
     Examples
     --------
@@ -332,43 +334,45 @@ class ToroidalSOM(Estimator):
 
             bar = tqdm(total=n_steps, desc="SOM", unit="batch")
 
-        step = 0
-        stopped = False
-        for epoch in range(epochs):
-            order = rng.permutation(N) if self.shuffle else np.arange(N)
-            order_t = torch.from_numpy(order).to(dev)
-            for b in range(batches_per_epoch):
-                idx = order_t[b * B : (b + 1) * B]
-                Xb = Xt[idx] if self.shuffle else Xt[b * B : (b + 1) * B]
-                nb = Xb.shape[0]
-                f = _decay_factor(self.decay, step * B, total)
-                alpha_t = float(self.alpha) * f
-                sigma_t = float(self.sigma) * f
+        # a step is two (batch x features x units) products: small ones run on one thread
+        with intra_op_threads(threads_for(2.0 * B * self.n_units * D, dev)):
+            step = 0
+            stopped = False
+            for epoch in range(epochs):
+                order = rng.permutation(N) if self.shuffle else np.arange(N)
+                order_t = torch.from_numpy(order).to(dev)
+                for b in range(batches_per_epoch):
+                    idx = order_t[b * B : (b + 1) * B]
+                    Xb = Xt[idx] if self.shuffle else Xt[b * B : (b + 1) * B]
+                    nb = Xb.shape[0]
+                    f = _decay_factor(self.decay, step * B, total)
+                    alpha_t = float(self.alpha) * f
+                    sigma_t = float(self.sigma) * f
 
-                dist = self._distances(Xb, W, metric)
-                mind, bmu = dist.min(dim=1)
-                qe_buf[step] = mind.mean()
-                # (nb, U) neighbourhood x learning rate
-                h = torch.exp(grid_d2[bmu] * (-1.0 / (2.0 * sigma_t**2 + _EPS_NEIGHBOURHOOD)))
-                h.mul_(alpha_t / nb)
-                # W <- W * (1 - sum_x h) + h^T X_b
-                keep = 1.0 - h.sum(dim=0)
-                W.mul_(keep[:, None]).addmm_(h.T, Xb)
+                    dist = self._distances(Xb, W, metric)
+                    mind, bmu = dist.min(dim=1)
+                    qe_buf[step] = mind.mean()
+                    # (nb, U) neighbourhood x learning rate
+                    h = torch.exp(grid_d2[bmu] * (-1.0 / (2.0 * sigma_t**2 + _EPS_NEIGHBOURHOOD)))
+                    h.mul_(alpha_t / nb)
+                    # W <- W * (1 - sum_x h) + h^T X_b
+                    keep = 1.0 - h.sum(dim=0)
+                    W.mul_(keep[:, None]).addmm_(h.T, Xb)
 
-                history["alpha"].append(alpha_t)
-                history["sigma"].append(sigma_t)
-                history["epoch"].append(epoch)
-                history["samples"].append(step * B)
-                step += 1
-                if bar is not None:
-                    bar.update(1)
-                if callback is not None and (step % every == 0 or step == n_steps):
-                    history["qe"] = qe_buf[:step].cpu().tolist()
-                    if callback(step, n_steps, history) is False:
-                        stopped = True
-                        break
-            if stopped:
-                break
+                    history["alpha"].append(alpha_t)
+                    history["sigma"].append(sigma_t)
+                    history["epoch"].append(epoch)
+                    history["samples"].append(step * B)
+                    step += 1
+                    if bar is not None:
+                        bar.update(1)
+                    if callback is not None and (step % every == 0 or step == n_steps):
+                        history["qe"] = qe_buf[:step].cpu().tolist()
+                        if callback(step, n_steps, history) is False:
+                            stopped = True
+                            break
+                if stopped:
+                    break
         if bar is not None:
             bar.close()
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_images, check_labels
+from ._threads import for_model
 from ._utils import resolve_device, seed_everything
 
 __all__ = ["fit_classifier", "evaluate", "classifier_loss", "confusion_matrix"]
@@ -84,7 +85,7 @@ def evaluate(
     x, y = _as_tensors(dataset)
     was_training = model.training
     model.eval().to(dev)
-    with torch.no_grad():
+    with for_model(model, x[:1].to(dev), batch_size), torch.no_grad():
         logits = torch.cat(
             [model(x[s : s + batch_size].to(dev)).cpu() for s in range(0, len(x), batch_size)]
         )
@@ -213,6 +214,8 @@ def fit_classifier(
     history.update(best_epoch=None)
     best_state, best_val, bad = None, np.inf, 0
     bar = tqdm(range(epochs), desc="train", disable=not progress)
+    threads = for_model(model, x[:1].to(dev), batch_size)  # one thread for small models
+    threads.__enter__()
     try:
         for epoch in bar:
             model.train()
@@ -263,6 +266,8 @@ def fit_classifier(
             model.load_state_dict(best_state)
         model.eval()
         raise
+    finally:
+        threads.__exit__(None, None, None)
     if patience is not None and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

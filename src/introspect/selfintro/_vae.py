@@ -53,6 +53,9 @@ class _AutoEncoder(torch.nn.Module):
         self.encoder = elu_mlp(n_in, hidden, latent_dim)
         self.decoder = elu_mlp(latent_dim, hidden, n_in)
 
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(h))
+
 
 class InfoVAE(Estimator):
     """MMD-regularised autoencoder (InfoVAE / MMD-VAE) of hidden-state vectors.

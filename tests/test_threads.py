@@ -1,0 +1,86 @@
+"""The intra-op thread policy of the toolkit's own loops (introspect._threads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from introspect import _threads
+from introspect.som import ToroidalSOM
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    monkeypatch.delenv("INTROSPECT_THREADS", raising=False)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_small_work_runs_on_one_thread_large_work_is_left_alone(two_threads):
+    assert _threads.threads_for(1e6) == 1
+    assert _threads.threads_for(_threads.SMALL_OP_FLOPS * 10) is None
+    assert _threads.threads_for(1e6, device="cuda") is None  # CPU threads are not the point there
+
+
+def test_environment_overrides_the_policy(two_threads, monkeypatch):
+    monkeypatch.setenv("INTROSPECT_THREADS", "3")
+    assert _threads.threads_for(1e12) == 3
+    monkeypatch.setenv("INTROSPECT_THREADS", "torch")
+    assert _threads.threads_for(1.0) is None
+    monkeypatch.setenv("INTROSPECT_THREADS", "many")
+    with pytest.raises(ValueError, match="INTROSPECT_THREADS='many'.*'auto', 'torch'"):
+        _threads.threads_for(1.0)
+
+
+def test_threads_are_restored_even_when_the_block_raises(two_threads):
+    with pytest.raises(RuntimeError), _threads.intra_op_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("stop")
+    assert torch.get_num_threads() == 2
+
+
+def test_flops_per_op_of_a_known_model():
+    # Linear 10 -> 20 then 20 -> 5: 2*10*20 + 2*20*5 = 600 FLOPs per input over 2 layers
+    model = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 5)).train()
+    assert _threads.model_flops_per_op(model, torch.zeros(7, 10)) == pytest.approx(300.0)
+    assert model.training  # the count does not leave the model in eval mode
+
+
+def test_a_small_model_loop_runs_on_one_thread_and_restores(two_threads):
+    model = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 5))
+    with _threads.for_model(model, torch.zeros(1, 10), batch_size=64):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    big = nn.Linear(4096, 4096)  # 2 * 4096^2 * 64 FLOPs per batch: above the threshold
+    with _threads.for_model(big, torch.zeros(1, 4096), batch_size=64):
+        assert torch.get_num_threads() == 2
+
+
+def test_som_fit_steps_on_one_thread_for_small_batches(two_threads):
+    seen = []
+    X = np.random.default_rng(0).random((200, 64)).astype(np.float32)
+    ToroidalSOM(5, 5, epochs=1, batch_size=10).fit(
+        X, callback=lambda *a: seen.append(torch.get_num_threads()), callback_every=5
+    )
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == 2
+
+
+def test_capture_and_training_use_the_policy(two_threads, monkeypatch):
+    from introspect.capture import activations
+    from introspect.training import fit_classifier
+
+    seen = []
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.rand(40, 1, 4, 4)
+    _threads.model_flops_per_op(model, x[:1])  # counted (and cached) before the probe exists
+    model[1].register_forward_hook(lambda *a: seen.append(torch.get_num_threads()))
+    y = torch.randint(0, 3, (40,))
+    fit_classifier(model, (x, y), epochs=1, batch_size=8)
+    activations(model.eval(), x, ["1"], batch_size=8)
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == 2
