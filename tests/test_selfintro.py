@@ -384,3 +384,42 @@ def test_net1_on_real_mnist_estimator_flags_misclassified_digits(shared_data, tm
     wrong = out["pred"] != y.numpy()
     assert 1 - wrong.mean() > 0.85
     assert roc_auc_score(wrong, out["log10_error_hat"]) > 0.8
+
+
+def test_training_record_replays_the_one_cached_training(tmp_path, monkeypatch):
+    """fig2(a) records the trajectory of the analysed model from its weight snapshots."""
+    from introspect import pipeline, training
+    from introspect.capture import activations
+    from introspect.figures import _selfintro
+    from introspect.recipes import load_recipe
+
+    spec = dict(
+        model="net1_mlp",
+        model_kwargs={"depth": 2, "width": 16, "input_size": (1, 8, 8)},
+        dataset="digits",
+        image_size=8,
+        channels=1,
+        snapshot_every=1,
+        train=dict(epochs=3, batch_size=64, lr=3e-3, loss="mse"),
+    )
+    calls = []
+    real_fit = training.fit_classifier
+
+    def counting_fit(*args, **kwargs):
+        calls.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "fit_classifier", counting_fit)
+    monkeypatch.setattr(_selfintro, "fit_classifier", counting_fit)
+    rec = _selfintro.training_record(
+        spec, n_per_class=3, every=1, workdir=tmp_path, vae_epochs=2, vae_lr=1e-3
+    )
+    assert len(calls) == 1  # the model trained once, for every figure
+    assert list(rec["epochs"]) == [-1, 0, 1, 2]
+    # the last record is the analysed model itself (no early stopping here)
+    model = load_recipe(spec, workdir=tmp_path)
+    assert len(calls) == 1
+    fixed = _selfintro.recipe_data(spec, "val", n_per_class=3)
+    x, _ = fixed.tensors()
+    logits = activations(model, x, ["H1"], return_logits=True)[1]
+    np.testing.assert_array_equal(rec["preds"][-1], logits.argmax(1))

@@ -111,6 +111,7 @@ def trained_model(
     data_root=None,
     seed: int = 0,
     progress: bool = True,
+    snapshot_every: int | None = None,
 ):
     """A model ready for analysis: created, then trained (cached) or loaded.
 
@@ -128,11 +129,16 @@ def trained_model(
         random initialisation when neither is given.
     workdir : path or Workdir
         Trained weights and the history are cached there, keyed by all of the above.
+    snapshot_every : int, optional
+        Also keep the weights before training and after every ``snapshot_every``-th epoch
+        (0, k, 2k, ...), so a training trajectory (self-introspection Fig. 2a) replays the
+        one training run instead of training the model again.
 
     Returns
     -------
     IntrospectableModel in eval mode on ``device``, with ``history_`` (the training
-    history or ``None``) and ``cache_key``.
+    history or ``None``), ``snapshots_`` (list of ``{"epoch", "state_dict"}``, epoch -1
+    = before training; empty without ``snapshot_every``) and ``cache_key``.
     """
     dev = resolve_device(device)
     model_kwargs = dict(model_kwargs or {})
@@ -148,6 +154,10 @@ def trained_model(
         seed=seed,
         data_root=None if dataset == "digits" else str(data_root),
     )
+    if snapshot_every is not None:
+        if int(snapshot_every) < 1:
+            raise ValueError(f"snapshot_every must be >= 1 or None, got {snapshot_every!r}.")
+        key["snapshot_every"] = int(snapshot_every)
     torch.manual_seed(seed)
     weights_dir = (
         Path(data_root) / "weights" if data_root and not name.startswith("timm:") else None
@@ -155,7 +165,7 @@ def trained_model(
     model = create_model(
         name, pretrained=pretrained, checkpoint=checkpoint, weights_dir=weights_dir, **model_kwargs
     )
-    history = None
+    history, snapshots = None, []
     if train is not None:
         wd = as_workdir(workdir)
         inputs = {"checkpoint": file_fingerprint(checkpoint) if checkpoint else None}
@@ -164,10 +174,29 @@ def trained_model(
 
         def fit():
             tr, va = train_val_split(dataset, data_root, image_size, channels)
-            hist = fit_classifier(model, tr, va, device=dev, seed=seed, progress=progress, **train)
+            snaps = []
+
+            def keep(epoch, m, history=None):
+                if epoch < 0 or epoch % int(snapshot_every) == 0:
+                    state = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
+                    snaps.append({"epoch": int(epoch), "state_dict": state})
+
+            if snapshot_every is not None:
+                keep(-1, model)
+            hist = fit_classifier(
+                model,
+                tr,
+                va,
+                device=dev,
+                seed=seed,
+                progress=progress,
+                callback=keep if snapshot_every is not None else None,
+                **train,
+            )
             return {
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "history": hist,
+                "snapshots": snaps,
             }
 
         inputs["data"] = dataset_fingerprint(
@@ -176,7 +205,9 @@ def trained_model(
         result = wd.memo("train", key, fit, inputs=inputs)
         model.load_state_dict(result["state_dict"])
         history = result["history"]
+        snapshots = result.get("snapshots") or []
     model.history_ = history
+    model.snapshots_ = snapshots
     # downstream stages key on the weights themselves: a replaced checkpoint or a retrained
     # model changes every capture, attack and fit made from it
     model.cache_key = {**key, "weights": model_fingerprint(model)}

@@ -186,11 +186,14 @@ def training_record(
     vae_lr=1e-3,
     **_,
 ) -> dict:
-    """Hidden states of fixed validation inputs through a fresh training run (fig2a).
+    """Hidden states of fixed validation inputs through the training of the model (fig2a).
 
-    The recipe's model is trained again from the same initialisation with a
-    :class:`~introspect.selfintro.TrainingRecorder` (before training, then every
-    ``every`` epochs); one InfoVAE is fitted on all records together.
+    When the recipe keeps weight snapshots (``snapshot_every`` dividing ``every``), the
+    record replays the snapshots of the one cached training run, so the trajectory is
+    that of the analysed model and nothing is trained twice. Otherwise the recipe's
+    model is trained again from the same initialisation with a
+    :class:`~introspect.selfintro.TrainingRecorder`. Records: before training, then every
+    ``every`` epochs; one InfoVAE is fitted on all records together.
 
     Returns
     -------
@@ -201,34 +204,50 @@ def training_record(
     if r.get("train") is None:
         raise ValueError(f"recipe {spec!r} is not trained here, so it has no training record")
     fixed = recipe_data(spec, "val", data_root=data_root, n_per_class=n_per_class, seed=seed)
+    snap = r.get("snapshot_every")
+    replay = snap is not None and int(every) % int(snap) == 0
     key = dict(
         recipe=r,
         fixed=fixed.cache_key,
         every=every,
         seed=seed,
         vae=(vae_epochs, vae_lr),
+        replay=replay,
         version=_VERSION,
     )
 
     def run():
-        torch.manual_seed(seed)
-        model = create_model(r["model"], **dict(r.get("model_kwargs") or {}))
         x, y = fixed.tensors()
-        layers = list(model.layer_aliases)
-        rec = TrainingRecorder(x, layers, labels=y.numpy(), every=every, device=device)
-        model.eval()
-        rec.record(-1, model.to(device))
-        tr = pipeline.dataset(
-            r.get("dataset", "digits"), "train", data_root=data_root,
-            image_size=r.get("image_size"), channels=r.get("channels"),
-        )  # fmt: skip
-        va = pipeline.dataset(
-            r.get("dataset", "digits"), "val", data_root=data_root,
-            image_size=r.get("image_size"), channels=r.get("channels"),
-        )  # fmt: skip
-        hist = fit_classifier(
-            model, tr, va, device=device, seed=seed, progress=False, callback=rec, **r["train"]
-        )
+        if replay:
+            trained = load_recipe(
+                spec, workdir=workdir, device=device, data_root=data_root, seed=seed
+            )
+            layers = list(trained.layer_aliases)
+            rec = TrainingRecorder(x, layers, labels=y.numpy(), every=every, device=device)
+            model = create_model(r["model"], **dict(r.get("model_kwargs") or {})).to(device)
+            for s in trained.snapshots_:
+                if s["epoch"] < 0 or s["epoch"] % int(every) == 0:
+                    model.load_state_dict(s["state_dict"])
+                    rec.record(s["epoch"], model.eval())
+            hist = trained.history_
+        else:
+            torch.manual_seed(seed)
+            model = create_model(r["model"], **dict(r.get("model_kwargs") or {}))
+            layers = list(model.layer_aliases)
+            rec = TrainingRecorder(x, layers, labels=y.numpy(), every=every, device=device)
+            model.eval()
+            rec.record(-1, model.to(device))
+            tr = pipeline.dataset(
+                r.get("dataset", "digits"), "train", data_root=data_root,
+                image_size=r.get("image_size"), channels=r.get("channels"),
+            )  # fmt: skip
+            va = pipeline.dataset(
+                r.get("dataset", "digits"), "val", data_root=data_root,
+                image_size=r.get("image_size"), channels=r.get("channels"),
+            )  # fmt: skip
+            hist = fit_classifier(
+                model, tr, va, device=device, seed=seed, progress=False, callback=rec, **r["train"]
+            )
         H = rec.stacked()  # (T, N, D)
         T, N, D = H.shape
         vae = _vae(vae_epochs, vae_lr, device, seed).fit(H.reshape(T * N, D))
