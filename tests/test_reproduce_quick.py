@@ -1,14 +1,18 @@
 """The main job end to end: every figure's quick profile through papermill into an HTML report.
 
-This is README command 1 (minus the install) and the figure run CI relies on.
+This is README command 1 (minus the install). It carries the ``figures`` marker: the
+README's test command leaves it out, and ``.ci/run`` runs it as a second step.
 """
 
 import subprocess
 import sys
 
+import pytest
+
 from introspect.figures import FIGURES
 
 
+@pytest.mark.figures
 def test_reproduce_quick_profile_of_every_figure(tmp_path):
     out = tmp_path / "reports"
     proc = subprocess.run(
