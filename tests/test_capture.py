@@ -147,3 +147,17 @@ def test_activations_of_an_in_memory_batch(model, digits):
     acts, logits = activations(model, x[:10], ["CL1", "FC"], reducer="gap", return_logits=True)
     assert acts["CL1"].shape == (10, 8) and acts["FC"].shape == (10, 10)
     assert np.allclose(acts["FC"], logits, atol=1e-6)
+
+
+@pytest.mark.parametrize("reducer", ["flatten", "codes", "gap", lambda t: t[:, 1:].flatten(1)])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_activation_is_refused_whatever_the_reducer(reducer, bad):
+    """One NaN or inf in one feature map, from finite inputs, names the layer."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU()).eval()
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].bias.zero_()
+        net[0].bias[0] = bad  # channel 0 only, every position
+    x = torch.rand(2, 1, 5, 5)
+    with pytest.raises(ValueError, match="NaN or inf.*'0'"):
+        activations(net, x, ["0"], reducer=reducer)

@@ -50,13 +50,19 @@ REDUCERS: dict[str, Callable] = {
 def _reducer(reducer, com: str) -> Callable:
     if callable(reducer):
         return reducer
-    if reducer == "codes":
-        return lambda t: vector_codes(t, com=com)
     if reducer not in REDUCERS:
         raise ValueError(
             f"unknown reducer {reducer!r}; use one of {sorted(REDUCERS)} or a callable."
         )
-    return REDUCERS[reducer]
+    fn = REDUCERS[reducer]
+
+    def reduce(t):
+        return fn(t, com=com) if fn is vector_codes else fn(t)
+
+    # a NaN or inf anywhere in the map shows in the output of these reducers (in the mean,
+    # at least), so the hook checks their small output instead of the whole map
+    reduce.nonfinite_shows_in_output = True
+    return reduce
 
 
 def resolve_target(model: nn.Module, name: str) -> tuple[str, bool]:
@@ -103,14 +109,22 @@ class LayerHooks:
             if isinstance(t, (tuple, list)):
                 t = t[0]
             t = t.detach()
-            if not torch.isfinite(t).all():
-                raise ValueError(
-                    f"non-finite activations (NaN or inf) in layer {name!r}: check that the inputs are "
-                    "images in [0, 1] and that the weights loaded correctly."
-                )
-            self.out[name] = self.reduce(t).float().reshape(t.shape[0], -1)
+            check_output = getattr(self.reduce, "nonfinite_shows_in_output", False)
+            if not check_output and not torch.isfinite(t).all():
+                self._nonfinite(name)
+            r = self.reduce(t).float().reshape(t.shape[0], -1)
+            if check_output and not torch.isfinite(r).all():
+                self._nonfinite(name)
+            self.out[name] = r
 
         return fn
+
+    @staticmethod
+    def _nonfinite(name: str):
+        raise ValueError(
+            f"non-finite activations (NaN or inf) in layer {name!r}: check that the inputs are "
+            "images in [0, 1] and that the weights loaded correctly."
+        )
 
     def __enter__(self):
         modules = dict(self.model.named_modules())

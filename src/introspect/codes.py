@@ -7,6 +7,8 @@ numbers per input. Dense layers (B, D) pass through unchanged.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["vector_codes", "code_names", "CODE_STATS"]
@@ -20,9 +22,11 @@ def _positions(n: int, device, dtype) -> torch.Tensor:
     return torch.linspace(0.0, 1.0, n, device=device, dtype=dtype)
 
 
-def _centre(w: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    # w: (B, C, L) non-negative weights; pos: (L,). Centre of mass, 0.5 where all weights are 0.
-    total = w.sum(-1)
+def _centre(w: torch.Tensor, pos: torch.Tensor, total: torch.Tensor | None = None) -> torch.Tensor:
+    # w: (B, C, L) non-negative weights; pos: (L,); total: w.sum(-1) when the caller has it.
+    # Centre of mass, 0.5 where all weights are 0.
+    if total is None:
+        total = w.sum(-1)
     com = (w @ pos) / total.clamp_min(torch.finfo(w.dtype).tiny)
     return torch.where(total > 0, com, torch.full_like(com, 0.5))
 
@@ -58,12 +62,17 @@ def vector_codes(fmap: torch.Tensor, com: str = "flat") -> torch.Tensor:
         )
     b, c, h, w = fmap.shape
     flat = fmap.reshape(b, c, h * w)
+    # each statistic is one vectorised pass (torch.var_mean and torch.aminmax are several
+    # times slower than these on the CPU); std is the two-pass population formula
     mx = flat.amax(-1)
-    var, mean = torch.var_mean(flat, -1, correction=0)
-    std = var.sqrt()
-    weights = flat.clamp_min(0)
+    mean = flat.mean(-1)
+    std = torch.linalg.vector_norm(flat - mean.unsqueeze(-1), dim=-1) / math.sqrt(h * w)
+    if fmap.device.type == "cpu" and bool((flat.amin(-1) >= 0).all()):
+        weights, total = flat, mean * (h * w)  # post-ReLU maps: no clamped copy, sum known
+    else:
+        weights, total = flat.clamp_min(0), None
     if com == "flat":
-        parts = [mx, mean, std, _centre(weights, _positions(h * w, fmap.device, fmap.dtype))]
+        parts = [mx, mean, std, _centre(weights, _positions(h * w, fmap.device, fmap.dtype), total)]
     else:
         wy = weights.reshape(b, c, h, w).sum(-1)
         wx = weights.reshape(b, c, h, w).sum(-2)
