@@ -112,7 +112,42 @@ def _to_rows(chunk, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return t.reshape(t.shape[0], -1).to(device=device, dtype=dtype)
 
 
-def _normalise(x: torch.Tensor, where: str = "LibraryNetwork", offset: int = 0) -> torch.Tensor:
+class _Workspace:
+    """Reused block-sized buffers of a build.
+
+    A block of 1,024 rows of a wide layer is tens of MB; allocated afresh for every block,
+    each such temporary costs its page faults again (allocations that large bypass the
+    allocator's free lists), which took a third of a build's time on the CPU.
+    """
+
+    def __init__(self):
+        self._bufs: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, like: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """A (rows, *like.shape[1:]) buffer of ``like``'s dtype and device, reused by name."""
+        rows = like.shape[0] if rows is None else int(rows)
+        buf = self._bufs.get(name)
+        if (
+            buf is None
+            or buf.shape[0] < rows
+            or buf.shape[1:] != like.shape[1:]
+            or buf.dtype != like.dtype
+            or buf.device != like.device
+        ):
+            buf = torch.empty(
+                (max(rows, like.shape[0]), *like.shape[1:]), dtype=like.dtype, device=like.device
+            )
+            self._bufs[name] = buf
+        return buf[:rows]
+
+    def take(self, name: str, X: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """``X[idx]`` (rows) into the buffer ``name``."""
+        return torch.index_select(X, 0, idx, out=self.get(name, X, idx.numel()))
+
+
+def _normalise(
+    x: torch.Tensor, where: str = "LibraryNetwork", offset: int = 0, ws: _Workspace | None = None
+) -> torch.Tensor:
     """Unit-normalise rows; an all-zero row stays zero (cosine 0 with everything).
 
     Rows holding NaN or inf are refused (``offset`` is the block's first row in the data,
@@ -132,7 +167,10 @@ def _normalise(x: torch.Tensor, where: str = "LibraryNetwork", offset: int = 0) 
             f"{offset}-{offset + x.shape[0] - 1} (first: row {first}); drop or repair those "
             "rows first."
         )
-    return x / torch.where(norm > 0, norm, torch.ones_like(norm))
+    denom = torch.where(norm > 0, norm, torch.ones_like(norm))
+    if ws is None:
+        return x / denom
+    return torch.div(x, denom, out=ws.get("normalised", x))
 
 
 def _check_y_pred(y_pred, n_classes, where: str) -> tuple[np.ndarray, int]:
@@ -268,6 +306,7 @@ class LibraryNetwork(Estimator):
         n_seen = 0
         n_features = None
         sketch = None  # random projection that proposes candidate matches (wide layers)
+        ws = _Workspace()
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -275,7 +314,7 @@ class LibraryNetwork(Estimator):
             total = H.shape[0] if _is_array_like(H) else None
             bar = tqdm(total=total, desc=f"library theta={theta:g}", unit="pattern")
         for chunk in _iter_chunks(H, bs):
-            X = _normalise(_to_rows(chunk, device, dtype), where, n_seen)
+            X = _normalise(_to_rows(chunk, device, dtype), where, n_seen, ws)
             if n_features is None:
                 n_features = X.shape[1]
                 if n_features >= _SKETCH_MIN_FEATURES:
@@ -289,9 +328,9 @@ class LibraryNetwork(Estimator):
                 # most stored-before patterns are settled by checking a few candidates
                 # exactly; only the rest need the full scan (same library either way)
                 todo = torch.nonzero(~sketch.settled(X, segments, theta)).squeeze(1)
-                new = todo[_novel_in_block(X[todo], segments, theta)]
+                new = todo[_novel_in_block(ws.take("todo", X, todo), segments, theta, ws)]
             else:
-                new = _novel_in_block(X, segments, theta)
+                new = _novel_in_block(X, segments, theta, ws)
             if new.numel():
                 rows = X[new]
                 if segments and segments[-1].shape[0] < seg_rows:
@@ -504,6 +543,7 @@ _SKETCH_DIM = 128  # random-projection width of the candidate search
 _SKETCH_MIN_FEATURES = 1024  # narrower layers: the full scan is already cheap
 _SKETCH_MIN_LIBRARY = 1024  # smaller libraries: one segment, nothing to skip
 _N_CANDIDATES = 2  # stored patterns checked exactly per input before the full scan
+_CHECK_ROWS = 128  # rows per exact candidate check (temporaries of 128 x n_features)
 
 
 class _Sketch:
@@ -550,17 +590,25 @@ class _Sketch:
         j = torch.topk(torch.cat(vals, 1), c, dim=1).indices
         seg = torch.cat(segs, 1).gather(1, j)
         row = torch.cat(rows, 1).gather(1, j)
+        # exact similarity with each candidate, in row chunks whose temporaries stay small
+        # (a block-sized gather is a fresh 40 MB allocation, page faults and all)
         done = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
-        for col in range(c):
-            for k, lib in enumerate(segments):
-                m = (seg[:, col] == k) & ~done
-                if m.any():
-                    done[m] = (X[m] * lib[row[m, col]]).sum(1) >= theta
+        for s in range(0, X.shape[0], _CHECK_ROWS):
+            Xc, dc = X[s : s + _CHECK_ROWS], done[s : s + _CHECK_ROWS]
+            for col in range(c):
+                sc, rc = seg[s : s + _CHECK_ROWS, col], row[s : s + _CHECK_ROWS, col]
+                for k, lib in enumerate(segments):
+                    m = (sc == k) & ~dc
+                    if m.any():
+                        dc[m] = (Xc[m] * lib[rc[m]]).sum(1) >= theta
         return done
 
 
 def _novel_in_block(
-    X: torch.Tensor, segments: Sequence[torch.Tensor], theta: float
+    X: torch.Tensor,
+    segments: Sequence[torch.Tensor],
+    theta: float,
+    ws: _Workspace | None = None,
 ) -> torch.Tensor:
     """Rows of the normalised block ``X`` the sequential definition would store.
 
@@ -576,7 +624,10 @@ def _novel_in_block(
     alive = torch.arange(b, device=device)
     best = torch.full((b,), -float("inf"), dtype=X.dtype, device=device)
     for seg in segments:
-        Xa = X if alive.numel() == b else X[alive]
+        if alive.numel() == b:
+            Xa = X
+        else:
+            Xa = X[alive] if ws is None else ws.take("alive", X, alive)
         s = (Xa @ seg.T).amax(dim=1)
         best_a = torch.maximum(best[alive], s)
         best[alive] = best_a
