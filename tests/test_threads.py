@@ -13,7 +13,10 @@ from introspect.som import ToroidalSOM
 
 @pytest.fixture
 def two_threads(monkeypatch):
+    """torch at 2 threads on a machine that looks quiet (2 free cores)."""
     monkeypatch.delenv("INTROSPECT_THREADS", raising=False)
+    monkeypatch.setattr(_threads, "others_busy", lambda: 0.0)
+    monkeypatch.setattr(_threads, "_cores", lambda: 2)
     old = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
@@ -24,6 +27,32 @@ def test_small_work_runs_on_one_thread_large_work_is_left_alone(two_threads):
     assert _threads.threads_for(1e6) == 1
     assert _threads.threads_for(_threads.SMALL_OP_FLOPS * 10) is None
     assert _threads.threads_for(1e6, device="cuda") is None  # CPU threads are not the point there
+
+
+def test_large_work_uses_only_the_cores_other_processes_leave(two_threads, monkeypatch):
+    monkeypatch.setattr(_threads, "others_busy", lambda: 1.0)  # one core taken
+    assert _threads.threads_for(_threads.SMALL_OP_FLOPS * 10) == 1
+    monkeypatch.setattr(_threads, "others_busy", lambda: 0.3)  # a little background work
+    assert _threads.threads_for(_threads.SMALL_OP_FLOPS * 10) is None
+
+
+def test_the_cpu_use_of_another_process_is_measured():
+    import subprocess
+    import sys
+    import time
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        _threads._last_sample = None
+        seen = []
+        for _ in range(4):  # windows of 0.3 s while the busy loop runs
+            time.sleep(0.3)
+            seen.append(_threads.others_busy())
+        seen = max(seen)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert seen >= 0.6  # a whole core's worth (more when the machine is busier)
 
 
 def test_environment_overrides_the_policy(two_threads, monkeypatch):
