@@ -24,6 +24,15 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def session_workdir(tmp_path_factory):
+    """One workdir for the whole session: a recipe's model trains once, whoever asks first.
+
+    Tests that count what a workdir holds, or that damage it, keep their own.
+    """
+    return tmp_path_factory.mktemp("session-work")
+
+
+@pytest.fixture(scope="session")
 def digits_small_cnn(tmp_path_factory):
     """A small CNN trained on digits (16x16) through the cached pipeline, plus its workdir."""
     from introspect import pipeline
@@ -51,15 +60,14 @@ def _torch_threads():
 
 
 @pytest.fixture(scope="session")
-def digits_study(tmp_path_factory):
+def digits_study(session_workdir):
     """``Study.from_recipe("small_cnn@digits")`` on 20 images per class of each split.
 
-    The model trains once per session (about half a minute on 2 CPU cores), in a session
-    workdir that every panel test of the session shares.
+    The model trains once per session (about half a minute on 2 CPU cores), in the
+    session workdir that every panel test of the session shares.
     """
     from introspect import Study
 
-    work = tmp_path_factory.mktemp("study-work")
     return Study.from_recipe(
-        "small_cnn@digits", workdir=work, device="cpu", n_per_class=20, progress=False
+        "small_cnn@digits", workdir=session_workdir, device="cpu", n_per_class=20, progress=False
     )

@@ -27,12 +27,11 @@ pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def dash(tmp_path_factory):
+def dash(session_workdir):
     from introspect_widgets import Dashboard
 
-    work = tmp_path_factory.mktemp("dash-work")
     study = Study.from_recipe(
-        "small_cnn@digits", workdir=work, device="cpu", n_per_class=30, progress=False
+        "small_cnn@digits", workdir=session_workdir, device="cpu", n_per_class=30, progress=False
     )
     d = Dashboard(study, autostart=False)
     t0 = time.perf_counter()

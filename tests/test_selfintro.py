@@ -278,12 +278,11 @@ def test_selfintrospector_requires_a_fit_and_logits_or_errors():
 
 
 @pytest.fixture(scope="module")
-def digits_net1(tmp_path_factory):
+def digits_net1(session_workdir):
     """The quick profile's Net1 (4 x 100 ELU, sigmoid, MSE, dropout, CLR) on digits."""
     from introspect.recipes import load_recipe, recipe_data
 
-    work = tmp_path_factory.mktemp("si-work")
-    model = load_recipe("net1_mlp@digits", workdir=work)
+    model = load_recipe("net1_mlp@digits", workdir=session_workdir)
     train = recipe_data("net1_mlp@digits", "train")
     test = recipe_data("net1_mlp@digits", "test")
     si = SelfIntrospector(

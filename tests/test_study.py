@@ -133,8 +133,8 @@ def test_changed_weights_are_not_served_stale_results(tmp_path):
     assert not np.allclose(a, b)
 
 
-def test_from_recipe_and_selfintro_on_digits(tmp_path):
-    s = Study.from_recipe("small_cnn@digits", workdir=tmp_path, device="cpu", progress=False)
+def test_from_recipe_and_selfintro_on_digits(session_workdir):
+    s = Study.from_recipe("small_cnn@digits", workdir=session_workdir, device="cpu", progress=False)
     assert s.layers == ["CL1", "CL2", "CL3", "CL4", "FC"] and s.n_classes == 10
     from introspect.selfintro import ErrorEstimator, InfoVAE
 

@@ -5,10 +5,15 @@ The thesis's setting: ResNet50 penultimate features (2,048-d) of 100 classes; he
 plus noise, like pooled ReLU features), so the run stays short on a shared CPU. Both
 give the same dimensions; ours works on the n x n Gram matrix when n < D.
 
+Both are NumPy/LAPACK work on the CPU whatever the capture ran on (the features arrive as
+arrays), so this benchmark has no CUDA variant; it reports the machine's load.
+
 Run: ``python -m pytest tests/benchmarks/test_bench_manifolds.py -q``
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -46,10 +51,12 @@ def data():
 def test_bench_class_manifold_dims(benchmark, data):
     X, y = data
     m = benchmark(class_manifold_dims, X, y, warn=False)
+    benchmark.extra_info.update(device="cpu (NumPy)", load=round(os.getloadavg()[0], 2))
     assert m.dims.tolist() == _sklearn_dims(X, y)
 
 
 def test_bench_sklearn_pca_reference(benchmark, data):
     X, y = data
     dims = benchmark(_sklearn_dims, X, y)
+    benchmark.extra_info.update(device="cpu (NumPy)", load=round(os.getloadavg()[0], 2))
     assert len(dims) == N_CLASSES
