@@ -183,15 +183,9 @@ def trained_model(
 
             if snapshot_every is not None:
                 keep(-1, model)
+            extra = {"callback": keep} if snapshot_every is not None else {}
             hist = fit_classifier(
-                model,
-                tr,
-                va,
-                device=dev,
-                seed=seed,
-                progress=progress,
-                callback=keep if snapshot_every is not None else None,
-                **train,
+                model, tr, va, device=dev, seed=seed, progress=progress, **extra, **train
             )
             return {
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
