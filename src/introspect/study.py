@@ -236,6 +236,12 @@ class Study:
     batch_size : int
     progress : bool
         Progress bars for the long stages.
+    distributed : bool or None
+        ``True`` in a ``torchrun`` job (every rank builds the same study): :meth:`capture`
+        and :meth:`attack` shard their batches over the ranks (see
+        :mod:`introspect.distributed`) into the shared ``workdir``; the lenses after them
+        read the store. ``None`` (default): sharded inside
+        :func:`introspect.distributed.sharding` only; ``False``: never.
     """
 
     def __init__(
@@ -249,6 +255,7 @@ class Study:
         device: str = "auto",
         batch_size: int = 128,
         progress: bool = True,
+        distributed: bool | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(
@@ -257,7 +264,12 @@ class Study:
             )
         if train is None and test is None:
             raise ValueError("Study needs data: pass train=..., test=... (torch datasets).")
+        self.distributed = distributed
         self.device = resolve_device(device)
+        if distributed:
+            from .distributed import rank_device
+
+            self.device = rank_device(self.device)  # cuda -> cuda:<LOCAL_RANK>
         self.model = model.eval().to(self.device)
         self.datasets = {k: v for k, v in (("train", train), ("test", test)) if v is not None}
         if layers is None:
@@ -392,7 +404,7 @@ class Study:
         return captured(
             self.model, self.data(split), layers, reducer=reducer, workdir=self.workdir,
             device=self.device, batch_size=self.batch_size, com=com, progress=self.progress,
-            callback=callback,
+            callback=callback, distributed=self.distributed,
         )  # fmt: skip
 
     # ----------------------------------------------------------------- attacks
@@ -438,7 +450,7 @@ class Study:
         out = attacked(
             self.model, x, y, kind, eps, nb_iter=nb_iter, eps_iter=eps_iter, rand_init=rand_init,
             loss=loss, seed=seed, batch_size=self.batch_size, device=self.device,
-            workdir=self.workdir,
+            workdir=self.workdir, distributed=self.distributed,
         )  # fmt: skip
         params = dict(split=split, kind=kind, eps=eps, n=len(index), nb_iter=nb_iter,
                       eps_iter=eps_iter, rand_init=rand_init, loss=loss, seed=seed)  # fmt: skip
