@@ -111,6 +111,15 @@ def _backend(device) -> str:
     return "nccl" if torch.device(str(device)).type == "cuda" else "gloo"
 
 
+def _timeout():
+    """How long a collective waits for the slowest rank: ``$INTROSPECT_DIST_TIMEOUT``
+    seconds, 2 hours by default (ranks may wait for another rank's cached stage, e.g. a
+    training run, before they meet again)."""
+    from datetime import timedelta
+
+    return timedelta(seconds=float(os.environ.get("INTROSPECT_DIST_TIMEOUT", 7200)))
+
+
 def rank_device(device) -> torch.device:
     """``device`` for this rank: a bare ``"cuda"`` becomes ``cuda:<LOCAL_RANK>``."""
     dev = torch.device(str(device))
@@ -160,5 +169,5 @@ def group(distributed: bool | None = False, device="cpu", *, where: str = "captu
         dev = rank_device(device)
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group(backend=_backend(dev))
+        dist.init_process_group(backend=_backend(dev), timeout=_timeout())
     return Group(dist.get_rank(), dist.get_world_size())

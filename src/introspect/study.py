@@ -310,15 +310,23 @@ class Study:
         n_per_class: int | None = None,
         seed: int = 0,
         progress: bool = True,
+        batch_size: int = 128,
+        distributed: bool | None = None,
     ) -> Study:
         """A study of a registered recipe (see :data:`introspect.recipes.RECIPES`).
 
         The recipe's model is trained (cached in ``workdir``) or loaded, and its dataset's
         train and test splits are the study's data (``n_per_class`` subsamples both).
+        ``batch_size`` and ``distributed`` are :class:`Study`'s.
         """
         from . import recipes
 
-        dev = str(resolve_device(device))
+        dev = resolve_device(device)
+        if distributed:
+            from .distributed import rank_device
+
+            dev = rank_device(dev)
+        dev = str(dev)
         model = recipes.load_recipe(
             name, workdir=workdir, device=dev, data_root=data_root, seed=seed, progress=progress
         )
@@ -331,6 +339,8 @@ class Study:
             workdir=workdir,
             device=dev,
             progress=progress,
+            batch_size=batch_size,
+            distributed=distributed,
         )
         study.recipe = name
         return study
