@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +53,7 @@ class Dying(ArrayDataset):
 
 data = Dying(x, y, name="digits", channels=1)  # channels=1: read item by item
 for reducer in os.environ.get("REDUCERS", "flatten,codes").split(","):
-    capture(model, data, %(layers)r, reducer=reducer, batch_size=32,
+    capture(model, data, LAYERS, reducer=reducer, batch_size=32,
             store=os.path.join(out, reducer), progress=False, distributed=True)
 with open(os.path.join(out, f"forwards-{rank}.json"), "w") as f:
     json.dump(len(forwards), f)
@@ -69,7 +68,7 @@ if os.environ.get("ATTACK"):
         torch.save({"pgd": adv["x_adv"], "pred_adv": torch.as_tensor(adv["pred_adv"]),
                     "fgsm": res.x_adv, "index": torch.as_tensor(res.index),
                     "codes": torch.as_tensor(st.layer("CL2"))}, os.path.join(out, "attack.pt"))
-""" % {"layers": LAYERS}
+""".replace("LAYERS", repr(LAYERS))
 
 
 def _torchrun(args: list[str], env: dict | None = None, timeout: int = 240):
