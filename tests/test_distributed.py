@@ -124,6 +124,11 @@ def _assert_same_store(sharded: Path, ref: ActivationStore):
     assert files == _files(ref.path)  # byte for byte
     assert st.checksums == ref.checksums
     assert not (sharded / ".progress").exists()
+    import zarr  # any zarr v3 reader sees the same arrays
+
+    group = zarr.open_group(sharded, mode="r")
+    assert np.array_equal(group["layer__CL2"][:], ref.layer("CL2"))
+    assert np.array_equal(group["labels"][:], ref.labels)
 
 
 def _check(proc):

@@ -373,7 +373,7 @@ def test_truncated_store_file_is_named(tmp_path, digits):
     with pytest.raises(StoreDamagedError, match=r"layer__CL1/c/1/0: \d+ bytes where"):
         ActivationStore.open(tmp_path / "s")
     st = ActivationStore.open(tmp_path / "s", verify=False)
-    with pytest.raises(StoreDamagedError, match=r"layer__CL1: cannot be read"):
+    with pytest.raises(StoreDamagedError, match=r"layer__CL1/c/1/0: cannot be read"):
         st.layer("CL1")
 
 
