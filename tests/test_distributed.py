@@ -241,3 +241,31 @@ def test_shards_are_disjoint_strided_batches_covering_all():
     shards = [list(Group(r, 3).shard(10)) for r in range(3)]
     assert shards == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
     assert list(Group().shard(4)) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_reproduce_under_torchrun_shards_the_capture_and_reports_from_the_cache(tmp_path):
+    """``introspect reproduce --launcher torchrun --nproc 2``: the figure's capture is
+    sharded over 2 ranks, then the notebook on rank 0 is served from the workdir."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")])
+    out = tmp_path / "rep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "introspect", "reproduce", "--launcher", "torchrun", "--nproc",
+         "2", "--figures", "manifolds.dims", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=400, cwd=ROOT,
+    )  # fmt: skip
+    _check(proc)
+    assert "stages of manifolds.dims: ok" in proc.stdout and "sharded: 1 capture" in proc.stdout
+    assert "(1 ok, 0 failed)" in proc.stdout
+    (store,) = [p.parent for p in (out / "work" / "capture").glob("*/store/manifest.json")]
+    sharded = ActivationStore.open(store)
+    from introspect import Study
+    from introspect.figures._manifolds import _data
+
+    study = Study.from_recipe("small_cnn@digits", workdir=out / "work", device="cpu",
+                              progress=False)  # the figure's model (cached)  # fmt: skip
+    data, _ = _data("small_cnn@digits", "train", 100, None, None, 0)  # the figure's data
+    ref = capture(study.model, data, sharded.layers, reducer="flatten",
+                  batch_size=sharded.batch_size, store=tmp_path / "ref", progress=False)  # fmt: skip
+    assert _files(store) == _files(ref.path)

@@ -312,7 +312,7 @@ def _prepare_sharded(ids, profile, work, out, device, data_root) -> int:
     """
     import torch.distributed as dist
 
-    from .distributed import group, sharding
+    from .distributed import SHARDED, group, sharding
     from .figures import get_figure
 
     grp = group(True, device or "cpu", where="reproduce")
@@ -326,7 +326,7 @@ def _prepare_sharded(ids, profile, work, out, device, data_root) -> int:
             params["device"] = device
         if data_root:
             params["data_root"] = str(Path(data_root).resolve())
-        t0 = time.time()
+        t0, before = time.time(), dict(SHARDED)
         try:
             with sharding():
                 fig.compute(**params)
@@ -334,7 +334,10 @@ def _prepare_sharded(ids, profile, work, out, device, data_root) -> int:
         except Exception as err:  # the notebook run reports it with its traceback
             status = f"failed ({type(err).__name__}: {err})"
         grp.barrier()
-        say(f"[{i}/{len(ids)}] stages of {fid}: {status} ({time.time() - t0:.1f} s)")
+        calls = {k: v - before.get(k, 0) for k, v in SHARDED.items() if v > before.get(k, 0)}
+        sharded = ", ".join(f"{v} {k}" for k, v in calls.items()) or "nothing"
+        say(f"[{i}/{len(ids)}] stages of {fid}: {status} ({time.time() - t0:.1f} s; sharded: "
+            f"{sharded})")  # fmt: skip
     grp.barrier()
     dist.destroy_process_group()
     return grp.rank

@@ -32,6 +32,7 @@ __all__ = ["Group", "group", "sharding", "sharding_enabled", "in_torchrun", "ran
 
 _ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 _SHARDING = [False]
+SHARDED: dict[str, int] = {}  # stage name -> how many calls of it this process sharded
 
 
 def in_torchrun() -> bool:
@@ -170,4 +171,7 @@ def group(distributed: bool | None = False, device="cpu", *, where: str = "captu
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend=_backend(dev), timeout=_timeout())
-    return Group(dist.get_rank(), dist.get_world_size())
+    grp = Group(dist.get_rank(), dist.get_world_size())
+    if grp.active:
+        SHARDED[where] = SHARDED.get(where, 0) + 1
+    return grp
