@@ -141,7 +141,8 @@ def test_sharded_capture_and_attacks_equal_one_process(tmp_path, one_thread):
     _check(_torchrun([str(script), str(tmp_path / "dist")], env={"ATTACK": "1"}))
     data, x, y = _data()
     forwards = [json.loads((tmp_path / "dist" / f"forwards-{r}.json").read_text()) for r in (0, 1)]
-    assert forwards == [12, 12]  # 2 x 12 batches of 32 (flatten, codes), 6 each per capture
+    # 6 of the 12 batches of 32 per capture (flatten, codes) each; rank 0 also probes 1 input
+    assert forwards == [14, 12]
     for reducer in ("flatten", "codes"):
         ref = capture(_model(), data, LAYERS, reducer=reducer, batch_size=32,
                       store=tmp_path / "ref" / reducer, progress=False)  # fmt: skip

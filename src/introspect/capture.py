@@ -449,8 +449,8 @@ class _Run:
         """Rank 0, under the lock: reopen, check or (re)allocate the store.
 
         Returns ``"complete"`` (verified, nothing to do) or ``"run"`` (allocated, batches
-        to compute). Batch 0 is computed here when the store is new (its width tells the
-        arrays' shapes) and stored at once.
+        to compute). A new store's widths come from a forward pass of its first input
+        (not stored: batch 0 is computed whole by its rank, like every batch).
         """
         if (path / "manifest.json").is_file():
             try:
@@ -475,11 +475,8 @@ class _Run:
         st = ActivationStore(path)
         st._prepare_folder()  # refuse a user's folder before any forward pass
         with self._running(self.n, 0, False) as (_, hooks):
-            first = self.forward(hooks, 0, self.batch_size)
-        self._allocate(st, first)
-        st._write_batch(0, *first)
-        if self.callback is not None:
-            self.callback(st.done, st.n)
+            probe = self.forward(hooks, 0, 1)  # one input tells the arrays' widths
+        self._allocate(st, probe)
         return "run"
 
 
