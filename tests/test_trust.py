@@ -409,3 +409,13 @@ def test_store_refuses_a_folder_that_is_not_a_store(tmp_path, digits):
     with pytest.raises(FileExistsError, match="not an activation store"):
         capture(_model(), digits, ["CL1"], store=mine, progress=False)
     assert (mine / "labels.npy").read_bytes() == b"my own labels"
+
+
+def test_lazy_layer_reads_row_blocks_equal_to_the_whole(tmp_path, digits):
+    st = capture(_model(), digits, ["CL1"], batch_size=50, store=tmp_path / "s", progress=False)
+    whole = st.layer("CL1")
+    lazy = ActivationStore.open(tmp_path / "s").layer("CL1", lazy=True)
+    assert lazy.shape == whole.shape and len(lazy) == len(digits)
+    assert np.array_equal(lazy[45:155], whole[45:155])  # across three chunks of 50 rows
+    assert np.array_equal(lazy[340:], whole[340:]) and np.array_equal(np.asarray(lazy), whole)
+    assert np.array_equal(lazy[[3, 1]], whole[[3, 1]])

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ActivationStore", "StoreDamagedError"]
+__all__ = ["ActivationStore", "StoreDamagedError", "StoredArray"]
 
 
 class StoreDamagedError(OSError):
@@ -284,25 +284,41 @@ class ActivationStore:
         """Whether batch ``batch`` (rows ``batch * batch_size`` onwards) is stored."""
         return self.complete or batch in self._marked
 
-    def _zarr_array(self, key: str):
-        """The zarr array of ``key`` (opened once), and whether its chunks are raw rows."""
+    def _layout(self, key: str) -> dict:
+        """The array's zarr v3 metadata (``zarr.json``, read once) and whether its chunks are
+        raw rows: the ``bytes`` codec alone (uncompressed, little-endian), whole rows per
+        chunk, ``batch_size`` rows, the default ``c/<i>/<j>`` chunk keys. Such chunk files
+        are read and written directly; any other layout goes through zarr."""
         got = self._writers.get(key)
         if got is None:
-            arr = self._zarr(key)
-            codecs = arr.metadata.codecs
+            f = self.path / self._name(key) / "zarr.json"
+            try:
+                meta = json.loads(f.read_text())
+                shape = tuple(meta["shape"])
+                chunks = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+                dtype = np.dtype(meta["data_type"]).newbyteorder("<")
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise StoreDamagedError(
+                    f"{f}: cannot be read ({e}); the store may be truncated or damaged: "
+                    f"delete {self.path} and capture again."
+                ) from e
+            codecs = meta.get("codecs") or []
+            keys = meta.get("chunk_key_encoding") or {}
             raw = (
                 len(codecs) == 1
-                and type(codecs[0]).__name__ == "BytesCodec"
-                and tuple(arr.chunks[1:]) == tuple(arr.shape[1:])
-                and arr.chunks[0] == self.batch_size
+                and codecs[0].get("name") == "bytes"
+                and (codecs[0].get("configuration") or {}).get("endian", "little") == "little"
+                and chunks[1:] == shape[1:]
+                and chunks[0] == self.batch_size
+                and keys.get("name") == "default"
+                and (keys.get("configuration") or {}).get("separator", "/") == "/"
             )
-            got = self._writers[key] = (arr, raw)
+            got = self._writers[key] = dict(shape=shape, dtype=dtype, raw=raw)
         return got
 
     def _chunk_file(self, key: str, batch: int) -> Path:
-        arr, _ = self._zarr_array(key)
-        chunk = (batch,) + (0,) * (len(arr.shape) - 1)
-        return self.path / self._name(key) / arr.metadata.encode_chunk_key(chunk)
+        ndim = len(self._layout(key)["shape"])
+        return self.path / self._name(key) / "c" / str(batch) / Path(*(["0"] * (ndim - 1)))
 
     def _put_chunk(self, key: str, batch: int, rows) -> None:
         """Write batch ``batch`` of ``key`` as its zarr chunk file, atomically.
@@ -312,13 +328,15 @@ class ActivationStore:
         (what zarr writes); writing the file directly skips zarr's per-call machinery
         (a third of a capture's time here). Other layouts go through zarr.
         """
-        arr, raw = self._zarr_array(key)
+        layout = self._layout(key)
         start = batch * self.batch_size
-        if not raw:
+        if not layout["raw"]:
+            import zarr
+
+            arr = zarr.open_array(self.path / self._name(key), mode="r+", config=_ZARR_CONFIG)
             arr[start : start + len(rows)] = rows
             return
-        dtype = np.dtype(arr.dtype).newbyteorder("<")
-        buf = np.zeros((self.batch_size, *arr.shape[1:]), dtype=dtype)
+        buf = np.zeros((self.batch_size, *layout["shape"][1:]), dtype=layout["dtype"])
         buf[: len(rows)] = rows
         f = self._chunk_file(key, batch)
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -389,18 +407,18 @@ class ActivationStore:
     def _read(self, key: str, rows: slice) -> np.ndarray:
         """Rows of ``key``: each chunk file read straight into the result (raw chunks), or
         through zarr (any other layout)."""
-        arr, raw = self._zarr_array(key)
-        start, stop, _ = rows.indices(arr.shape[0])
+        layout = self._layout(key)
+        start, stop, _ = rows.indices(layout["shape"][0])
         stop = max(start, stop)
-        if not raw:
+        if not layout["raw"]:
             try:
-                return np.asarray(arr[start:stop])
+                return np.asarray(self._zarr(key)[start:stop])
             except Exception as e:  # a truncated chunk fails to decode
                 raise StoreDamagedError(
                     f"{self.path / self._name(key)}: cannot be read ({e}); the store may be "
                     f"truncated or damaged: delete {self.path} and capture again."
                 ) from e
-        out = np.empty((stop - start, *arr.shape[1:]), dtype=np.dtype(arr.dtype).newbyteorder("<"))
+        out = np.empty((stop - start, *layout["shape"][1:]), dtype=layout["dtype"])
         row_bytes = out[:1].nbytes if len(out) else 0
         bs = self.batch_size
         for b in range(start // bs, -(-stop // bs)):
@@ -450,10 +468,22 @@ class ActivationStore:
             )
         self._check_complete()
 
-    def layer(self, name: str) -> np.ndarray:
-        """The layer's activations, a read-only float32 array of shape (N, D)."""
+    def layer(self, name: str, lazy: bool = False) -> np.ndarray:
+        """The layer's activations, a read-only float32 array of shape (N, D).
+
+        Parameters
+        ----------
+        lazy : bool
+            Return a :class:`StoredArray` instead, whose row slices are read from disk
+            when they are taken: for streaming a layer larger than memory in row blocks
+            (as :class:`~introspect.library.LibraryNetwork` reads its input). In-memory
+            stores return their array.
+        """
         self._check_layer(name)
-        return self._array(f"layer:{name}")
+        key = f"layer:{name}"
+        if lazy and self.path is not None and key not in self._arrays:
+            return StoredArray(self, key)
+        return self._array(key)
 
     def rows(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows ``start:stop`` of a layer, float32 of shape (stop - start, D), read from
@@ -493,6 +523,41 @@ class ActivationStore:
         where = str(self.path) if self.path else "memory"
         dims = ", ".join(f"{k}: {d}" for k, d in self.dims.items())
         return f"ActivationStore({where}, n={self.n}, done={self.done}, layers={{{dims}}})"
+
+
+class StoredArray:
+    """A read-only array of an on-disk store whose rows are read when they are indexed.
+
+    ``a[i:j]`` reads only the chunks of those rows; ``np.asarray(a)`` (or any other index)
+    reads the whole array. Made by ``ActivationStore.layer(name, lazy=True)``.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        (N, D).
+    dtype : numpy dtype
+    """
+
+    def __init__(self, store: ActivationStore, key: str):
+        self._store, self._key = store, key
+        layout = store._layout(key)
+        self.shape, self.dtype = tuple(layout["shape"]), layout["dtype"].newbyteorder("=")
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice) and index.step in (None, 1):
+            return self._store._read(self._key, index)
+        return np.asarray(self)[index]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._store._read(self._key, slice(None))
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"StoredArray({self._key!r}, shape={self.shape}, dtype={self.dtype})"
 
 
 def _gib(n: int) -> str:
