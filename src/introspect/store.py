@@ -7,9 +7,13 @@ On disk a store is a zarr v3 group: one array per layer plus ``labels``, ``preds
   one writer, the rank that owns it (see :mod:`introspect.distributed`);
 - an interrupted capture resumes: each finished batch leaves a marker in ``.progress/``,
   so any rank (or a single process) redoes only the batches without one;
-- the chunk files are plain little-endian arrays: a whole-layer read is one read per
-  chunk, about as fast as the memory-mapped ``.npy`` files of the first store format, and
-  object storage or other zarr readers can open the store.
+- the chunk files are plain little-endian rows (zarr's ``bytes`` codec, no compression),
+  so this module writes and reads them directly, one ``write`` / ``readinto`` per chunk,
+  while zarr writes the metadata and any zarr v3 reader can open the store. Loading a
+  layer into memory costs what copying the ``.npy`` memory map of the first store format
+  did; what is lost is reading pages in place without a copy (summing a 34 MiB layer:
+  ~23 ms here against ~9 ms from a memory map). ``layer(name, lazy=True)`` reads row
+  blocks on demand, for layers larger than memory (the library streams through it).
 
 ``manifest.json`` (written by one process, rank 0) records the inputs' fingerprints, the
 layers, the chunking, whether the store is complete, and the size and BLAKE2b checksum of
