@@ -301,7 +301,9 @@ def capture(
         rank sees); rank 0 takes the store's lock, allocates it, checks the inputs'
         fingerprints and, after a barrier, seals it (checksums, manifest). A rank killed
         part-way leaves its finished batches; running the job again computes only the
-        missing ones. The finished store equals a single-process capture bit for bit.
+        missing ones. The finished store equals a single-process capture bit for bit
+        (with the same kind of device and threads per process: each batch is computed
+        exactly as one process computes it).
         The process group is initialised from torchrun's environment when it is not yet.
         ``None``: sharded inside :func:`introspect.distributed.sharding` only.
 
