@@ -38,7 +38,7 @@ from introspect.models import create_model
 
 out = sys.argv[1]
 rank = int(os.environ["RANK"])
-torch.manual_seed(0)
+torch.manual_seed(int(os.environ.get("MODEL_SEED", "0")))
 model = create_model("small_cnn", in_channels=1).eval()
 x, y = load_dataset("digits", "test", image_size=16, channels=1).tensors()
 fail_at = int(os.environ.get("FAIL_AT", "-1"))
@@ -189,6 +189,13 @@ def test_killed_rank_resumes_its_own_shard(tmp_path, one_thread):
     ref = capture(_model(), data, LAYERS, reducer="flatten", batch_size=32,
                   store=tmp_path / "ref", progress=False)  # fmt: skip
     _assert_same_store(store, ref)
+    # another model on that store: rank 0 refuses it, and every rank stops saying why
+    other = _torchrun([str(script), str(tmp_path / "dist")],
+                      env={"REDUCERS": "flatten", "MODEL_SEED": "1"})  # fmt: skip
+    assert other.returncode != 0
+    assert "StoreMismatchError" in other.stderr and "model weights" in other.stderr
+    assert "rank 0 could not open the store" in other.stderr
+    _assert_same_store(store, ref)  # untouched
 
 
 def test_readme_torchrun_command_gives_the_single_process_store(tmp_path, one_thread):
