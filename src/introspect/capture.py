@@ -403,7 +403,7 @@ class _Run:
             if self.callback is not None:
                 self.callback(st.done, st.n)
             return st
-        with self._running(self.n, 0, self.progress) as (_, hooks):
+        with self._running(self.n, 0, False) as (_, hooks):  # batch 0 tells the widths
             first = self.forward(hooks, 0, self.batch_size)
         self._allocate(st, first)
         self._run_batches(st, range(st.n_batches), self.progress, first)
