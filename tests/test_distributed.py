@@ -277,3 +277,11 @@ def test_reproduce_under_torchrun_shards_the_capture_and_reports_from_the_cache(
     ref = capture(study.model, data, sharded.layers, reducer="flatten",
                   batch_size=sharded.batch_size, store=tmp_path / "ref", progress=False)  # fmt: skip
     assert _files(store) == _files(ref.path)
+
+
+def test_launcher_options_are_dropped_from_the_command_torchrun_reruns():
+    from introspect.cli import _strip_launcher
+
+    argv = ["reproduce", "--launcher", "torchrun", "--nproc=2", "--figures", "telescope"]
+    assert _strip_launcher(argv) == ["reproduce", "--figures", "telescope"]
+    assert _strip_launcher(["reproduce", "--nproc", "4", "--launcher=torchrun"]) == ["reproduce"]
