@@ -306,7 +306,7 @@ def test_store_checks_free_space_before_preallocating(tmp_path, digits, monkeypa
     monkeypatch.setattr(store, "_free_bytes", lambda path: 10 << 20)
     with pytest.raises(OSError, match=r"not enough free disk space .* needs .* MiB and 10\.0 MiB"):
         capture(_model(), digits, ["CL1"], reducer="flatten", store=tmp_path / "s", progress=False)
-    assert not list((tmp_path / "s").glob("*.npy"))
+    assert not list((tmp_path / "s").rglob("zarr.json"))  # no array was created
 
 
 # ---------------------------------------------------------------- 7. concurrent runs
@@ -368,13 +368,20 @@ def test_bit_flipped_cached_model_is_recomputed_not_served(tmp_path):
 
 def test_truncated_store_file_is_named(tmp_path, digits):
     capture(_model(), digits, ["CL1"], store=tmp_path / "s", progress=False)
-    f = tmp_path / "s" / "layer__CL1.npy"
+    f = tmp_path / "s" / "layer__CL1" / "c" / "1" / "0"  # the second chunk (batch) of CL1
     f.write_bytes(f.read_bytes()[:1000])
-    with pytest.raises(StoreDamagedError, match=r"layer__CL1\.npy: \d+ bytes where"):
+    with pytest.raises(StoreDamagedError, match=r"layer__CL1/c/1/0: \d+ bytes where"):
         ActivationStore.open(tmp_path / "s")
     st = ActivationStore.open(tmp_path / "s", verify=False)
-    with pytest.raises(StoreDamagedError, match=r"layer__CL1\.npy: cannot be read"):
+    with pytest.raises(StoreDamagedError, match=r"layer__CL1/c/1/0: cannot be read"):
         st.layer("CL1")
+
+
+def test_missing_store_chunk_is_named_not_read_as_zeros(tmp_path, digits):
+    capture(_model(), digits, ["CL1"], store=tmp_path / "s", progress=False)
+    (tmp_path / "s" / "labels" / "c" / "0").unlink()  # zarr would read a missing chunk as 0
+    with pytest.raises(StoreDamagedError, match=r"labels/c/0: missing"):
+        ActivationStore.open(tmp_path / "s")
 
 
 def test_damaged_pipeline_capture_is_recaptured(tmp_path):
@@ -383,7 +390,7 @@ def test_damaged_pipeline_capture_is_recaptured(tmp_path):
     a = np.array(
         pipeline.captured(model, data, ["CL1"], workdir=tmp_path, progress=False).layer("CL1")
     )
-    (f,) = tmp_path.glob("capture/*/store/layer__CL1.npy")
+    (f,) = tmp_path.glob("capture/*/store/layer__CL1/c/0/0")
     raw = bytearray(f.read_bytes())
     raw[-5] ^= 0xFF
     f.write_bytes(bytes(raw))
@@ -402,3 +409,13 @@ def test_store_refuses_a_folder_that_is_not_a_store(tmp_path, digits):
     with pytest.raises(FileExistsError, match="not an activation store"):
         capture(_model(), digits, ["CL1"], store=mine, progress=False)
     assert (mine / "labels.npy").read_bytes() == b"my own labels"
+
+
+def test_lazy_layer_reads_row_blocks_equal_to_the_whole(tmp_path, digits):
+    st = capture(_model(), digits, ["CL1"], batch_size=50, store=tmp_path / "s", progress=False)
+    whole = st.layer("CL1")
+    lazy = ActivationStore.open(tmp_path / "s").layer("CL1", lazy=True)
+    assert lazy.shape == whole.shape and len(lazy) == len(digits)
+    assert np.array_equal(lazy[45:155], whole[45:155])  # across three chunks of 50 rows
+    assert np.array_equal(lazy[340:], whole[340:]) and np.array_equal(np.asarray(lazy), whole)
+    assert np.array_equal(lazy[[3, 1]], whole[[3, 1]])

@@ -17,7 +17,16 @@ from ._checks import check_eps, check_images, check_labels
 from ._threads import for_model
 from ._utils import resolve_device
 
-__all__ = ["pgd", "iterative_fgsm", "uniform_noise", "awgn", "noise_path", "predict", "accuracy"]
+__all__ = [
+    "pgd",
+    "batch_seed",
+    "iterative_fgsm",
+    "uniform_noise",
+    "awgn",
+    "noise_path",
+    "predict",
+    "accuracy",
+]
 
 
 def _zero_gradients(x):
@@ -112,6 +121,7 @@ def pgd(
     device="cpu",
     loss: str = "ce",
     seed: int | None = 0,
+    first_batch: int = 0,
 ) -> torch.Tensor:
     """L-inf projected gradient descent (advertorch ``LinfPGDAttack``).
 
@@ -131,7 +141,12 @@ def pgd(
     loss : {"ce", "mse"}
         Cross-entropy on logits, or 1/2 squared error on sigmoid outputs.
     seed : int or None
-        Seeds the random start so runs repeat.
+        Seeds the random start so runs repeat: batch ``k`` (``batch_size`` images) starts
+        from torch's generator seeded by ``(seed, first_batch + k)``, so a set attacked in
+        shards of whole batches (one per rank) equals the set attacked at once.
+    first_batch : int
+        Number of the first batch of ``x`` in the whole set that is being attacked in
+        shards (0 when ``x`` is the whole set).
 
     Returns
     -------
@@ -156,17 +171,25 @@ def pgd(
         clip_max=1.0,
         targeted=targeted,
     )
-    if seed is not None:
-        torch.manual_seed(seed)
     out = []
     with for_model(model, x[:1].to(dev), batch_size):
-        for s in range(0, len(x), batch_size):
+        for k, s in enumerate(range(0, len(x), batch_size)):
+            if seed is not None:
+                torch.manual_seed(batch_seed(seed, first_batch + k))
             xb, yb = x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev)
             adv = attack.perturb(xb, yb).detach()
             # advertorch already projects and clips; enforce it exactly against float round-off.
             adv = torch.min(torch.max(adv, xb - eps), xb + eps).clamp_(0.0, 1.0)
             out.append(adv.cpu())
     return torch.cat(out)
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The seed of batch ``batch`` of an attack seeded ``seed`` (independent streams per
+    batch, the same whichever process computes the batch)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(batch)]).generate_state(1)[0])
 
 
 def iterative_fgsm(

@@ -31,10 +31,20 @@ from pathlib import Path
 from . import _artifact
 from .fingerprint import code_fingerprint
 
-__all__ = ["Workdir", "param_hash", "CacheWarning", "FileLock"]
+__all__ = ["Workdir", "param_hash", "CacheWarning", "FileLock", "computing"]
 
 _RESULT = "result"
 _LEGACY = ("result.pt",)
+_DEPTH = [0]  # how many Workdir.memo computations this process is inside
+
+
+def computing() -> bool:
+    """Whether this process is computing a cached stage (inside ``Workdir.memo``'s ``fn``).
+
+    Stages called from there are not sharded over ``torch.distributed``: the other ranks
+    wait on the stage's lock instead of joining (see :func:`introspect.distributed.group`).
+    """
+    return _DEPTH[0] > 0
 
 
 class CacheWarning(UserWarning):
@@ -164,11 +174,22 @@ class Workdir:
                         CacheWarning,
                         stacklevel=2,
                     )
-            result = fn()
+            _DEPTH[0] += 1
+            try:
+                result = fn()
+            finally:
+                _DEPTH[0] -= 1
             if target.exists():
                 _set_aside(target)
             _artifact.save(result, target, inputs=want)
         return result
+
+    def cached(self, stage: str, params: dict, *, inputs: dict | None = None, fn=None):
+        """``(True, result)`` when :meth:`memo` would serve a cached result, else
+        ``(False, None)``; computes nothing (``fn`` only names the code fingerprinted)."""
+        target = self.path(stage, params) / _RESULT
+        got = self._load(target, stage_inputs(fn, inputs), stage, quiet=True)
+        return (False, None) if got is _MISSING else (True, got)
 
     def _load(self, target: Path, want: dict, stage: str, quiet: bool = False):
         if not target.exists():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -165,28 +166,24 @@ def _check_eval(model: nn.Module) -> None:
         )
 
 
-def _batches(dataset, start: int, batch_size: int):
-    """Yield (offset, x, y) over ``dataset[start:]`` in order."""
+def _batch(dataset, b: int, batch_size: int, n: int):
+    """``(x, y)`` of batch ``b``: rows ``b * batch_size`` up to ``n``, in order."""
+    s, e = b * batch_size, min((b + 1) * batch_size, n)
     if (
         isinstance(dataset, ArrayDataset)
         and dataset.image_size is None
         and dataset.channels is None
     ):
-        for s in range(start, len(dataset), batch_size):
-            yield s, dataset.images[s : s + batch_size], dataset.labels[s : s + batch_size]
-        return
+        return dataset.images[s:e], dataset.labels[s:e]
     if (
         isinstance(dataset, (tuple, list))
         and len(dataset) == 2
         and isinstance(dataset[0], torch.Tensor)
     ):
         x_all, y_all = dataset
-        for s in range(start, len(x_all), batch_size):
-            yield s, x_all[s : s + batch_size], torch.as_tensor(y_all[s : s + batch_size])
-        return
-    for s in range(start, len(dataset), batch_size):
-        items = [dataset[i] for i in range(s, min(s + batch_size, len(dataset)))]
-        yield s, torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items])
+        return x_all[s:e], torch.as_tensor(y_all[s:e])
+    items = [dataset[i] for i in range(s, e)]
+    return torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items])
 
 
 def reducer_fingerprint(reducer) -> str:
@@ -266,6 +263,7 @@ def capture(
     callback: Callable[[int, int], None] | None = None,
     stale: str = "raise",
     fingerprints: dict | None = None,
+    distributed: bool | None = False,
 ) -> ActivationStore:
     """Run ``model`` once over ``dataset`` and record reduced activations of ``layers``.
 
@@ -284,20 +282,25 @@ def capture(
         (max, mean, std, centre of mass per channel; dense layers pass through); ``gap``:
         mean over spatial positions; a callable maps a (B, ...) tensor to (B, D).
     batch_size : int
+        Also the rows per chunk of an on-disk store. A store being resumed keeps the
+        batch size it was started with.
     device : str or torch.device
+        Under ``distributed``, a bare ``"cuda"`` means ``cuda:<LOCAL_RANK>``.
     store : path or ActivationStore, optional
-        Where to keep the arrays. A path makes an on-disk, memory-mapped store that an
-        interrupted capture resumes from its last complete batch and that reopens without
-        recomputing once complete. ``None`` keeps everything in memory.
+        Where to keep the arrays. A path makes an on-disk store (zarr v3, see
+        :class:`~introspect.store.ActivationStore`) that an interrupted capture resumes
+        (the batches it lacks) and that reopens without recomputing once complete.
+        ``None`` keeps everything in memory.
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar (rank 0 only).
     com : {"flat", "yx"}
         Centre-of-mass variant of the ``codes`` reducer.
     meta : dict, optional
         Extra facts recorded in the store's manifest.
     callback : callable, optional
         ``callback(done, total)`` after every stored batch (and once when a complete store
-        is reopened), e.g. to drive a progress bar in a panel.
+        is reopened), e.g. to drive a progress bar in a panel; ``done`` counts this
+        process's rows.
     stale : {"raise", "recompute"}
         What to do when ``store`` holds a capture of other inputs (other weights, data or
         reducer code: :class:`StoreMismatchError`) or a damaged one
@@ -306,102 +309,195 @@ def capture(
     fingerprints : dict, optional
         :func:`input_fingerprints` of these inputs when the caller has computed them
         already (the pipeline keys its stores by them), so they are not computed twice.
+    distributed : bool or None
+        ``True`` inside a ``torchrun`` job (every rank calls ``capture`` with the same
+        arguments): rank ``r`` of ``W`` computes batches ``r, r + W, ...`` and writes
+        them into the one shared ``store`` (which must be a path on a filesystem every
+        rank sees); rank 0 takes the store's lock, allocates it, checks the inputs'
+        fingerprints and, after a barrier, seals it (checksums, manifest). A rank killed
+        part-way leaves its finished batches; running the job again computes only the
+        missing ones. The finished store equals a single-process capture bit for bit
+        (with the same kind of device and threads per process: each batch is computed
+        exactly as one process computes it).
+        The process group is initialised from torchrun's environment when it is not yet.
+        ``None``: sharded inside :func:`introspect.distributed.sharding` only.
 
     Returns
     -------
     ActivationStore
     """
+    from .distributed import group as dist_group
+    from .distributed import rank_device
+
     _check_eval(model)
     n = len(dataset[0]) if isinstance(dataset, tuple) else len(dataset)
     if n == 0:
         raise ValueError("the dataset is empty: there is nothing to capture.")
-    dev = resolve_device(device)
-    reduce = _reducer(reducer, com)
-    info = _describe(model, dataset, layers, reducer, com, meta, fingerprints)
-
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}.")
     if stale not in ("raise", "recompute"):
         raise ValueError(f"stale must be 'raise' or 'recompute'; got {stale!r}.")
-    args = (model, dataset, layers, reduce, info, n, dev, batch_size, progress, callback)
-    if stale == "raise" or store is None or isinstance(store, ActivationStore):
-        return _capture_into(store, *args)
-    try:
-        return _capture_into(store, *args)
-    except (StoreMismatchError, StoreDamagedError) as e:
-        import shutil
-        import warnings
-
-        from .cache import CacheWarning
-
-        warnings.warn(f"{e} Capturing again.", CacheWarning, stacklevel=2)
-        with ActivationStore(store).lock():
-            for p in Path(store).iterdir():
-                if p.name != ".lock":
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
-        return _capture_into(store, *args)
-
-
-def _capture_into(
-    store, model, dataset, layers, reduce, info, n, dev, batch_size, progress, callback
-):
-    if isinstance(store, ActivationStore):
-        st = store
-    elif store is not None and (Path(store) / "manifest.json").is_file():
-        st = ActivationStore.open(store, verify=False)
-    else:
-        st = ActivationStore(store)
-    lock = st.lock() if st.path is not None else contextlib.nullcontext()
-    with lock:
-        if st.path is not None and (st.path / "manifest.json").is_file():
-            st = ActivationStore.open(st.path, verify=False)  # another process may have written it
-        if st.n and st.done:
-            _check_same(st, info)
-            if st.complete:
-                st.verify()
-                if callback is not None:
-                    callback(st.done, st.n)
-                return st
-        elif st.n:  # allocated but no batch committed: start afresh
-            st.n = 0
-        _run_capture(
-            model, dataset, layers, reduce, st, info, n, dev, batch_size, progress, callback
+    if distributed and (
+        store is None or (isinstance(store, ActivationStore) and store.path is None)
+    ):
+        raise ValueError(
+            "capture(distributed=True) writes one store that every rank shares: pass "
+            "store=<a folder on a filesystem all ranks see>, not an in-memory store."
         )
-    return st
+    grp = dist_group(distributed, device, where="capture")
+    if grp.active and store is None:
+        grp = type(grp)()  # sharding was asked by context: an in-memory capture stays local
+    dev = resolve_device(rank_device(device) if grp.active else device)
+    reduce = _reducer(reducer, com)
+    info = _describe(model, dataset, layers, reducer, com, meta, fingerprints)
+    run = _Run(model, dataset, layers, reduce, info, n, dev, int(batch_size), progress, callback)
+    if store is None or (isinstance(store, ActivationStore) and store.path is None):
+        st = store if isinstance(store, ActivationStore) else ActivationStore(None)
+        return run.in_memory(st)
+    path = store.path if isinstance(store, ActivationStore) else Path(store)
+    return run.on_disk(path, grp, stale)
 
 
-def _run_capture(model, dataset, layers, reduce, st, info, n, dev, batch_size, progress, callback):
-    model_device = next(iter(model.parameters()), torch.empty(0)).device
-    if model_device != dev:
-        model.to(dev)
-    try:
+class _Run:
+    """One capture: the forward passes of its batches and the protocol of its store."""
+
+    def __init__(
+        self, model, dataset, layers, reduce, info, n, dev, batch_size, progress, callback
+    ):
+        self.model, self.dataset, self.layers, self.reduce = model, dataset, layers, reduce
+        self.info, self.n, self.dev, self.batch_size = info, n, dev, batch_size
+        self.progress, self.callback = progress, callback
+
+    def forward(self, hooks, batch: int, batch_size: int):
+        """Activations, labels, predictions and logits of one batch (numpy, on the CPU)."""
+        x, y = _batch(self.dataset, batch, batch_size, self.n)
+        check_images(x, where="capture")
+        logits = self.model(x.to(self.dev))
+        labels = check_labels(y, logits.shape[1], where="capture")
+        acts = {k: v.cpu().numpy() for k, v in hooks.take().items()}
+        logits = logits.float().cpu()
+        if not torch.isfinite(logits).all():
+            raise ValueError("non-finite logits: check the inputs and the weights.")
+        return acts, np.asarray(labels), logits.argmax(1).numpy(), logits.numpy()
+
+    @contextlib.contextmanager
+    def _running(self, total: int, initial: int, show: bool):
+        model_device = next(iter(self.model.parameters()), torch.empty(0)).device
+        if model_device != self.dev:
+            self.model.to(self.dev)
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, initial=st.done, desc="capture", unit="img", disable=not progress)
-    except ImportError:  # pragma: no cover
-        bar = contextlib.nullcontext()
-    first = next(_batches(dataset, st.done, 1), None)
-    threads = (
-        for_model(model, first[1].to(dev), batch_size)  # decided before the hooks exist
-        if first is not None
-        else contextlib.nullcontext()
-    )
-    with bar, threads, LayerHooks(model, layers, reduce) as hooks, torch.no_grad():
-        for start, x, y in _batches(dataset, st.done, batch_size):
-            check_images(x, where="capture")
-            logits = model(x.to(dev))
-            labels = check_labels(y, logits.shape[1], where="capture")
-            acts = {k: v.cpu().numpy() for k, v in hooks.take().items()}
-            if not np.isfinite(logits.detach().cpu().numpy()).all():
-                raise ValueError("non-finite logits: check the inputs and the weights.")
-            if st.n == 0:
-                st._allocate(n, {k: v.shape[1] for k, v in acts.items()}, logits.shape[1], info)
-            st._write(
-                start, acts, labels, logits.argmax(1).cpu().numpy(), logits.float().cpu().numpy()
-            )
-            st._commit(start + len(y))
-            if hasattr(bar, "update"):
-                bar.update(len(y))
-            if callback is not None:
-                callback(start + len(y), n)
+        bar = tqdm(total=total, initial=initial, desc="capture", unit="img", disable=not show)
+        x0 = _batch(self.dataset, 0, 1, self.n)[0].to(self.dev)
+        threads = for_model(self.model, x0, self.batch_size)  # decided before the hooks exist
+        with bar, threads, LayerHooks(self.model, self.layers, self.reduce) as hooks:
+            with torch.no_grad():
+                yield bar, hooks
+
+    def _allocate(self, st: ActivationStore, first) -> None:
+        acts, _, _, logits = first
+        dims = {k: v.shape[1] for k, v in acts.items()}
+        st._allocate(self.n, dims, logits.shape[1], self.info, self.batch_size)
+
+    def _run_batches(self, st: ActivationStore, batches, show: bool, first=None) -> None:
+        """Compute and store ``batches`` (``first``: batch 0's results when computed)."""
+        todo = [b for b in batches if not st.batch_done(b)]
+        mine = sum(st._rows_of(b) for b in batches) if st.n else self.n
+        with self._running(mine, mine - sum(st._rows_of(b) for b in todo), show) as (bar, hooks):
+            for b in todo:
+                out = (
+                    first
+                    if (b == 0 and first is not None)
+                    else self.forward(hooks, b, st.batch_size)
+                )
+                st._write_batch(b, *out)
+                bar.update(len(out[1]))
+                if self.callback is not None:
+                    self.callback(st.done, st.n)
+
+    def in_memory(self, st: ActivationStore) -> ActivationStore:
+        if st.complete:  # an in-memory store passed again: served if made from these inputs
+            _check_same(st, self.info)
+            if self.callback is not None:
+                self.callback(st.done, st.n)
+            return st
+        with self._running(self.n, 0, False) as (_, hooks):  # batch 0 tells the widths
+            first = self.forward(hooks, 0, self.batch_size)
+        self._allocate(st, first)
+        self._run_batches(st, range(st.n_batches), self.progress, first)
+        st._finish()
+        return st
+
+    def on_disk(self, path: Path, grp, stale: str) -> ActivationStore:
+        lead = grp.rank == 0
+        lock = ActivationStore(path).lock() if lead else contextlib.nullcontext()
+        with lock:
+            if lead:
+                try:
+                    state = self._prepare(path, stale)
+                except BaseException as e:
+                    grp.broadcast(("error", f"{type(e).__name__}: {e}"))
+                    raise
+                grp.broadcast(("ok", state))
+            else:
+                status, state = grp.broadcast()
+                if status == "error":
+                    raise RuntimeError(f"capture: rank 0 could not open the store: {state}")
+            st = ActivationStore.open(path, verify=False)
+            if state != "complete":
+                self._run_batches(st, grp.shard(st.n_batches), self.progress and lead)
+                grp.barrier()
+                if lead:
+                    try:
+                        st._finish()
+                        sealed = ("ok", None)
+                    except BaseException as e:
+                        sealed = ("error", f"{type(e).__name__}: {e}")
+                        grp.broadcast(sealed)
+                        raise
+                    grp.broadcast(sealed)
+                else:
+                    status, msg = grp.broadcast()
+                    if status == "error":
+                        raise RuntimeError(f"capture: rank 0 could not seal the store: {msg}")
+                    st = ActivationStore.open(path, verify=False)
+            elif self.callback is not None:
+                self.callback(st.done, st.n)
+        return st
+
+    def _prepare(self, path: Path, stale: str) -> str:
+        """Rank 0, under the lock: reopen, check or (re)allocate the store.
+
+        Returns ``"complete"`` (verified, nothing to do) or ``"run"`` (allocated, batches
+        to compute). A new store's widths come from a forward pass of its first input
+        (not stored: batch 0 is computed whole by its rank, like every batch).
+        """
+        if (path / "manifest.json").is_file():
+            try:
+                st = ActivationStore.open(path, verify=False)
+                if st.n and st.done:
+                    _check_same(st, self.info)
+                    if st.complete:
+                        st.verify()
+                        return "complete"
+                    return "run"
+            except (StoreMismatchError, StoreDamagedError) as e:
+                if stale == "raise":
+                    raise
+                import warnings
+
+                from .cache import CacheWarning
+
+                warnings.warn(f"{e} Capturing again.", CacheWarning, stacklevel=5)
+                for p in path.iterdir():
+                    if p.name != ".lock":
+                        shutil.rmtree(p) if p.is_dir() else p.unlink()
+        st = ActivationStore(path)
+        st._prepare_folder()  # refuse a user's folder before any forward pass
+        with self._running(self.n, 0, False) as (_, hooks):
+            probe = self.forward(hooks, 0, 1)  # one input tells the arrays' widths
+        self._allocate(st, probe)
+        return "run"
 
 
 def activations(

@@ -1,4 +1,5 @@
-"""Command line: ``introspect reproduce`` runs the figure notebooks; ``introspect figures`` lists them."""
+"""Command line: ``introspect reproduce`` runs the figure notebooks; ``introspect figures`` lists
+them; ``introspect capture`` fills a workdir with a recipe's captures (sharded under torchrun)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import traceback
 import urllib.parse
 from pathlib import Path
 
-__all__ = ["main", "reproduce"]
+__all__ = ["main", "reproduce", "capture_cmd"]
 
 
 def _figure_ids(selection: str | None) -> list[str]:
@@ -211,7 +212,13 @@ def reproduce(
     notebooks: str | Path | None = None,
     timeout: int | None = None,
 ) -> int:
-    """Execute the figure notebooks with papermill; write an HTML report. Returns the exit code."""
+    """Execute the figure notebooks with papermill; write an HTML report. Returns the exit code.
+
+    In a ``torchrun`` job (``WORLD_SIZE`` > 1) every rank first runs the selected figures'
+    computations in-process with the capture and attack stages sharded over the ranks
+    (:func:`_prepare_sharded`), filling the shared workdir; then rank 0 alone runs the
+    notebooks, whose stages are all served from that workdir, and the other ranks exit.
+    """
     import papermill as pm
 
     from .figures import BROKEN, get_figure
@@ -222,6 +229,10 @@ def reproduce(
     work = Path(workdir).resolve() if workdir else out / "work"
     nb_dir = Path(notebooks) if notebooks else repo_notebooks_dir()
     ids = _figure_ids(figures)
+    if _world_size() > 1:
+        rank = _prepare_sharded(ids, profile, work, out, device, data_root)
+        if rank != 0:
+            return 0
     rows, started = [], time.time()
     for name, err in BROKEN.items():
         print(f"figure module {name} failed to import: {err}", file=sys.stderr)
@@ -284,6 +295,109 @@ def reproduce(
     return 1 if failed or BROKEN else 0
 
 
+def _world_size() -> int:
+    from .distributed import in_torchrun
+
+    return int(os.environ.get("WORLD_SIZE", "1")) if in_torchrun() else 1
+
+
+def _prepare_sharded(ids, profile, work, out, device, data_root) -> int:
+    """Every rank: compute the figures with sharded captures and attacks; returns the rank.
+
+    The figures' ``compute`` runs on every rank in the same order. Capture and attack
+    stages (``pipeline.captured`` / ``attacked``) are collective: each rank does its
+    batches. Every other cached stage (training, SOM, library, introspector) is computed
+    once, by the rank that takes its workdir lock first, and loaded by the others. A
+    figure that fails is reported and left to the notebook run (which shows the error).
+    """
+    import torch.distributed as dist
+
+    from .distributed import SHARDED, group, sharding
+    from .figures import get_figure
+
+    grp = group(True, device or "cpu", where="reproduce")
+    say = print if grp.rank == 0 else (lambda *a, **k: None)
+    say(f"sharded stages over {grp.world} ranks, workdir {work}")
+    for i, fid in enumerate(ids, 1):
+        fig = get_figure(fid)
+        params = fig.profile(profile)
+        params.update(workdir=str(work), save_dir=str(out / "figures"))
+        if device:
+            params["device"] = device
+        if data_root:
+            params["data_root"] = str(Path(data_root).resolve())
+        t0, before = time.time(), dict(SHARDED)
+        try:
+            with sharding():
+                fig.compute(**params)
+            status = "ok"
+        except Exception as err:  # the notebook run reports it with its traceback
+            status = f"failed ({type(err).__name__}: {err})"
+        grp.barrier()
+        calls = {k: v - before.get(k, 0) for k, v in SHARDED.items() if v > before.get(k, 0)}
+        sharded = ", ".join(f"{v} {k}" for k, v in calls.items()) or "nothing"
+        say(f"[{i}/{len(ids)}] stages of {fid}: {status} ({time.time() - t0:.1f} s; sharded: "
+            f"{sharded})")  # fmt: skip
+    grp.barrier()
+    dist.destroy_process_group()
+    return grp.rank
+
+
+def _torchrun(nproc: int, argv: list[str]) -> int:
+    """Run ``python -m introspect <argv>`` under ``torchrun --standalone --nproc_per_node``."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={int(nproc)}", "-m", "introspect", *argv]  # fmt: skip
+    print("running: " + " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd)
+
+
+def _strip_launcher(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--launcher", "--nproc"):
+            skip = True
+            continue
+        if a.startswith(("--launcher=", "--nproc=")):
+            continue
+        out.append(a)
+    return out
+
+
+def capture_cmd(args) -> int:
+    """``introspect capture``: a recipe's captures (and optional PGD) into the workdir."""
+    from .distributed import in_torchrun
+    from .study import Study
+
+    distributed = in_torchrun()
+    study = Study.from_recipe(
+        args.recipe, workdir=args.workdir, device=args.device, data_root=args.data_root,
+        layers=args.layers.split(",") if args.layers else None, n_per_class=args.n_per_class,
+        progress=True, batch_size=args.batch_size, distributed=distributed,
+    )  # fmt: skip
+    splits = args.split.split(",") if args.split else list(study.datasets)
+    stores = {s: study.capture(args.reducer, s) for s in splits}
+    attack = None
+    if args.attack_n:
+        attack = study.attack("pgd", eps=args.eps, n=args.attack_n, nb_iter=args.nb_iter)
+    rank = int(os.environ.get("RANK", "0")) if distributed else 0
+    if rank == 0:
+        for split, st in stores.items():
+            print(f"{split}: {st.path} ({st.n} inputs, layers {', '.join(st.layers)})")
+        if attack is not None:
+            print(repr(attack))
+    if distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
 def markdown_table() -> str:
     """The README's figure table, from the registry."""
     from .figures import FIGURES
@@ -343,6 +457,30 @@ def main(argv=None) -> int:
         action="store_true",
         help="inline BokehJS in every page so the report renders without internet (larger files)",
     )
+    rep.add_argument(
+        "--launcher",
+        choices=["none", "torchrun"],
+        default="none",
+        help="torchrun: rerun this command under `torchrun --standalone --nproc_per_node "
+        "NPROC`, sharding the figures' captures and attacks over NPROC processes",
+    )
+    rep.add_argument("--nproc", type=int, default=1, help="processes for --launcher torchrun")
+    cap = sub.add_parser(
+        "capture",
+        help="capture a recipe's data (and attack it) into the workdir; sharded under torchrun",
+    )
+    cap.add_argument("--recipe", required=True, help="e.g. small_cnn@digits (introspect.recipes)")
+    cap.add_argument("--split", default=None, help="train, test or both (default: both)")
+    cap.add_argument("--reducer", default="codes", choices=["flatten", "codes", "gap"])
+    cap.add_argument("--layers", default=None, help="comma separated (default: the model's)")
+    cap.add_argument("--workdir", default="introspect-work", help="on a shared filesystem")
+    cap.add_argument("--device", default="cpu", help="cpu, cuda (cuda:<LOCAL_RANK> per rank)")
+    cap.add_argument("--batch-size", type=int, default=128, help="also the store's chunk rows")
+    cap.add_argument("--data-root", default=None)
+    cap.add_argument("--n-per-class", type=int, default=None)
+    cap.add_argument("--attack-n", type=int, default=0, help="PGD-attack this many test inputs")
+    cap.add_argument("--eps", type=float, default=8 / 255)
+    cap.add_argument("--nb-iter", type=int, default=10)
     figs = sub.add_parser("figures", help="list the registered figures")
     figs.add_argument(
         "--write-notebooks",
@@ -353,7 +491,14 @@ def main(argv=None) -> int:
         help="(re)generate notebooks/figures and notebooks/params from the figure modules",
     )
     figs.add_argument("--markdown", action="store_true", help="print the README's figure table")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    if args.command == "capture":
+        return capture_cmd(args)
+    if args.command == "reproduce" and args.launcher == "torchrun":
+        if _world_size() > 1:
+            raise SystemExit("--launcher torchrun inside a torchrun job: drop --launcher.")
+        return _torchrun(args.nproc, _strip_launcher(argv))
     if args.command == "reproduce":
         if args.offline:
             os.environ["INTROSPECT_BOKEH_RESOURCES"] = "inline"  # inherited by the kernels

@@ -220,6 +220,7 @@ def captured(
     com: str = "flat",
     progress: bool = True,
     callback=None,
+    distributed: bool | None = None,
 ) -> ActivationStore:
     """The one cached capture stage: :func:`introspect.capture.capture` into an on-disk
     store under the workdir.
@@ -229,6 +230,11 @@ def captured(
     so figures, :class:`introspect.Study` and panels share one store per parameter set. A
     complete store is reopened (its checksums verified), an interrupted one resumes, and
     a stale or damaged one is captured again with a warning.
+
+    ``distributed``: shard the capture over the ranks of a ``torchrun`` job (see
+    :func:`introspect.capture.capture`); ``None``, the default, shards inside
+    :func:`introspect.distributed.sharding` only. The workdir must then be on a filesystem
+    that every rank sees.
     """
     from .capture import input_fingerprints
 
@@ -260,6 +266,7 @@ def captured(
         stale="recompute",
         callback=callback,
         fingerprints=fp,
+        distributed=distributed,
     )
 
 
@@ -281,6 +288,7 @@ def attacked(
     batch_size: int = 256,
     device="cpu",
     workdir="introspect-work",
+    distributed: bool | None = None,
 ) -> dict:
     """The one cached attack stage: perturbed images and the model's answers on both.
 
@@ -295,6 +303,12 @@ def attacked(
         ``2.5 * eps / nb_iter``, random start when ``rand_init``); one FGSM step of size
         ``eps``; the noise controls U[-eps, eps], U[0, eps] (the telescope paper's) and
         N(0, eps^2) per pixel. All in [0, 1] pixel units, clipped to [0, 1].
+    distributed : bool or None
+        Shard the attack over the ranks of a ``torchrun`` job: rank ``r`` of ``W``
+        attacks batches ``r, r + W, ...`` (``batch_size`` images each, batch ``k`` seeded
+        by ``(seed, k)``: :func:`introspect.attacks.batch_seed`), the results are gathered
+        on every rank, and rank 0 caches them. The result equals a single-process run's.
+        ``None``, the default: sharded inside :func:`introspect.distributed.sharding` only.
 
     Returns
     -------
@@ -324,14 +338,43 @@ def attacked(
         **attack,
     )
 
+    from .distributed import group as dist_group
+    from .distributed import rank_device
+
+    grp = dist_group(distributed, device, where="attacked")
+    dev = rank_device(device) if grp.active else device
+    bs = int(batch_size)
+
+    def batches(b):
+        """x_adv, pred, pred_adv of batch ``b`` (``bs`` images from ``b * bs``)."""
+        xb, yb = x[b * bs : (b + 1) * bs], y[b * bs : (b + 1) * bs]
+        common = dict(loss=loss, seed=seed, device=dev, batch_size=bs, first_batch=b)
+        if eps == 0:
+            adv = xb.clone()
+        elif kind == "pgd":
+            adv = pgd(model, xb, yb, eps, **attack, **common)
+        else:
+            adv = pgd(model, xb, yb, eps, nb_iter=1, eps_iter=eps, rand_init=False, **common)
+        pred = predict(model, xb, bs, dev).argmax(1).numpy()
+        return adv, pred, predict(model, adv, bs, dev).argmax(1).numpy()
+
     def run():
-        common = dict(loss=loss, seed=seed, device=device, batch_size=batch_size)
+        if kind in ("pgd", "fgsm"):
+            n_batches = -(-len(x) // bs)
+            mine = {b: batches(b) for b in grp.shard(n_batches)}
+            parts = {}
+            for got in grp.all_gather(mine):
+                parts.update(got)
+            x_adv, pred, pred_adv = (
+                [parts[b][i] for b in range(n_batches)] for i in range(3)
+            )  # fmt: skip
+            return {
+                "x_adv": torch.cat(x_adv) if x_adv else x.clone(),
+                "pred": np.concatenate(pred) if pred else np.zeros(0, np.int64),
+                "pred_adv": np.concatenate(pred_adv) if pred_adv else np.zeros(0, np.int64),
+            }
         if eps == 0:
             x_adv = x.clone()
-        elif kind == "pgd":
-            x_adv = pgd(model, x, y, eps, **attack, **common)
-        elif kind == "fgsm":
-            x_adv = pgd(model, x, y, eps, nb_iter=1, eps_iter=eps, rand_init=False, **common)
         else:
             g = torch.Generator().manual_seed(int(seed))
             if kind == "uniform":
@@ -343,11 +386,29 @@ def attacked(
             x_adv = (x + noise).clamp_(0.0, 1.0)
         return {
             "x_adv": x_adv,
-            "pred": predict(model, x, batch_size, device).argmax(1).numpy(),
-            "pred_adv": predict(model, x_adv, batch_size, device).argmax(1).numpy(),
+            "pred": predict(model, x, bs, dev).argmax(1).numpy(),
+            "pred_adv": predict(model, x_adv, bs, dev).argmax(1).numpy(),
         }
 
-    return as_workdir(workdir).memo("attack", params, run)
+    wd = as_workdir(workdir)
+    if not grp.active:
+        return wd.memo("attack", params, run)
+    # every rank joins the collective; rank 0 decides whether the cache serves it, and
+    # caches the gathered result (the others never wait on the stage's lock meanwhile)
+    hit = grp.broadcast(wd.cached("attack", params, fn=run)[0] if grp.rank == 0 else None)
+    if hit:
+        found, result = wd.cached("attack", params, fn=run)
+        if not found:
+            raise RuntimeError(
+                f"attacked: rank {grp.rank} does not see the attack that rank 0 cached under "
+                f"{wd.root}; a distributed job needs its workdir on a filesystem every rank sees."
+            )
+        return result
+    result = run()
+    if grp.rank == 0:
+        wd.memo("attack", params, lambda: result)
+    grp.barrier()
+    return result
 
 
 def attack_fn(workdir, **fixed):
@@ -428,7 +489,9 @@ def fitted_library(
 
     def build():
         net = LibraryNetwork(float(theta), int(top_k), device=device)
-        return net.fit(store.layer(layer), np.asarray(store.preds), int(n_classes))
+        # read in row blocks as the library consumes them: a flatten layer larger than
+        # memory never has to be in memory at once
+        return net.fit(store.layer(layer, lazy=True), np.asarray(store.preds), int(n_classes))
 
     net = as_workdir(workdir).memo("library", key, build)
     net.device = device

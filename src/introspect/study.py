@@ -236,6 +236,12 @@ class Study:
     batch_size : int
     progress : bool
         Progress bars for the long stages.
+    distributed : bool or None
+        ``True`` in a ``torchrun`` job (every rank builds the same study): :meth:`capture`
+        and :meth:`attack` shard their batches over the ranks (see
+        :mod:`introspect.distributed`) into the shared ``workdir``; the lenses after them
+        read the store. ``None`` (default): sharded inside
+        :func:`introspect.distributed.sharding` only; ``False``: never.
     """
 
     def __init__(
@@ -249,6 +255,7 @@ class Study:
         device: str = "auto",
         batch_size: int = 128,
         progress: bool = True,
+        distributed: bool | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(
@@ -257,7 +264,12 @@ class Study:
             )
         if train is None and test is None:
             raise ValueError("Study needs data: pass train=..., test=... (torch datasets).")
+        self.distributed = distributed
         self.device = resolve_device(device)
+        if distributed:
+            from .distributed import rank_device
+
+            self.device = rank_device(self.device)  # cuda -> cuda:<LOCAL_RANK>
         self.model = model.eval().to(self.device)
         self.datasets = {k: v for k, v in (("train", train), ("test", test)) if v is not None}
         if layers is None:
@@ -298,15 +310,23 @@ class Study:
         n_per_class: int | None = None,
         seed: int = 0,
         progress: bool = True,
+        batch_size: int = 128,
+        distributed: bool | None = None,
     ) -> Study:
         """A study of a registered recipe (see :data:`introspect.recipes.RECIPES`).
 
         The recipe's model is trained (cached in ``workdir``) or loaded, and its dataset's
         train and test splits are the study's data (``n_per_class`` subsamples both).
+        ``batch_size`` and ``distributed`` are :class:`Study`'s.
         """
         from . import recipes
 
-        dev = str(resolve_device(device))
+        dev = resolve_device(device)
+        if distributed:
+            from .distributed import rank_device
+
+            dev = rank_device(dev)
+        dev = str(dev)
         model = recipes.load_recipe(
             name, workdir=workdir, device=dev, data_root=data_root, seed=seed, progress=progress
         )
@@ -319,6 +339,8 @@ class Study:
             workdir=workdir,
             device=dev,
             progress=progress,
+            batch_size=batch_size,
+            distributed=distributed,
         )
         study.recipe = name
         return study
@@ -392,7 +414,7 @@ class Study:
         return captured(
             self.model, self.data(split), layers, reducer=reducer, workdir=self.workdir,
             device=self.device, batch_size=self.batch_size, com=com, progress=self.progress,
-            callback=callback,
+            callback=callback, distributed=self.distributed,
         )  # fmt: skip
 
     # ----------------------------------------------------------------- attacks
@@ -438,7 +460,7 @@ class Study:
         out = attacked(
             self.model, x, y, kind, eps, nb_iter=nb_iter, eps_iter=eps_iter, rand_init=rand_init,
             loss=loss, seed=seed, batch_size=self.batch_size, device=self.device,
-            workdir=self.workdir,
+            workdir=self.workdir, distributed=self.distributed,
         )  # fmt: skip
         params = dict(split=split, kind=kind, eps=eps, n=len(index), nb_iter=nb_iter,
                       eps_iter=eps_iter, rand_init=rand_init, loss=loss, seed=seed)  # fmt: skip
