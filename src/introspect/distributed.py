@@ -129,6 +129,13 @@ def rank_device(device) -> torch.device:
     return dev
 
 
+def _end_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def group(distributed: bool | None = False, device="cpu", *, where: str = "capture") -> Group:
     """The :class:`Group` a stage runs in.
 
@@ -171,6 +178,12 @@ def group(distributed: bool | None = False, device="cpu", *, where: str = "captu
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend=_backend(dev), timeout=_timeout())
+        # the group this module started is also ended here, at exit: a gloo group left to the
+        # interpreter's teardown aborted a rank now and then ("terminate called without an
+        # active exception") after all its work was done
+        import atexit
+
+        atexit.register(_end_group)
     grp = Group(dist.get_rank(), dist.get_world_size())
     if grp.active:
         SHARDED[where] = SHARDED.get(where, 0) + 1
