@@ -238,7 +238,7 @@ def captured(
     )
 
 
-ATTACKS = ("pgd", "fgsm", "uniform", "uniform_positive", "gaussian")
+ATTACKS = ("pgd", "fgsm", "ifgsm_targeted", "cw", "uniform", "uniform_positive", "gaussian")
 
 
 def attacked(
@@ -256,6 +256,7 @@ def attacked(
     batch_size: int = 256,
     device="cpu",
     workdir="introspect-work",
+    cw_search_steps: int = 5,
 ) -> dict:
     """The one cached attack stage: perturbed images and the model's answers on both.
 
@@ -265,18 +266,25 @@ def attacked(
 
     Parameters
     ----------
-    kind : {"pgd", "fgsm", "uniform", "uniform_positive", "gaussian"}
+    kind : {"pgd", "fgsm", "ifgsm_targeted", "cw", "uniform", "uniform_positive", "gaussian"}
         L-inf PGD (advertorch; ``nb_iter`` steps of ``eps_iter``, default
         ``2.5 * eps / nb_iter``, random start when ``rand_init``); one FGSM step of size
-        ``eps``; the noise controls U[-eps, eps], U[0, eps] (the telescope paper's) and
-        N(0, eps^2) per pixel. All in [0, 1] pixel units, clipped to [0, 1].
+        ``eps``; targeted iterative FGSM (``nb_iter`` signed-gradient steps of ``eps_iter``
+        towards a seeded random other class, projected on the L-inf ball of ``eps``,
+        no random start); L2 Carlini-Wagner (``cw``: no budget, so ``eps`` is ignored
+        (pass 0); ``nb_iter`` Adam steps per round of
+        ``cw_search_steps`` binary-search rounds); the noise controls U[-eps, eps],
+        U[0, eps] (the telescope paper's) and N(0, eps^2) per pixel. All in [0, 1] pixel
+        units, clipped to [0, 1].
+    cw_search_steps : int
+        Binary-search rounds of the Carlini-Wagner constant (``cw`` only).
 
     Returns
     -------
     dict with ``x_adv`` (Tensor like ``x``), ``pred`` and ``pred_adv`` (int arrays (n,)).
     """
     from ._checks import check_eps, check_images, check_labels
-    from .attacks import pgd, predict
+    from .attacks import carlini_wagner_l2, pgd, predict
     from .fingerprint import array_fingerprint
 
     if kind not in ATTACKS:
@@ -287,6 +295,11 @@ def attacked(
     if kind == "pgd":
         step = float(eps_iter) if eps_iter is not None else 2.5 * eps / max(int(nb_iter), 1)
         attack = dict(nb_iter=int(nb_iter), eps_iter=step, rand_init=bool(rand_init))
+    elif kind == "ifgsm_targeted":
+        step = float(eps_iter) if eps_iter is not None else 2.5 * eps / max(int(nb_iter), 1)
+        attack = dict(nb_iter=int(nb_iter), eps_iter=step)
+    elif kind == "cw":
+        attack = dict(nb_iter=int(nb_iter), cw_search_steps=int(cw_search_steps))
     else:
         attack = {}
     params = dict(
@@ -301,12 +314,25 @@ def attacked(
 
     def run():
         common = dict(loss=loss, seed=seed, device=device, batch_size=batch_size)
-        if eps == 0:
+        if eps == 0 and kind != "cw":
             x_adv = x.clone()
         elif kind == "pgd":
             x_adv = pgd(model, x, y, eps, **attack, **common)
         elif kind == "fgsm":
             x_adv = pgd(model, x, y, eps, nb_iter=1, eps_iter=eps, rand_init=False, **common)
+        elif kind == "ifgsm_targeted":
+            g = torch.Generator().manual_seed(int(seed))
+            k = int(predict(model, x[:1], 1, device).shape[1])
+            target = (y + torch.randint(1, k, y.shape, generator=g)) % k
+            x_adv = pgd(model, x, target, eps, nb_iter=attack["nb_iter"],
+                        eps_iter=attack["eps_iter"], rand_init=False, targeted=True,
+                        **common)  # fmt: skip
+        elif kind == "cw":
+            x_adv = carlini_wagner_l2(
+                model, x, y, max_iterations=attack["nb_iter"],
+                binary_search_steps=attack["cw_search_steps"], seed=seed, device=device,
+                batch_size=batch_size,
+            )  # fmt: skip
         else:
             g = torch.Generator().manual_seed(int(seed))
             if kind == "uniform":
