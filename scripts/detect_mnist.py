@@ -12,6 +12,7 @@ Everything is cached in ``--workdir``: an interrupted run resumes.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from pathlib import Path
@@ -69,7 +70,10 @@ def main(argv=None) -> int:
         "params": table.params,
     }
     (out / "times.json").write_text(json.dumps(times, indent=1, default=str))
-    table.to_frame().to_csv(out / "rows.csv", index=False)
+    with open(out / "rows.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table.rows[0]))
+        w.writeheader()
+        w.writerows(table.rows)
     print("\n".join(md))
     print(json.dumps(times, indent=1, default=str))
     return 0

@@ -427,7 +427,11 @@ class ManifoldResidualScorer(Scorer):
 
 # ----------------------------------------------------------------------------- baselines
 def _tensor(a) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a, dtype=np.float32))
+    return torch.from_numpy(np.array(a, dtype=np.float32))  # a copy: captures are read-only
+
+
+def _labels(store) -> torch.Tensor:
+    return torch.from_numpy(np.array(store.labels, dtype=np.int64))
 
 
 class _OODScorer(Scorer):
@@ -476,9 +480,7 @@ class MahalanobisScorer(_OODScorer):
         from pytorch_ood.detector import Mahalanobis
 
         st = _train_store(study, "flatten", [self.layer])
-        self.detector_ = Mahalanobis(None).fit_features(
-            _tensor(st.layer(self.layer)), torch.as_tensor(np.asarray(st.labels))
-        )
+        self.detector_ = Mahalanobis(None).fit_features(_tensor(st.layer(self.layer)), _labels(st))
 
     def _score(self, probe):
         F = probe.acts("flatten", (self.layer,))[self.layer]
@@ -502,7 +504,7 @@ class MultiMahalanobisScorer(_OODScorer):
         st = _train_store(study, "gap", self.layers_)
         zs = [_tensor(st.layer(k)) for k in self.layers_]
         det = MultiMahalanobis([torch.nn.Identity() for _ in self.layers_])
-        self.detector_ = det.fit_structured(zs, torch.as_tensor(np.asarray(st.labels)))
+        self.detector_ = det.fit_structured(zs, _labels(st))
 
     def _score(self, probe):
         A = probe.acts("gap", tuple(self.layers_))
@@ -530,7 +532,7 @@ class KNNScorer(_OODScorer):
         st = _train_store(study, "flatten", [self.layer])
         Z = _tensor(st.layer(self.layer))
         k = max(1, min(int(self.k), len(Z)))
-        self.detector_ = KNN(None, k=k).fit_features(Z, torch.as_tensor(np.asarray(st.labels)))
+        self.detector_ = KNN(None, k=k).fit_features(Z, _labels(st))
 
     def _score(self, probe):
         F = probe.acts("flatten", (self.layer,))[self.layer]
@@ -564,7 +566,7 @@ class ViMScorer(_OODScorer):
         Z = _tensor(st.layer("penultimate"))
         d = int(self.d) if self.d else max(1, Z.shape[1] // 2)
         self.detector_ = ViM(None, d=min(d, Z.shape[1] - 1), w=clf.weight.cpu(), b=clf.bias.cpu())
-        self.detector_.fit_features(Z, torch.as_tensor(np.asarray(st.labels)))
+        self.detector_.fit_features(Z, _labels(st))
 
     def _score(self, probe):
         F = probe.acts("flatten", ("penultimate",))["penultimate"]
@@ -727,8 +729,14 @@ class DetectionTable:
         return f, t
 
     def to_frame(self):
-        """The rows as a pandas DataFrame."""
-        import pandas as pd
+        """The rows as a pandas DataFrame (pandas is not a dependency: install it for this)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "DetectionTable.to_frame needs pandas (pip install pandas); .rows is the same "
+                "table as a list of dicts."
+            ) from None
 
         return pd.DataFrame(self.rows)
 
