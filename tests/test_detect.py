@@ -73,7 +73,7 @@ def test_detectors_fit_on_the_train_split_only(digits_study, monkeypatch):
         return real(self, reducer, split, layers, com, **kw)
 
     monkeypatch.setattr(type(digits_study), "capture", spy)
-    for name, d in make_detectors(digits_study, ["manifolds", "baseline"], OPTIONS).items():
+    for d in make_detectors(digits_study, ["manifolds", "baseline"], OPTIONS).values():
         d.fit(digits_study)
     assert seen and set(seen) == {"train"}
 
