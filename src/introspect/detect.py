@@ -335,20 +335,22 @@ class TelescopeScorer(Scorer):
     Parameters
     ----------
     layer : str
-    size, epochs, top_k, seed
+    size, epochs, top_k, seed, batch_size
         Of the SOM (:meth:`Study.telescope`, cached and shared with the telescope lens).
     """
 
     lens = "telescope"
 
-    def __init__(self, layer: str, size: int = 20, epochs: int = 5, top_k: int = 10, seed=0):
-        self.layer, self.size, self.epochs, self.top_k, self.seed = layer, size, epochs, top_k, seed
+    def __init__(self, layer: str, size=20, epochs=5, top_k=10, seed=0, batch_size=64):
+        self.layer, self.size, self.epochs, self.top_k = layer, size, epochs, top_k
+        self.seed, self.batch_size = seed, batch_size
         self.name = f"telescope.dclass[{layer}]"
 
     def _fit(self, study):
         self.result_ = study.telescope(
-            self.layer, self.size, epochs=self.epochs, top_k=self.top_k, seed=self.seed
-        )
+            self.layer, self.size, epochs=self.epochs, top_k=self.top_k, seed=self.seed,
+            batch_size=self.batch_size,
+        )  # fmt: skip
 
     def _score(self, probe):
         from .telescope import distance_to_centres
@@ -369,18 +371,14 @@ class TelescopeCombinedScorer(Scorer):
     lens = "telescope"
     name = "telescope.dclass"
 
-    def __init__(self, layers=None, size: int = 20, epochs: int = 5, top_k: int = 10, seed=0):
-        self.layers, self.size, self.epochs, self.top_k, self.seed = (
-            layers,
-            size,
-            epochs,
-            top_k,
-            seed,
-        )
+    def __init__(self, layers=None, size=20, epochs=5, top_k=10, seed=0, batch_size=64):
+        self.layers, self.size, self.epochs, self.top_k = layers, size, epochs, top_k
+        self.seed, self.batch_size = seed, batch_size
 
     def _fit(self, study):
         layers = list(self.layers or study.layers)
-        kw = dict(size=self.size, epochs=self.epochs, top_k=self.top_k, seed=self.seed)
+        kw = dict(size=self.size, epochs=self.epochs, top_k=self.top_k, seed=self.seed,
+                  batch_size=self.batch_size)  # fmt: skip
         self.parts_ = [TelescopeScorer(k, **kw).fit(study) for k in layers]
 
     def _score(self, probe):
@@ -585,7 +583,8 @@ def make_detectors(study, detectors=None, options: dict | None = None) -> dict[s
         detectors. Default: every detector.
     options : dict lens -> dict, optional
         Settings per lens: ``library`` (``theta``, ``top_k``, ``layers``), ``telescope``
-        (``layers``, ``size``, ``epochs``, ``top_k``, ``seed``), ``selfintro``
+        (``layers``, ``size``, ``epochs``, ``top_k``, ``seed``,
+        ``batch_size``), ``selfintro``
         (``layers``, ``vae``, ``estimator``, ``seed``), ``manifolds`` (``layer``,
         ``threshold``), ``baseline`` (``knn_k``, ``vim_d``, ``multi_layers``).
 
@@ -602,7 +601,7 @@ def make_detectors(study, detectors=None, options: dict | None = None) -> dict[s
     lib_layers = list(lib.get("layers") or study.layers)
     lib_kw = dict(theta=lib.get("theta", 0.9), top_k=lib.get("top_k", 3), layers=lib_layers)
     tel_layers = list(tel.get("layers") or study.layers)
-    tel_kw = {k: tel[k] for k in ("size", "epochs", "top_k", "seed") if k in tel}
+    tel_kw = {k: tel[k] for k in ("size", "epochs", "top_k", "seed", "batch_size") if k in tel}
     si_kw = {k: si[k] for k in ("layers", "vae", "estimator", "seed") if k in si}
     all_: dict[str, Scorer] = {}
     if len(lib_layers) > 1:
