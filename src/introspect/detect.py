@@ -118,15 +118,18 @@ class Probe:
         return self._memo[key]
 
     def acts(self, reducer: str, layers: Sequence[str]) -> dict:
-        """Reduced activations, dict layer -> ndarray (n, D)."""
-        layers = tuple(layers)
-        # one forward pass per reducer: every layer any scorer asked for comes along
-        acts, logits = self.memo(
-            ("acts", reducer, layers),
-            lambda: self.study.activations(self.x, reducer=reducer, layers=list(layers)),
-        )
-        self._memo.setdefault("logits", np.asarray(logits))
-        return acts
+        """Reduced activations, dict layer -> ndarray (n, D).
+
+        The first call per reducer captures every layer of the study (and ``layers``) in
+        one forward pass, so the scorers that read other layers find them there.
+        """
+        have = self._memo.setdefault(("acts", reducer), {})
+        missing = [k for k in dict.fromkeys([*self.study.layers, *layers]) if k not in have]
+        if any(k not in have for k in layers):
+            acts, logits = self.study.activations(self.x, reducer=reducer, layers=missing)
+            have.update(acts)
+            self._memo.setdefault("logits", np.asarray(logits))
+        return {k: have[k] for k in layers}
 
     @property
     def logits(self) -> np.ndarray:
@@ -657,7 +660,7 @@ def detection_metrics(clean, perturbed, fpr: float = 0.05) -> dict:
     ``tpr_at_fpr`` (the largest TPR whose FPR is at most ``fpr``); NaN when either side
     is empty.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+    from sklearn.metrics import auc, average_precision_score, roc_curve
 
     a = np.asarray(clean, dtype=np.float64).ravel()
     b = np.asarray(perturbed, dtype=np.float64).ravel()
@@ -667,7 +670,7 @@ def detection_metrics(clean, perturbed, fpr: float = 0.05) -> dict:
     s = np.r_[a, b]
     f, t, _ = roc_curve(y, s)
     return dict(
-        auroc=float(roc_auc_score(y, s)),
+        auroc=float(auc(f, t)),  # what roc_auc_score computes, from the one curve
         aupr=float(average_precision_score(y, s)),
         tpr_at_fpr=float(t[f <= fpr + 1e-12].max()),
     )
