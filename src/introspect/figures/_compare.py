@@ -12,8 +12,8 @@ from ._library import CNN_LAYERS, RESNET_LAYERS
 
 __all__ = ["QUICK_MODELS", "PAPER_MODELS", "study_for", "detector_options"]
 
-_SMALL_VAE = dict(hidden=(128, 128), epochs=10, batch_size=128)
-_SMALL_EST = dict(hidden=(64, 64), epochs=10, batch_size=64)
+_SMALL_VAE = dict(hidden=[128, 128], epochs=10, batch_size=128)  # lists: papermill YAML
+_SMALL_EST = dict(hidden=[64, 64], epochs=10, batch_size=64)
 
 QUICK_MODELS = {
     "mnist_cnn@digits": dict(
