@@ -20,10 +20,15 @@ Tabs (every one computed through the study's cached methods, with a status line)
 - **Manifolds**: CAM dimension (with ``n``) against the class-wise PGD accuracy
   (``study.manifolds``), and every test input's distance to its class manifold.
 - **Confusion matrix** of the network on the test split.
+- **Detect** (on demand: **Run detection**, ``dash.compute_detect()`` or ``detect=``):
+  ``study.detect`` with detectors that reuse the tabs' SOMs, libraries and introspector;
+  ROC curves of every detector for the chosen attack and eps, and the chosen detector's
+  score histogram, clean vs perturbed, with one point per input under it.
 
 One selection, a list of test-split indices (``dash.selection``), is shared by all of
 them: a SOM unit, a confusion-index cell, a lasso or tap on the activation map or the
-manifold strip, a class in the manifold scatter or a confusion-matrix cell sets it, and
+manifold strip, a class in the manifold scatter, a confusion-matrix cell or a point
+under the Detect tab's histogram sets it, and
 every lens highlights the selected inputs. The inspector on the right shows the first
 selected input and what each lens says about it; **Attack this input** runs a PGD or
 iterative FGSM path from it and draws the path in every lens at once.
