@@ -837,9 +837,17 @@ def run_detection(
     scorers = make_detectors(study, detectors, options)
     total = len(scorers) + 2 * len(settings)
     step = [0]
+    bar = None
+    if callback is None and getattr(study, "progress", False):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="detect", leave=False)
 
     def tick(info: str) -> None:
         step[0] += 1
+        if bar is not None:
+            bar.set_postfix_str(info, refresh=False)
+            bar.update(1)
         if callback is not None and callback(step[0], total, info):
             raise StageCancelled(f"detect was cancelled at: {info}; cached stages are kept.")
 
@@ -890,6 +898,8 @@ def run_detection(
                 success_rate=res.success_rate, accuracy=res.accuracy,
                 clean_accuracy=res.clean_accuracy,
             ))  # fmt: skip
+    if bar is not None:
+        bar.close()
     params = dict(split=split, n=n, attacks=list(dict.fromkeys(a for a, _ in settings)),
                   eps=[float(x) for x in np.atleast_1d(eps)], nb_iter=nb_iter,
                   eps_iter=eps_iter, cw_steps=cw_steps, cw_search_steps=cw_search_steps,

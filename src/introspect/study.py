@@ -695,7 +695,8 @@ class Study:
         cw_steps, cw_search_steps : int
             Adam steps per binary-search round, and rounds, of Carlini-Wagner.
         callback : callable, optional
-            ``callback(done, total, info)`` after every fit, attack and scoring step;
+            ``callback(done, total, info)`` after every fit, attack and scoring step
+            (without one, a tqdm bar when the study's ``progress`` is on);
             returning True stops (:class:`introspect.pipeline.StageCancelled`); what
             finished is cached, so a rerun resumes.
 

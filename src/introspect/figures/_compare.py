@@ -12,12 +12,12 @@ from ._library import CNN_LAYERS, RESNET_LAYERS
 
 __all__ = ["QUICK_MODELS", "PAPER_MODELS", "study_for", "detector_options"]
 
-_SMALL_VAE = dict(hidden=[128, 128], epochs=10, batch_size=128)  # lists: papermill YAML
-_SMALL_EST = dict(hidden=[64, 64], epochs=10, batch_size=64)
+_SMALL_VAE = dict(hidden=[128, 128], epochs=5, batch_size=128)  # lists: papermill YAML
+_SMALL_EST = dict(hidden=[64, 64], epochs=5, batch_size=64)
 
 QUICK_MODELS = {
     "mnist_cnn@digits": dict(
-        layers=CNN_LAYERS, eps=[0.05, 0.1, 0.2], theta=0.9, top_k=3, som_size=20,
+        layers=CNN_LAYERS, eps=[0.1, 0.2], theta=0.9, top_k=3, som_size=20,
         selfintro=dict(vae=_SMALL_VAE, estimator=_SMALL_EST), n_per_class=None,
     ),
 }  # fmt: skip

@@ -33,7 +33,7 @@ PARAMS = {
     "n_attack": Param(200, "held-out test images attacked (a seeded subset)"),
     "nb_iter": Param(40, "PGD / targeted I-FGSM steps (the library paper: 40)"),
     "eps_iter": Param(0.01, "PGD / targeted I-FGSM step size (the library paper: 0.01)"),
-    "cw_steps": Param(20, "Carlini-Wagner Adam steps per binary-search round"),
+    "cw_steps": Param(10, "Carlini-Wagner Adam steps per binary-search round"),
     "cw_search_steps": Param(2, "Carlini-Wagner binary-search rounds"),
     "detectors": Param(None, "detector or lens names (None: all)", "list"),
 }
