@@ -420,7 +420,7 @@ class Study:
             every lens, figure and panel shares.
         eps : float or None
             In [0, 1] pixel units (8/255 is the usual CIFAR radius). ``cw`` has no budget:
-            its ``eps`` is None (0 is kept in the result).
+            its ``eps`` is ignored (0 is kept in the result).
         n : int or None
             How many inputs (a seeded random subset, in split order); None for all.
         """
@@ -431,7 +431,7 @@ class Study:
         if kind not in kinds:
             raise ValueError(f"unknown attack {kind!r}; use one of {', '.join(kinds)}.")
         if kind == "cw":
-            eps = 0.0 if eps is None else eps
+            eps = 0.0  # no budget: one cached run whatever eps was passed
         eps = check_eps(eps, where="Study.attack")
         ds = self.data(split)
         total = len(ds[0]) if isinstance(ds, tuple) else len(ds)
