@@ -20,10 +20,15 @@ Tabs (every one computed through the study's cached methods, with a status line)
 - **Manifolds**: CAM dimension (with ``n``) against the class-wise PGD accuracy
   (``study.manifolds``), and every test input's distance to its class manifold.
 - **Confusion matrix** of the network on the test split.
+- **Detect** (on demand: **Run detection**, ``dash.compute_detect()`` or ``detect=``):
+  ``study.detect`` with detectors that reuse the tabs' SOMs, libraries and introspector;
+  ROC curves of every detector for the chosen attack and eps, and the chosen detector's
+  score histogram, clean vs perturbed, with one point per input under it.
 
 One selection, a list of test-split indices (``dash.selection``), is shared by all of
 them: a SOM unit, a confusion-index cell, a lasso or tap on the activation map or the
-manifold strip, a class in the manifold scatter or a confusion-matrix cell sets it, and
+manifold strip, a class in the manifold scatter, a confusion-matrix cell or a point
+under the Detect tab's histogram sets it, and
 every lens highlights the selected inputs. The inspector on the right shows the first
 selected input and what each lens says about it; **Attack this input** runs a PGD or
 iterative FGSM path from it and draws the path in every lens at once.
@@ -62,7 +67,16 @@ from .plots.library import cpl_histogram, histogram_data
 from .plots.selfintro import EXTENT, _map_figure, class_palette
 from .widgets import GridView
 
-__all__ = ["Dashboard", "DashboardState", "attack_path", "default_params", "ATTACKS", "LENSES"]
+__all__ = [
+    "Dashboard",
+    "DashboardState",
+    "attack_path",
+    "default_params",
+    "detect_params",
+    "ATTACKS",
+    "LENSES",
+    "TABS",
+]
 
 LENSES = ("telescope", "library", "selfintro", "manifolds", "confusion")
 _TITLES = {
@@ -71,7 +85,11 @@ _TITLES = {
     "selfintro": "Self-introspection",
     "manifolds": "Manifolds",
     "confusion": "Confusion matrix",
+    "detect": "Detect",
 }
+TABS = (*LENSES, "detect")
+"""Every tab; ``detect`` (ROC curves of every detector, ``Study.detect``) is computed on
+demand (its button, :meth:`Dashboard.compute_detect`, or ``detect=`` at construction)."""
 ATTACKS = {
     "untargeted PGD": "pgd",
     "targeted PGD": "pgd-targeted",
@@ -283,6 +301,31 @@ def default_params(study) -> dict:
     )
 
 
+def detect_params(study, params: dict | None = None) -> dict:
+    """Keyword arguments of ``study.detect`` for the Detect tab: a few fast attacks, and
+    per-lens detector settings equal to the dashboard's own lens parameters, so the
+    detectors reuse the SOMs, libraries and introspector the other tabs fitted.
+
+    ``params`` is :func:`default_params` (or the dashboard's ``params``).
+    """
+    p = params or default_params(study)
+    tel, lib, si = p["telescope"], p["library"], p["selfintro"]
+    return dict(
+        attacks=["pgd", "fgsm", "uniform", "gaussian"],
+        eps=[0.1, 0.2],
+        n=200,
+        nb_iter=10,
+        options=dict(
+            telescope={k: tel[k] for k in ("layers", "size", "epochs", "top_k", "seed", "batch_size")
+                       if k in tel},
+            library={k: lib[k] for k in ("layers", "theta", "top_k") if k in lib},
+            selfintro={k: si[k] for k in ("layers", "vae", "estimator", "seed") if k in si},
+            manifolds=dict(layer=p["manifolds"].get("layer", "penultimate"),
+                           threshold=p["manifolds"].get("threshold", 0.95)),
+        ),
+    )  # fmt: skip
+
+
 def attack_path(
     model,
     x: torch.Tensor,
@@ -390,6 +433,10 @@ class Dashboard(Panel):
     attack : dict, optional
         Defaults of the attack controls: ``kind`` ("pgd", "pgd-targeted",
         "fgsm-targeted"), ``steps``, ``step_size``, ``eps``, ``target``.
+    detect : dict or bool, optional
+        The Detect tab: keyword arguments of ``study.detect`` over
+        :func:`detect_params`. Given (or True), :meth:`compute` runs it after the lenses;
+        otherwise the tab's **Run detection** button (or :meth:`compute_detect`) does.
     split : str
         The split the lenses show and the selection indexes (default ``"test"``).
     autostart : bool
@@ -421,6 +468,7 @@ class Dashboard(Panel):
         selfintro=None,
         manifolds=None,
         attack: dict | None = None,
+        detect: dict | bool | None = None,
         split: str = "test",
         autostart: bool = True,
     ):
@@ -444,6 +492,11 @@ class Dashboard(Panel):
                 self._given[lens] = arg
         self.params["attack"] = {**self.params["attack"], **(attack or {})}
         self._adopt_given()
+        self._detect_on_compute = bool(detect)
+        self.params["detect"] = {
+            **detect_params(study, self.params),
+            **(detect if isinstance(detect, dict) else {}),
+        }
         self.classes = [str(c) for c in study.classes]
         self.names = _unique_names(self.classes)
         self.n_classes = len(self.classes)
@@ -468,9 +521,10 @@ class Dashboard(Panel):
         self._build_selfintro()
         self._build_manifolds()
         self._build_confusion()
+        self._build_detect()
         self._build_inspector()
-        pages = [self.pages[k] for k in LENSES]
-        self.tabs = W.Tab(children=pages, titles=[_TITLES[k] for k in LENSES])
+        pages = [self.pages[k] for k in TABS]
+        self.tabs = W.Tab(children=pages, titles=[_TITLES[k] for k in TABS])
         self.tabs.layout = W.Layout(flex="1 1 auto", min_width="500px")
         body = W.HBox([self.tabs, self.inspector_box], layout=W.Layout(width="100%"))
         self.children = [self.header, body]
@@ -605,8 +659,11 @@ class Dashboard(Panel):
             of the highlighted inputs; ``confusion``: sorted [true, pred] cells outlined in
             the confusion matrix; ``ci``: sorted [d1, d2] cells outlined in the confusion
             index; ``classes``: classes highlighted in the manifold scatter; ``units``:
-            SOM units outlined.
+            SOM units outlined; ``detect``: sorted test indices whose points are
+            highlighted under the Detect tab's histogram (the selected inputs that are
+            pairs of the shown setting).
         """
+        pts = self.det_points.data["index"]
         return {
             "telescope": sorted(int(i) for i in self.som_points.selected.indices),
             "library": sorted(int(i) for i in self.lib_sel.data["index"]),
@@ -618,6 +675,7 @@ class Dashboard(Panel):
             ),
             "classes": sorted(int(i) for i in self.class_marks.data["cls"]),
             "units": sorted(int(u) for u in self.som_marks.data["unit"]),
+            "detect": sorted({int(pts[k]) for k in self.det_points.selected.indices}),
         }
 
     # ------------------------------------------------------------------ computing
@@ -737,6 +795,16 @@ class Dashboard(Panel):
             self.progress.update(1)
             with self._lock:
                 self._push_selection()
+        if self._detect_on_compute and self.labels is not None:
+            self.set_status("computing the detectors' ROC curves...")
+            t0 = time.perf_counter()
+            try:
+                self.compute_detect()
+            except Exception as err:
+                failed.append("detect")
+                self.errors.show(err, "dashboard: detect")
+                self._tab_status("detect", f"failed: {type(err).__name__}: {err}", True)
+            self.timings["detect"] = time.perf_counter() - t0
         self.timings["total"] = time.perf_counter() - t_all
         if failed:
             self.progress.fail()
@@ -954,10 +1022,11 @@ class Dashboard(Panel):
         self._set_state("waiting")
         self.selection_html = W.HTML(self._selection_text())
         self.pages: dict[str, W.Widget] = {}
-        self.tab_status = {k: W.HTML() for k in LENSES}
-        self.readouts = {k: W.HTML() for k in LENSES}
+        self.tab_status = {k: W.HTML() for k in TABS}
+        self.readouts = {k: W.HTML() for k in TABS}
         for k in LENSES:
             self._tab_status(k, "waiting for the computation to start...")
+        self._tab_status("detect", "not computed: press Run detection (attacks and fits)")
         self.clear_button = W.Button(description="Clear selection")
         self.clear_button.on_click(guarded(self.errors, lambda _b: self.clear_selection()))
         self.header = W.VBox(
@@ -1711,9 +1780,155 @@ class Dashboard(Panel):
                 if not origin.startswith("manifolds: class"):
                     self.class_points.selected.indices = []
                 self._readout("manifolds", len(sel), f" in {len(classes)} classes")
+            if self.results.get("detect") is not None:
+                pts = self.det_points.data["index"]
+                chosen = set(sel.tolist())
+                self.det_points.selected.indices = [k for k, i in enumerate(pts) if i in chosen]
+                pairs = len({i for i in pts if i in chosen})
+                self._readout("detect", len(sel), f" ({pairs} of them are pairs of this setting)")
             self.inspector_html.value = self._inspector_text()
         finally:
             self._syncing = False
+
+    # ------------------------------------------------------------------ detect
+    def _build_detect(self):
+        from introspect.detect import make_detectors
+
+        from .plots.compare import roc_plot
+
+        p = self.params["detect"]
+        names = list(make_detectors(self.study, p.get("detectors"), p.get("options")))
+        self.det_attack = W.Dropdown(options=[], description="attack")
+        self.det_eps = W.Dropdown(options=[], description="eps")
+        self.det_detector = W.Dropdown(options=names, value=names[0], description="histogram")
+        self.det_button = W.Button(description="Run detection", button_style="primary")
+        self.det_button.on_click(guarded(self.errors, lambda _b: self._detect_clicked()))
+        self.det_roc_figure, self.det_roc = roc_plot(
+            dict.fromkeys(names, ([], [])), title="ROC (perturbed = positive)", width=420,
+            height=380,
+        )  # fmt: skip
+        self.det_roc_figure.legend.visible = len(names) <= 12
+        self.det_hist = ColumnDataSource(dict(left=[], right=[], clean=[], perturbed=[]))
+        self.det_points = ColumnDataSource(dict(x=[], y=[], index=[], side=[], label=[], color=[]))
+        h = _figure(
+            "scores: clean vs perturbed (tap a point to select its input)", 420, 380,
+            "score (higher = more suspicious)", "inputs", "tap,box_select,reset,save",
+        )  # fmt: skip
+        h.quad(left="left", right="right", top="clean", bottom=0, source=self.det_hist,
+               color="#0072B2", alpha=0.45, legend_label="clean")  # fmt: skip
+        h.quad(left="left", right="right", top="perturbed", bottom=0, source=self.det_hist,
+               color="#D55E00", alpha=0.45, legend_label="perturbed")  # fmt: skip
+        pts = _points(h, "x", "y", self.det_points, 6, 0.8, 0.3, 11, line_color="black")
+        tips = [("input", "#@index"), ("label", "@label"), ("", "@side"), ("score", "@x{0.000}")]
+        _hover(h, pts, tips, tap=True)
+        _small_legend(h)
+        self.det_hist_figure = h
+        self.det_points.selected.on_change("indices", self._guarded_cb(self._on_det_tap))
+        for w in (self.det_attack, self.det_eps, self.det_detector):
+            w.observe(guarded(self.errors, lambda _c: self._render_detect()), names="value")
+        self.det_view = self._view(row(self.det_roc_figure, h), "detect")
+        self._page(
+            "detect",
+            W.HBox([self.det_button, self.det_attack, self.det_eps, self.det_detector]),
+            self.det_view,
+        )
+
+    def _detect_clicked(self):
+        with self.busy("detecting", self.det_button):
+            self.compute_detect()
+
+    def _det_step(self, done, total, info=None):
+        self.step_bar.reset(total=total, description="detect") if done == 1 else None
+        self.step_bar.update(1)
+        self._tab_status("detect", f"{done}/{total}: {info}")
+
+    def compute_detect(self) -> Dashboard:
+        """Run ``study.detect`` with ``params["detect"]`` (cached attacks and fits) and draw
+        the ROC curves; returns ``self``."""
+        if self.labels is None:
+            self._compute_data()
+        self._tab_status("detect", "fitting the detectors and attacking...")
+        table = self.study.detect(**self.params["detect"], callback=self._det_step)
+        self.step_bar.close()
+        self.results["detect"] = table
+        settings = table.settings
+        self._det_rendering = True
+        try:
+            attacks = list(dict.fromkeys(a for a, _ in settings))
+            self.det_attack.options = attacks
+            self.det_attack.value = attacks[0]
+            self._det_eps_options()
+        finally:
+            self._det_rendering = False
+        self._render_detect()
+        self._tab_status(
+            "detect",
+            f"{len(table.detectors)} detectors fitted on the train split; pairs are the "
+            f"{self.split} inputs an attack flipped (noise: every clean-correct input). "
+            "Tap a point below the histogram to select that input in every lens.",
+        )
+        with self._lock:
+            self._push_selection()
+        return self
+
+    def _det_eps_options(self) -> None:
+        table = self.results["detect"]
+        eps = [e for a, e in table.settings if a == self.det_attack.value]
+        self.det_eps.options = [("-" if e is None else f"{e:g}", e) for e in eps]
+        self.det_eps.value = eps[0]
+
+    def _render_detect(self) -> None:
+        table = self.results.get("detect")
+        if table is None or getattr(self, "_det_rendering", False):
+            return
+        a = self.det_attack.value
+        if all(e != self.det_eps.value for x, e in table.settings if x == a):
+            self._det_rendering = True
+            try:
+                self._det_eps_options()
+            finally:
+                self._det_rendering = False
+        e = self.det_eps.value
+        for d, src in self.det_roc.items():
+            f, t = table.roc(d, a, e)
+            src.data = dict(fpr=np.asarray(f, float).tolist(), tpr=np.asarray(t, float).tolist())
+        s = table.scores[(a, e)]
+        d = self.det_detector.value
+        clean, pert = np.asarray(s["clean"][d]), np.asarray(s["perturbed"][d])
+        both = np.r_[clean, pert]
+        if both.size:
+            edges = np.histogram_bin_edges(both, bins=30)
+            hc, _ = np.histogram(clean, edges)
+            hp, _ = np.histogram(pert, edges)
+        else:
+            edges, hc, hp = np.zeros(1), np.zeros(0), np.zeros(0)
+        self.det_hist.data = dict(left=edges[:-1], right=edges[1:], clean=hc, perturbed=hp)
+        top = max(1.0, float(max(hc.max(initial=0), hp.max(initial=0))))
+        idx = np.asarray(s["index"], dtype=np.int64)
+        lab = [self.classes[int(k)] for k in s["y"]]
+        self.det_points.selected.indices = []
+        self.det_points.data = dict(
+            x=both,
+            y=np.r_[np.full(len(clean), -0.06 * top), np.full(len(pert), -0.14 * top)],
+            index=np.r_[idx, idx].tolist(),
+            side=["clean"] * len(clean) + ["perturbed"] * len(pert),
+            label=lab + lab,
+            color=["#0072B2"] * len(clean) + ["#D55E00"] * len(pert),
+        )
+        auc = table.get(d, a, e)
+        self.det_hist_figure.title.text = (
+            f"{d} on {a}{'' if e is None else f' {e:g}'}: AUROC {auc:.3f}, {len(idx)} pairs "
+            "(tap a point to select its input)"
+        )
+        with self._lock:
+            self._push_selection()
+
+    def _on_det_tap(self, indices):
+        pts = self.det_points.data["index"]
+        idx = list(dict.fromkeys(int(pts[k]) for k in indices))
+        if sorted(idx) != sorted(self.state.selection):  # not the echo of our highlight
+            self.set_selection(idx, f"detect: {len(idx)} inputs of the {self.det_detector.value} "
+                                    "histogram")  # fmt: skip
 
     # ------------------------------------------------------------------ attacks
     def _attack_clicked(self):

@@ -73,6 +73,7 @@ def test_every_tab_builds_with_data(dash):
         "Self-introspection",
         "Manifolds",
         "Confusion matrix",
+        "Detect",
     )
     # telescope: 10x10 units, every test input at its BMU, one SOM per representation layer
     assert set(d.results["telescope"]) == {"CL1", "CL2", "CL3", "CL4"}
@@ -99,6 +100,45 @@ def test_every_tab_builds_with_data(dash):
     assert sum(map(sum, d.cm_grid.values)) == n
     assert np.trace(np.asarray(d.cm_grid.values)) == int((d.labels == d.preds).sum())
     assert all("failed" not in w.value for w in d.tab_status.values())
+
+
+def test_detect_tab_draws_roc_curves_and_its_histogram_selects_in_every_lens(dash):
+    """The Detect tab reuses the dashboard's fitted lenses; tapping a point under the
+    score histogram selects that input in every lens, and a selection made elsewhere
+    highlights that input's points there."""
+    d = dash
+    d.params["detect"].update(attacks=["pgd", "uniform"], eps=[0.2], n=120)
+    d.compute_detect()
+    table = d.results["detect"]
+    assert list(d.det_attack.options) == ["pgd", "uniform"] and d.det_eps.value == 0.2
+    assert set(d.det_roc) == set(table.detectors) and "library.cpl" in d.det_roc
+    roc = d.det_roc["library.cpl"].data
+    assert roc["fpr"][0] == 0 and roc["tpr"][-1] == 1 and len(roc["fpr"]) == len(roc["tpr"])
+    f, t = table.roc("library.cpl", "pgd", 0.2)
+    assert roc["fpr"] == f.tolist() and roc["tpr"] == t.tolist()
+    pairs = table.scores[("pgd", 0.2)]
+    n = len(pairs["index"])
+    assert n > 10 and len(d.det_points.data["x"]) == 2 * n
+    d.det_detector.value = "msp"
+    np.testing.assert_allclose(d.det_points.data["x"][:n], pairs["clean"]["msp"])
+    assert sum(d.det_hist.data["clean"]) == n == sum(d.det_hist.data["perturbed"])
+    # a perturbed point (second half) tapped in the browser selects its input everywhere
+    k = n + 3
+    i = int(pairs["index"][3])
+    d.det_points.selected.indices = [k]
+    assert d.selection == [i] and d.state.origin.startswith("detect")
+    _assert_everywhere(d, [i])
+    assert d.highlighted()["detect"] == [i]
+    # both of its points (clean and perturbed) are marked, and another lens's selection
+    # reaches the tab
+    assert sorted(d.det_points.selected.indices) == [3, k]
+    other = int(pairs["index"][5])
+    d.selection = [other]
+    assert d.highlighted()["detect"] == [other]
+    assert 'data-count="1"' in d.readouts["detect"].value
+    d.det_attack.value = "uniform"
+    assert d.det_eps.value == 0.2 and len(d.det_points.data["x"]) > 2 * n - 1
+    assert "failed" not in d.tab_status["detect"].value
 
 
 def test_selection_from_each_lens_reaches_every_other_lens(dash):

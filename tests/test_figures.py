@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from introspect.figures import BROKEN, FIGURES, PROFILE_NAMES
+from introspect.figures import BROKEN, FIGURES, PAPERS, PROFILE_NAMES, Claim
 from introspect.figures._notebooks import notebook_for, profile_yaml, repo_notebooks_dir
 
 IDS = list(FIGURES)
@@ -18,9 +18,7 @@ def test_no_figure_module_is_broken():
 def test_figure_declares_both_profiles_and_documents_params(fid):
     fig = FIGURES[fid]
     assert set(PROFILE_NAMES) <= set(fig.profiles)
-    assert fig.paper in ("telescope", "library", "selfintro", "manifolds") and fid.startswith(
-        fig.paper + "."
-    )
+    assert fig.paper in PAPERS and fid.startswith(fig.paper + ".")
     for name, p in fig.params.items():
         assert p.help.strip(), f"{fid}.{name} has no description"
     assert fig.profile("paper") != fig.profile("quick"), "the paper profile changes something"
@@ -94,3 +92,37 @@ def test_reproduce_reports_a_failure_and_still_runs_the_rest(report):
     assert "explained variance of the top axes" in html  # the printed numbers
     assert (out / "figures" / "telescope.fig03.html").is_file()
     assert (out / "figures" / "telescope.fig03.json").is_file()
+
+
+@pytest.mark.parametrize("fid", IDS)
+def test_declared_claims_are_claims(fid):
+    for c in FIGURES[fid].claims:
+        assert isinstance(c, Claim) and c.text.strip() and c.where.strip() and callable(c.check)
+
+
+def test_claims_are_evaluated_and_printed_under_the_summary():
+    from introspect.figures import Figure
+
+    fake = types.ModuleType("fake_claims")
+    fake.ID, fake.PAPER, fake.TITLE = "compare.fake", "compare", "fake"
+    fake.PARAMS, fake.PROFILES = {}, {"quick": {}, "paper": {}}
+    fake.compute = lambda **kw: {"x": 3.0}
+    fake.summarize = lambda data: "summary"
+
+    def broken(data):
+        raise KeyError("y")
+
+    fake.CLAIMS = [
+        Claim("x is above 2", "here", lambda d: (d["x"] > 2, {"x": d["x"]})),
+        Claim("x is above 5", "there", lambda d: (d["x"] > 5, {"x": d["x"]})),
+        Claim("needs y", "nowhere", lambda d: (None, {})),
+        Claim("reads y", "nowhere", broken),
+    ]
+    fig = Figure(fake)
+    verdicts = fig.check_claims({"x": 3.0})
+    assert [v["holds"] for v in verdicts] == [True, False, None, None]
+    assert verdicts[0]["numbers"] == {"x": 3.0} and "KeyError" in verdicts[3]["numbers"]["error"]
+    text = fig.summarize({"x": 3.0})
+    assert text.startswith("summary\nClaims:")
+    assert "[holds] x is above 2 (here): x 3" in text
+    assert "[does NOT hold] x is above 5" in text and "[undecided] needs y" in text

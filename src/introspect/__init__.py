@@ -36,6 +36,8 @@ _EXPORTS = {
     "ActivationStore": "store",
     "vector_codes": "codes",
     "pgd": "attacks",
+    "carlini_wagner_l2": "attacks",
+    "DetectionTable": "detect",
     "iterative_fgsm": "attacks",
     "uniform_noise": "attacks",
     "awgn": "attacks",

@@ -270,7 +270,7 @@ def captured(
     )
 
 
-ATTACKS = ("pgd", "fgsm", "uniform", "uniform_positive", "gaussian")
+ATTACKS = ("pgd", "fgsm", "ifgsm_targeted", "cw", "uniform", "uniform_positive", "gaussian")
 
 
 def attacked(
@@ -288,6 +288,7 @@ def attacked(
     batch_size: int = 256,
     device="cpu",
     workdir="introspect-work",
+    cw_search_steps: int = 5,
     distributed: bool | None = None,
 ) -> dict:
     """The one cached attack stage: perturbed images and the model's answers on both.
@@ -298,16 +299,24 @@ def attacked(
 
     Parameters
     ----------
-    kind : {"pgd", "fgsm", "uniform", "uniform_positive", "gaussian"}
+    kind : {"pgd", "fgsm", "ifgsm_targeted", "cw", "uniform", "uniform_positive", "gaussian"}
         L-inf PGD (advertorch; ``nb_iter`` steps of ``eps_iter``, default
         ``2.5 * eps / nb_iter``, random start when ``rand_init``); one FGSM step of size
-        ``eps``; the noise controls U[-eps, eps], U[0, eps] (the telescope paper's) and
-        N(0, eps^2) per pixel. All in [0, 1] pixel units, clipped to [0, 1].
+        ``eps``; targeted iterative FGSM (``nb_iter`` signed-gradient steps of ``eps_iter``
+        towards a seeded random other class, projected on the L-inf ball of ``eps``,
+        no random start); L2 Carlini-Wagner (``cw``: no budget, so ``eps`` is ignored
+        (pass 0); ``nb_iter`` Adam steps per round of
+        ``cw_search_steps`` binary-search rounds); the noise controls U[-eps, eps],
+        U[0, eps] (the telescope paper's) and N(0, eps^2) per pixel. All in [0, 1] pixel
+        units, clipped to [0, 1].
+    cw_search_steps : int
+        Binary-search rounds of the Carlini-Wagner constant (``cw`` only).
     distributed : bool or None
         Shard the attack over the ranks of a ``torchrun`` job: rank ``r`` of ``W``
         attacks batches ``r, r + W, ...`` (``batch_size`` images each, batch ``k`` seeded
         by ``(seed, k)``: :func:`introspect.attacks.batch_seed`), the results are gathered
         on every rank, and rank 0 caches them. The result equals a single-process run's.
+        The noise controls are cheap and run whole on every rank.
         ``None``, the default: sharded inside :func:`introspect.distributed.sharding` only.
 
     Returns
@@ -315,7 +324,7 @@ def attacked(
     dict with ``x_adv`` (Tensor like ``x``), ``pred`` and ``pred_adv`` (int arrays (n,)).
     """
     from ._checks import check_eps, check_images, check_labels
-    from .attacks import pgd, predict
+    from .attacks import carlini_wagner_l2, pgd, predict
     from .fingerprint import array_fingerprint
 
     if kind not in ATTACKS:
@@ -326,6 +335,11 @@ def attacked(
     if kind == "pgd":
         step = float(eps_iter) if eps_iter is not None else 2.5 * eps / max(int(nb_iter), 1)
         attack = dict(nb_iter=int(nb_iter), eps_iter=step, rand_init=bool(rand_init))
+    elif kind == "ifgsm_targeted":
+        step = float(eps_iter) if eps_iter is not None else 2.5 * eps / max(int(nb_iter), 1)
+        attack = dict(nb_iter=int(nb_iter), eps_iter=step)
+    elif kind == "cw":
+        attack = dict(nb_iter=int(nb_iter), cw_search_steps=int(cw_search_steps))
     else:
         attack = {}
     params = dict(
@@ -345,21 +359,37 @@ def attacked(
     dev = rank_device(device) if grp.active else device
     bs = int(batch_size)
 
+    if kind == "ifgsm_targeted":  # one seeded random other class per input, for all inputs
+        g = torch.Generator().manual_seed(int(seed))
+        k = int(predict(model, x[:1], 1, dev).shape[1])
+        target = (y + torch.randint(1, k, y.shape, generator=g)) % k
+
     def batches(b):
         """x_adv, pred, pred_adv of batch ``b`` (``bs`` images from ``b * bs``)."""
-        xb, yb = x[b * bs : (b + 1) * bs], y[b * bs : (b + 1) * bs]
+        rows = slice(b * bs, (b + 1) * bs)
+        xb, yb = x[rows], y[rows]
         common = dict(loss=loss, seed=seed, device=dev, batch_size=bs, first_batch=b)
-        if eps == 0:
+        if eps == 0 and kind != "cw":
             adv = xb.clone()
         elif kind == "pgd":
             adv = pgd(model, xb, yb, eps, **attack, **common)
-        else:
+        elif kind == "fgsm":
             adv = pgd(model, xb, yb, eps, nb_iter=1, eps_iter=eps, rand_init=False, **common)
+        elif kind == "ifgsm_targeted":
+            adv = pgd(model, xb, target[rows], eps, nb_iter=attack["nb_iter"],
+                      eps_iter=attack["eps_iter"], rand_init=False, targeted=True,
+                      **common)  # fmt: skip
+        else:  # cw: deterministic per batch
+            adv = carlini_wagner_l2(
+                model, xb, yb, max_iterations=attack["nb_iter"],
+                binary_search_steps=attack["cw_search_steps"], seed=seed, device=dev,
+                batch_size=bs,
+            )  # fmt: skip
         pred = predict(model, xb, bs, dev).argmax(1).numpy()
         return adv, pred, predict(model, adv, bs, dev).argmax(1).numpy()
 
     def run():
-        if kind in ("pgd", "fgsm"):
+        if kind in ("pgd", "fgsm", "ifgsm_targeted", "cw"):
             n_batches = -(-len(x) // bs)
             mine = {b: batches(b) for b in grp.shard(n_batches)}
             parts = {}

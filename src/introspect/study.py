@@ -10,6 +10,7 @@ The public middle layer between the core estimators and everything a user touche
     study.library(theta=0.8, top_k=3)         # LibraryResult: LibraryStack, agreement, CPL
     study.selfintro()                         # fitted SelfIntrospector
     study.manifolds(layer="penultimate")      # ManifoldResult: ClassManifolds (+ robustness)
+    study.detect(["pgd", "cw", "uniform"])    # DetectionTable: every lens's detector + baselines
 
 Every stage is cached under ``workdir`` by :class:`introspect.cache.Workdir`, keyed by
 content fingerprints of the model's weights and of the data (see
@@ -88,7 +89,7 @@ class AttackResult:
     Attributes
     ----------
     kind : str
-        ``"pgd"``, ``"fgsm"``, ``"uniform"`` or ``"gaussian"``.
+        One of :data:`introspect.pipeline.ATTACKS` (``"pgd"``, ``"fgsm"``, ``"cw"``...).
     eps : float
         L-inf radius (pgd, fgsm), noise amplitude (uniform: U[-eps, eps]) or std
         (gaussian), in [0, 1] pixel units.
@@ -430,16 +431,18 @@ class Study:
         rand_init: bool = True,
         loss: str = "ce",
         seed: int = 0,
+        cw_search_steps: int = 5,
     ) -> AttackResult:
         """Perturbed copies of ``n`` inputs of ``split`` (a seeded subset), cached.
 
         Parameters
         ----------
-        kind : {"pgd", "fgsm", "uniform", "uniform_positive", "gaussian"}
+        kind : {"pgd", "fgsm", "ifgsm_targeted", "cw", "uniform", "uniform_positive", "gaussian"}
             See :func:`introspect.pipeline.attacked`, the one cached attack stage that
             every lens, figure and panel shares.
-        eps : float
-            In [0, 1] pixel units (8/255 is the usual CIFAR radius).
+        eps : float or None
+            In [0, 1] pixel units (8/255 is the usual CIFAR radius). ``cw`` has no budget:
+            its ``eps`` is ignored (0 is kept in the result).
         n : int or None
             How many inputs (a seeded random subset, in split order); None for all.
         """
@@ -449,6 +452,8 @@ class Study:
 
         if kind not in kinds:
             raise ValueError(f"unknown attack {kind!r}; use one of {', '.join(kinds)}.")
+        if kind == "cw":
+            eps = 0.0  # no budget: one cached run whatever eps was passed
         eps = check_eps(eps, where="Study.attack")
         ds = self.data(split)
         total = len(ds[0]) if isinstance(ds, tuple) else len(ds)
@@ -460,10 +465,13 @@ class Study:
         out = attacked(
             self.model, x, y, kind, eps, nb_iter=nb_iter, eps_iter=eps_iter, rand_init=rand_init,
             loss=loss, seed=seed, batch_size=self.batch_size, device=self.device,
-            workdir=self.workdir, distributed=self.distributed,
+            workdir=self.workdir, cw_search_steps=cw_search_steps,
+            distributed=self.distributed,
         )  # fmt: skip
         params = dict(split=split, kind=kind, eps=eps, n=len(index), nb_iter=nb_iter,
                       eps_iter=eps_iter, rand_init=rand_init, loss=loss, seed=seed)  # fmt: skip
+        if kind == "cw":
+            params["cw_search_steps"] = int(cw_search_steps)
         return AttackResult(
             kind=kind, eps=eps, index=index, x=x, x_adv=out["x_adv"], y=y.numpy(),
             pred=np.asarray(out["pred"]), pred_adv=np.asarray(out["pred_adv"]), params=params,
@@ -658,6 +666,81 @@ class Study:
                 attack=dict(kind="pgd", nb_iter=nb_iter, seed=seed, n=len(y)),
             )  # fmt: skip
         return ManifoldResult(manifolds, robustness)
+
+    # ------------------------------------------------------------------ detect
+    def detect(
+        self,
+        attacks: Sequence[str] = ("pgd", "fgsm", "cw", "uniform", "gaussian"),
+        eps: float | Sequence[float] = (0.05, 0.1, 0.2),
+        n: int | None = 500,
+        *,
+        detectors: Sequence[str] | None = None,
+        split: str = "test",
+        options: dict | None = None,
+        nb_iter: int = 10,
+        eps_iter: float | None = None,
+        cw_steps: int = 50,
+        cw_search_steps: int = 3,
+        seed: int = 0,
+        callback=None,
+    ):
+        """Which lens sees the attack: every detector against attacks and noise controls.
+
+        Detectors (:mod:`introspect.detect`: one per lens, and pytorch-ood's baselines)
+        are fitted on the **train** split only; ``n`` inputs of the held-out ``split``
+        are attacked through :meth:`attack` (cached, so every lens and figure shares one
+        set of attacks).
+
+        Negatives and positives: for an attack, the inputs the model gets right clean
+        and wrong perturbed (the attack's successes) are the pairs; their clean versions
+        are the negatives and their adversarial versions the positives. For a noise
+        control (``uniform``, ``gaussian``) every input the model gets right clean is a
+        pair, flipped or not: clean negative, noisy positive. A detector that sees only
+        the perturbation's size, not its direction, has AUROC near 0.5 on the controls.
+
+        Parameters
+        ----------
+        attacks : list of {"pgd", "fgsm", "ifgsm_targeted", "cw", "uniform", "gaussian"}
+            ``ifgsm_targeted``: ``nb_iter`` signed-gradient steps towards a seeded random
+            other class inside the L-inf ball; ``cw``: L2 Carlini-Wagner (no eps; one
+            column); ``uniform``: U[-eps, eps] per pixel; ``gaussian``: N(0, eps^2 / 3)
+            per pixel, the same expected L2 norm as ``uniform`` at that eps.
+        eps : float or list of float
+            L-inf radius (noise amplitude for the controls), each in (0, 1].
+        n : int or None
+            Held-out inputs attacked (a seeded subset; None: the whole split).
+        detectors : list of str, optional
+            Names or lenses (see :func:`introspect.detect.make_detectors`); default all.
+        options : dict lens -> dict, optional
+            Per-lens settings (theta, SOM size, InfoVAE...), see ``make_detectors``.
+        nb_iter, eps_iter : int, float or None
+            PGD and targeted I-FGSM steps and step size (default ``2.5 * eps / nb_iter``).
+        cw_steps, cw_search_steps : int
+            Adam steps per binary-search round, and rounds, of Carlini-Wagner.
+        callback : callable, optional
+            ``callback(done, total, info)`` after every fit, attack and scoring step
+            (without one, a tqdm bar when the study's ``progress`` is on);
+            returning True stops (:class:`introspect.pipeline.StageCancelled`); what
+            finished is cached, so a rerun resumes.
+
+        Returns
+        -------
+        DetectionTable
+            Rows detector x attack x eps with AUROC, AUPR, TPR at 5 % FPR, ``n`` pairs
+            and the attack's success rate; the scores for ROC curves; run times.
+
+        Notes
+        -----
+        These detectors face non-adaptive attacks: an attacker who also optimises
+        against the detector usually evades it (see :mod:`introspect.detect`).
+        """
+        from .detect import run_detection
+
+        return run_detection(
+            self, attacks, eps, n, detectors=detectors, split=split, options=options,
+            nb_iter=nb_iter, eps_iter=eps_iter, cw_steps=cw_steps,
+            cw_search_steps=cw_search_steps, seed=seed, callback=callback,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         data = ", ".join(f"{k}={len(v[0]) if isinstance(v, tuple) else len(v)}"

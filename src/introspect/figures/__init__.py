@@ -2,7 +2,9 @@
 
 Each module declares ``ID``, ``PAPER``, ``TITLE``, ``DESCRIPTION``, ``PARAMS`` (defaults
 = the ``quick`` profile), ``PROFILES`` and defines ``compute(**params) -> dict`` and
-``summarize(data) -> str``.
+``summarize(data) -> str``; optionally ``CLAIMS``, a list of :class:`Claim` (a sentence,
+where it is made, and a predicate over the computed data) whose verdicts
+:meth:`Figure.summarize` prints.
 """
 
 from __future__ import annotations
@@ -10,19 +12,22 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ._base import COMMON_PARAMS, PROFILE_NAMES, Figure, Param
+from ._base import COMMON_PARAMS, PROFILE_NAMES, Claim, Figure, Param
 
 __all__ = [
     "FIGURES",
     "Figure",
     "Param",
+    "Claim",
     "COMMON_PARAMS",
     "PROFILE_NAMES",
     "get_figure",
     "list_figures",
 ]
 
-PAPERS = ("telescope", "library", "selfintro", "manifolds")
+PAPERS = ("telescope", "library", "selfintro", "manifolds", "compare")
+"""Registry order; ``compare`` holds the cross-lens figures (issue 11) and comes last, so
+in a report it reuses the models, captures and attacks of the papers' figures."""
 
 
 BROKEN: dict[str, str] = {}

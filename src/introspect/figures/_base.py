@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from types import ModuleType
 
-__all__ = ["Param", "Figure", "COMMON_PARAMS", "PROFILE_NAMES"]
+__all__ = ["Param", "Claim", "Figure", "COMMON_PARAMS", "PROFILE_NAMES"]
 
 PROFILE_NAMES = ("quick", "paper")
 
@@ -27,6 +27,48 @@ class Param:
         if d is None:
             return "str"  # papermill parses only simple annotations
         return type(d).__name__
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement a figure checks against the data it computed.
+
+    A figure module lists its claims in ``CLAIMS``; :meth:`Figure.check_claims` evaluates
+    them and :meth:`Figure.summarize` prints each verdict under the figure's summary.
+
+    Attributes
+    ----------
+    text : str
+        The claim, as one sentence.
+    where : str
+        Where it is made (``"Lee 2019, Fig. 5"``; ``"issue 11"`` for a project's own).
+    check : callable
+        ``check(data) -> (holds, numbers)``: ``data`` is what ``compute`` returned;
+        ``holds`` is True, False, or None when these data cannot decide (e.g. the run
+        left the needed setting out); ``numbers`` is a dict of the values behind it.
+    """
+
+    text: str
+    where: str
+    check: object
+
+    def evaluate(self, data: dict) -> dict:
+        """``{"claim", "where", "holds", "numbers"}``; an error in the check is a verdict
+        of None with the error under ``numbers["error"]``."""
+        try:
+            holds, numbers = self.check(data)
+        except Exception as err:  # a broken check must not hide the figure
+            holds, numbers = None, {"error": f"{type(err).__name__}: {err}"}
+        holds = None if holds is None else bool(holds)
+        return dict(claim=self.text, where=self.where, holds=holds, numbers=dict(numbers))
+
+
+def _verdict(r: dict) -> str:
+    word = {True: "holds", False: "does NOT hold", None: "undecided"}[r["holds"]]
+    nums = ", ".join(
+        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["numbers"].items()
+    )
+    return f"  [{word}] {r['claim']} ({r['where']}){': ' + nums if nums else ''}"
 
 
 COMMON_PARAMS: dict[str, Param] = {
@@ -52,6 +94,7 @@ class Figure:
         self.title: str = module.TITLE
         self.description: str = getattr(module, "DESCRIPTION", module.TITLE)
         self.params: dict[str, Param] = {**module.PARAMS, **COMMON_PARAMS}
+        self.claims: list[Claim] = list(getattr(module, "CLAIMS", []))
         self.profiles: dict[str, dict] = module.PROFILES
         for prof, overrides in self.profiles.items():
             unknown = set(overrides) - set(self.params)
@@ -86,8 +129,17 @@ class Figure:
             full.pop(k, None)
         return self.module.compute(**full)
 
+    def check_claims(self, data: dict) -> list[dict]:
+        """Every claim of the module's ``CLAIMS`` evaluated on ``data`` (see :class:`Claim`)."""
+        return [c.evaluate(data) for c in self.claims]
+
     def summarize(self, data: dict) -> str:
-        return self.module.summarize(data)
+        """The module's summary, then one verdict line per claim."""
+        text = self.module.summarize(data)
+        if not self.claims:
+            return text
+        lines = [_verdict(r) for r in self.check_claims(data)]
+        return "\n".join([text, "Claims:", *lines])
 
     def __repr__(self) -> str:
         return f"Figure({self.id!r}: {self.title})"
