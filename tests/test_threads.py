@@ -23,17 +23,24 @@ def two_threads(monkeypatch):
     torch.set_num_threads(old)
 
 
-def test_small_work_runs_on_one_thread_large_work_is_left_alone(two_threads):
-    assert _threads.threads_for(1e6) == 1
-    assert _threads.threads_for(_threads.SMALL_OP_FLOPS * 10) is None
-    assert _threads.threads_for(1e6, device="cuda") is None  # CPU threads are not the point there
+SMALL, LARGE = 1e6, _threads.SMALL_OP_FLOPS * 10
 
 
-def test_large_work_uses_only_the_cores_other_processes_leave(two_threads, monkeypatch):
-    monkeypatch.setattr(_threads, "others_busy", lambda: 1.0)  # one core taken
-    assert _threads.threads_for(_threads.SMALL_OP_FLOPS * 10) == 1
-    monkeypatch.setattr(_threads, "others_busy", lambda: 0.3)  # a little background work
-    assert _threads.threads_for(_threads.SMALL_OP_FLOPS * 10) is None
+def test_a_quiet_machine_keeps_torchs_threads(two_threads):
+    assert _threads.threads_for(SMALL) is None and _threads.threads_for(LARGE) is None
+
+
+@pytest.mark.parametrize(
+    "busy, small, large",
+    [(0.05, None, None), (0.3, 1, None), (1.0, 1, 1), (1.7, 1, 1)],
+)
+def test_threads_give_way_to_other_processes(two_threads, monkeypatch, busy, small, large):
+    """Small operations give a thread up at a third of a core of other work, large ones
+    at more than half a core."""
+    monkeypatch.setattr(_threads, "others_busy", lambda: busy)
+    assert _threads.threads_for(SMALL) == small
+    assert _threads.threads_for(LARGE) == large
+    assert _threads.threads_for(SMALL, device="cuda") is None  # not the CPU's work
 
 
 def test_the_cpu_use_of_another_process_is_measured():
@@ -79,7 +86,10 @@ def test_flops_per_op_of_a_known_model():
     assert model.training  # the count does not leave the model in eval mode
 
 
-def test_a_small_model_loop_runs_on_one_thread_and_restores(two_threads):
+def test_a_small_model_loop_on_a_busy_machine_runs_on_one_thread_and_restores(
+    two_threads, monkeypatch
+):
+    monkeypatch.setattr(_threads, "others_busy", lambda: 0.5)
     model = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 5))
     with _threads.for_model(model, torch.zeros(1, 10), batch_size=64):
         assert torch.get_num_threads() == 1
@@ -89,17 +99,22 @@ def test_a_small_model_loop_runs_on_one_thread_and_restores(two_threads):
         assert torch.get_num_threads() == 2
 
 
-def test_som_fit_steps_on_one_thread_for_small_batches(two_threads):
+@pytest.mark.parametrize("busy, inside", [(0.0, 2), (1.0, 1)])
+def test_som_fit_steps_give_a_thread_up_only_beside_other_work(
+    two_threads, monkeypatch, busy, inside
+):
+    monkeypatch.setattr(_threads, "others_busy", lambda: busy)
     seen = []
     X = np.random.default_rng(0).random((200, 64)).astype(np.float32)
     ToroidalSOM(5, 5, epochs=1, batch_size=10).fit(
         X, callback=lambda *a: seen.append(torch.get_num_threads()), callback_every=5
     )
-    assert seen and set(seen) == {1}
+    assert seen and set(seen) == {inside}
     assert torch.get_num_threads() == 2
 
 
 def test_capture_and_training_use_the_policy(two_threads, monkeypatch):
+    monkeypatch.setattr(_threads, "others_busy", lambda: 1.0)
     from introspect.capture import activations
     from introspect.training import fit_classifier
 

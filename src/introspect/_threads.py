@@ -1,8 +1,7 @@
-"""Intra-op thread policy for the toolkit's own loops over small models.
+"""Intra-op thread policy for the toolkit's own loops (training, capture, attacks, SOM).
 
 A loop of small torch operations (a 16x16 digits CNN, a SOM step of 10 samples, an MLP
-VAE) gains little from a second intra-op thread on a quiet machine and collapses when
-another process holds a core: every operation ends at a barrier that waits for the
+VAE) on two intra-op threads collapses when another process holds a core: every operation ends at a barrier that waits for the
 descheduled thread, so each of thousands of tiny operations can cost a whole scheduler
 time slice. Measured on the 2-core machine this was written on, with one other
 CPU-bound process running: a ToroidalSOM epoch went from 0.5 s (one thread) to 1.3-5.4 s
@@ -10,15 +9,17 @@ CPU-bound process running: a ToroidalSOM epoch went from 0.5 s (one thread) to 1
 
 Large operations collapse too once the cores are taken: a CIFAR ResNet44 forward of 64
 images ran at 209 images/s on one thread and 51 on two while other processes kept the
-machine busy. So the toolkit runs a loop
-
-- with **one** intra-op thread when its operations are small (below
-  :data:`SMALL_OP_FLOPS` floating-point operations per parametrised operation), and
-- otherwise with no more threads than the cores other processes leave free (their CPU
-  use measured from ``/proc/stat`` minus this process's own, over the time since the
-  last decision or a 50 ms window), never more than torch's own setting,
-
-on the CPU only; the previous setting is restored when the loop ends.
+machine busy. On a quiet machine the second thread pays, even for small models (1.2-2x
+for the digits networks and a SOM step here), so the toolkit decides by what else is running. Before
+each of its loops it measures the CPU the other processes used recently (``/proc/stat``
+less this process's own CPU time, over the time since the last decision or a 50 ms
+window) and runs with ``cores - ceil(others - slack)`` intra-op threads, never more than
+torch's own setting: small operations (below :data:`SMALL_OP_FLOPS` per parametrised
+operation) get a slack of 0.1 core, so a background process taking a third of a core
+already moves them to one thread; larger ones a slack of 0.5 core. Thus, on 2 cores:
+quiet, 2 threads; a busy process beside it, 1 thread. This holds on the CPU only (work on
+an accelerator leaves the threads alone), and the previous setting is restored when the
+loop ends.
 ``INTROSPECT_THREADS`` overrides the policy: ``auto`` (default), ``torch`` (never touch
 torch's setting) or a number (use that many threads in every toolkit loop).
 """
@@ -34,7 +35,7 @@ import weakref
 import torch
 
 SMALL_OP_FLOPS = 20e6
-"""Per-operation work below which a toolkit loop runs on one intra-op thread."""
+"""Per-operation work below which a loop gives up a thread at the first sign of other work."""
 
 _FLOPS_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -102,11 +103,6 @@ def others_busy() -> float:
     return _last_others
 
 
-def free_cores() -> int:
-    """Cores left to this process by the others' recent CPU use (at least 1)."""
-    return max(1, math.floor(_cores() - others_busy() + 0.5))
-
-
 def threads_for(flops_per_op: float, device="cpu") -> int | None:
     """The intra-op thread count a toolkit loop should use, or None to leave torch's.
 
@@ -125,10 +121,11 @@ def threads_for(flops_per_op: float, device="cpu") -> int | None:
         return rule
     if torch.device(device).type != "cpu":
         return None
-    if flops_per_op < SMALL_OP_FLOPS:
-        return 1
-    n = min(torch.get_num_threads(), free_cores())
-    return None if n == torch.get_num_threads() else n
+    slack = 0.1 if flops_per_op < SMALL_OP_FLOPS else 0.5
+    busy = max(0.0, others_busy() - slack)
+    current = torch.get_num_threads()
+    n = max(1, min(current, _cores() - math.ceil(busy)))
+    return None if n == current else n
 
 
 @contextlib.contextmanager
@@ -145,30 +142,49 @@ def intra_op_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def model_flops_per_op(model: torch.nn.Module, sample: torch.Tensor) -> float:
-    """Forward FLOPs of one input divided by the number of parametrised leaf modules.
+def _module_flops(module: torch.nn.Module, output) -> float:
+    """Multiply-adds x 2 of one call of a parametrised leaf module (its output known)."""
+    out = output[0] if isinstance(output, (tuple, list)) else output
+    if not isinstance(out, torch.Tensor):
+        return 0.0
+    weight = getattr(module, "weight", None)
+    if isinstance(module, torch.nn.modules.conv._ConvNd) and weight is not None:
+        return 2.0 * out.numel() * weight[0].numel()  # in_channels / groups * kernel size
+    if isinstance(module, torch.nn.Linear):
+        return 2.0 * out.numel() * module.in_features
+    return 2.0 * out.numel()  # normalisation layers and the like: a few ops per output
 
-    Counted once per model and input shape with torch's ``FlopCounterMode`` on a single
-    input (cached; a model whose weights change keeps its shape, so the count holds).
+
+def model_flops_per_op(model: torch.nn.Module, sample: torch.Tensor) -> float:
+    """Forward FLOPs of one input divided by the number of parametrised leaf-module calls.
+
+    Counted once per model and input shape, by forward hooks on the parametrised leaf
+    modules during one forward pass of a single input (convolutions and linear layers
+    exactly, other layers as two operations per output), and cached.
     """
     key = tuple(sample.shape[1:])
     per_model = _FLOPS_CACHE.setdefault(model, {})
     if key not in per_model:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        n_ops = sum(
-            1
+        calls: list[float] = []
+        leaves = [
+            m
             for m in model.modules()
             if next(m.children(), None) is None and next(m.parameters(False), None) is not None
-        )
+        ]
+        handles = [
+            m.register_forward_hook(lambda m, a, o: calls.append(_module_flops(m, o)))
+            for m in leaves
+        ]
         was_training = model.training
         model.eval()
         try:
-            with FlopCounterMode(display=False) as counter, torch.no_grad():
+            with torch.no_grad():
                 model(sample[:1])
         finally:
             model.train(was_training)
-        per_model[key] = counter.get_total_flops() / max(1, n_ops)
+            for h in handles:
+                h.remove()
+        per_model[key] = sum(calls) / max(1, len(calls))
     return per_model[key]
 
 
@@ -186,6 +202,6 @@ def for_model(model: torch.nn.Module, sample: torch.Tensor, batch_size: int):
         return contextlib.nullcontext()
     try:
         flops = model_flops_per_op(model, sample) * int(batch_size)
-    except Exception:  # a model FlopCounterMode cannot trace: leave torch's setting alone
+    except Exception:  # a model that does not run on one input: leave torch's setting alone
         return contextlib.nullcontext()
     return intra_op_threads(threads_for(flops, sample.device))

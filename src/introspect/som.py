@@ -172,9 +172,9 @@ class ToroidalSOM(Estimator):
     QuickSOM use ``shuffle=False`` and the same initial weights (``init=array``).
     ``fit`` moves all of ``X`` to ``device`` once (50,000 x 8,192 float32 codes take 1.6 GB).
     Each step is a handful of small operations: on a CPU shared with other processes two
-    intra-op threads wait for each other at every one of them, so ``fit`` runs its steps on
-    one thread when they are small (see ``introspect._threads``; ``INTROSPECT_THREADS``
-    overrides it) and restores torch's setting after.
+    intra-op threads wait for each other at every one of them, so ``fit`` gives a thread
+    up when other processes are busy (see ``introspect._threads``; ``INTROSPECT_THREADS``
+    overrides it) and restores torch's setting after; on a quiet machine it keeps them.
 
     Examples
     --------
@@ -334,7 +334,8 @@ class ToroidalSOM(Estimator):
 
             bar = tqdm(total=n_steps, desc="SOM", unit="batch")
 
-        # a step is two (batch x features x units) products: small ones run on one thread
+        # a step is two (batch x features x units) products: small ones give a thread up
+        # as soon as other processes compete for the cores
         with intra_op_threads(threads_for(2.0 * B * self.n_units * D, dev)):
             step = 0
             stopped = False

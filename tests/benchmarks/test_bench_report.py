@@ -5,8 +5,7 @@ computed), in the same session, with the same settings. The competing process is
 single-threaded busy loop, what a laptop's browser tab or a second notebook does to a
 2-core machine. Targets: <= 6 min on 2 quiet cores, and the loaded run <= 2x the quiet
 one. The toolkit's thread policy (``introspect._threads``) is what keeps the second
-within reach: its loops over small models run on one intra-op thread, and larger work
-uses only the cores the other processes leave.
+within reach: its loops give intra-op threads up to the CPU use of other processes.
 
 Run: ``python -m pytest tests/benchmarks/test_bench_report.py -q -s`` (about 10 minutes
 on 2 cores).

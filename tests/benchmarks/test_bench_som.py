@@ -16,12 +16,13 @@ BLAS). A step is a handful of small operations (two products of 10 x 2,048 by 2,
 ends at a barrier, and when another process holds a core the barrier waits for a
 descheduled thread, for up to a scheduler time slice, thousands of times per epoch.
 That is the spread seen before (5.5x QuickSOM at the defaults with other work on the
-machine, ~20x pinned). ToroidalSOM now runs its steps on one thread when they are this
-small (``introspect._threads``), so the default setting equals the pinned one; QuickSOM
-keeps torch's default, and is compared at its own best setting.
+machine, ~20x pinned). ToroidalSOM now gives a thread up when other processes are busy
+(``introspect._threads``) and keeps both on a quiet machine, so the default setting is
+never slower than one thread; QuickSOM keeps torch's default, and is compared at its own
+best setting.
 
 **Ceiling.** A sample costs the two products: 2 x (2 * 2,048 * 400) = 3.3 MFLOP. The
-benchmark measures this machine's GEMM rate at exactly those shapes (one thread, the
+benchmark measures this machine's GEMM rate at exactly those shapes (at each thread setting, the
 device's own for CUDA) and reports the ceiling samples/s = rate / 3.3 MFLOP next to
 what ToroidalSOM reaches.
 
@@ -225,13 +226,13 @@ def test_bench_minisom(benchmark):
     benchmark.extra_info.update(_RESULTS["MiniSom (1 thread)"])
 
 
-def _gemm_samples_per_s(threads=1, reps=400) -> float:
+def _gemm_samples_per_s(threads=1, reps=400) -> tuple[float, float]:
     """Ceiling: samples/s if a step cost only its two products, at this run's shapes."""
     g = torch.Generator().manual_seed(0)
     xb = torch.rand(BATCH, DIM, generator=g).to(DEVICE)
     w = torch.rand(M * N, DIM, generator=g).to(DEVICE)
     h = torch.rand(BATCH, M * N, generator=g).to(DEVICE)
-    with _pinned(threads if DEVICE == "cpu" else None):
+    with _pinned(threads if DEVICE == "cpu" else None):  # None: the process defaults
         for _ in range(20):
             xb @ w.T, h.T @ xb
         _sync()
@@ -248,7 +249,7 @@ def test_report_ratios():
     need = [f"{k} ({t})" for k in ("ToroidalSOM", "QuickSOM") for t in THREADS]
     if any(k not in _RESULTS for k in need):
         pytest.skip("run the whole file")
-    ceiling, rate = _gemm_samples_per_s()
+    ceilings = {t: _gemm_samples_per_s(THREADS[t]) for t in THREADS}
     ours = {t: _RESULTS[f"ToroidalSOM ({t})"] for t in THREADS}
     quick = {t: _RESULTS[f"QuickSOM ({t})"] for t in THREADS}
     best_ours = max(ours.values(), key=lambda r: r["samples_per_s"])
@@ -266,10 +267,12 @@ def test_report_ratios():
     if "MiniSom (1 thread)" in _RESULTS:
         r = _RESULTS["MiniSom (1 thread)"]
         lines.append(f"vs MiniSom: {best_ours['samples_per_s'] / r['samples_per_s']:.1f}x")
-    lines.append(
-        f"ceiling (GEMMs only, {rate / 1e9:.1f} GFLOP/s at these shapes): {ceiling:,.0f} "
-        f"samples/s; ToroidalSOM reaches {best_ours['samples_per_s'] / ceiling:.0%} of it"
-    )
+    for t, (ceiling, rate) in ceilings.items():
+        lines.append(
+            f"ceiling at {t} (GEMMs only, {rate / 1e9:.1f} GFLOP/s at these shapes): "
+            f"{ceiling:,.0f} samples/s; ToroidalSOM reaches "
+            f"{ours[t]['samples_per_s'] / ceiling:.0%} of it"
+        )
     print("\n" + "\n".join(lines))
     assert best_ours["samples_per_s"] >= 15 * best_quick["samples_per_s"]
     # the default setting is no slower than one thread (10 % allowance for timing noise)
