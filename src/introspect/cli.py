@@ -202,6 +202,17 @@ white-space:pre-wrap}}</style></head><body>
     return path
 
 
+def _figure_params(fig, profile, work, out, device, data_root) -> dict:
+    """A figure's parameters in a report run: its profile, the run's workdir and folders."""
+    params = fig.profile(profile)
+    params.update(workdir=str(work), save_dir=str(out / "figures"))
+    if device:
+        params["device"] = device
+    if data_root:
+        params["data_root"] = str(Path(data_root).resolve())
+    return params
+
+
 def reproduce(
     profile: str = "quick",
     out: str | Path = "reports",
@@ -238,12 +249,7 @@ def reproduce(
         print(f"figure module {name} failed to import: {err}", file=sys.stderr)
     for i, fid in enumerate(ids, 1):
         fig = get_figure(fid)
-        params = fig.profile(profile)
-        params.update(workdir=str(work), save_dir=str(out / "figures"))
-        if device:
-            params["device"] = device
-        if data_root:
-            params["data_root"] = str(Path(data_root).resolve())
+        params = _figure_params(fig, profile, work, out, device, data_root)
         src = nb_dir / "figures" / f"{fid}.ipynb"
         if not src.is_file():  # an installed package without the checkout: use the generated one
             import nbformat
@@ -320,12 +326,7 @@ def _prepare_sharded(ids, profile, work, out, device, data_root) -> int:
     say(f"sharded stages over {grp.world} ranks, workdir {work}")
     for i, fid in enumerate(ids, 1):
         fig = get_figure(fid)
-        params = fig.profile(profile)
-        params.update(workdir=str(work), save_dir=str(out / "figures"))
-        if device:
-            params["device"] = device
-        if data_root:
-            params["data_root"] = str(Path(data_root).resolve())
+        params = _figure_params(fig, profile, work, out, device, data_root)
         t0, before = time.time(), dict(SHARDED)
         try:
             with sharding():

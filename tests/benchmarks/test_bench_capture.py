@@ -25,6 +25,7 @@ import os
 
 import pytest
 import torch
+from _pinned import THREADS, pinned
 
 from introspect.capture import capture
 from introspect.data import ArrayDataset
@@ -35,24 +36,14 @@ CASES = {
     "cifar_resnet44": dict(n=512, layers=["CN1", "CL1", "CL2", "CL3"]),
     "timm:resnet18": dict(n=128, layers=["CL1", "CL2", "CL3", "CL4"], size=(3, 224, 224)),
 }
-THREADS = {"default": None, "1 thread": 1}
 BATCH = 64
 RESULTS: dict = {}
 
 
 @pytest.fixture(params=list(THREADS))
 def threads(request):
-    from threadpoolctl import threadpool_limits
-
-    n = THREADS[request.param]
-    if n is None:
+    with pinned(THREADS[request.param]):
         yield request.param
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    with threadpool_limits(limits=n):
-        yield request.param
-    torch.set_num_threads(old)
 
 
 def _data(name):

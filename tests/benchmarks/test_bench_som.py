@@ -39,6 +39,7 @@ import types
 import numpy as np
 import pytest
 import torch
+from _pinned import THREADS, pinned
 
 from introspect.som import ToroidalSOM
 
@@ -48,29 +49,8 @@ BATCH = 10
 SIGMA, ALPHA = 10.0, 0.1
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FLOPS_PER_SAMPLE = 2 * (2 * DIM * M * N)  # distances X W^T and the update h^T X
-THREADS = {"default": None, "1 thread": 1}
 
 _RESULTS: dict[str, dict] = {}
-
-
-def _pinned(n):
-    """Context: torch and BLAS limited to ``n`` threads (None: the process defaults)."""
-    from contextlib import contextmanager
-
-    from threadpoolctl import threadpool_limits
-
-    @contextmanager
-    def ctx():
-        if n is None:
-            yield
-            return
-        old = torch.get_num_threads()
-        torch.set_num_threads(n)
-        with threadpool_limits(limits=n):
-            yield
-        torch.set_num_threads(old)
-
-    return ctx()
 
 
 def _data():
@@ -147,7 +127,7 @@ def test_bench_toroidal_som(benchmark, threads):
         _sync()
         return som
 
-    with _pinned(THREADS[threads]):
+    with pinned(THREADS[threads]):
         run()  # warm-up: first-call allocations and kernels
         t0 = time.perf_counter()
         som = benchmark.pedantic(run, rounds=1, iterations=1)
@@ -190,7 +170,7 @@ def test_bench_quicksom(benchmark, capsys, threads):
         _sync()
         return som
 
-    with _pinned(THREADS[threads]):
+    with pinned(THREADS[threads]):
         t0 = time.perf_counter()
         som = benchmark.pedantic(run, rounds=1, iterations=1)
         seconds = time.perf_counter() - t0
@@ -219,7 +199,7 @@ def test_bench_minisom(benchmark):
         som.train(X, T, random_order=True)
         return som
 
-    with _pinned(1):
+    with pinned(1):
         t0 = time.perf_counter()
         som = benchmark.pedantic(run, rounds=1, iterations=1)
         _record("MiniSom (1 thread)", time.perf_counter() - t0, som.get_weights())
@@ -232,7 +212,7 @@ def _gemm_samples_per_s(threads=1, reps=400) -> tuple[float, float]:
     xb = torch.rand(BATCH, DIM, generator=g).to(DEVICE)
     w = torch.rand(M * N, DIM, generator=g).to(DEVICE)
     h = torch.rand(BATCH, M * N, generator=g).to(DEVICE)
-    with _pinned(threads if DEVICE == "cpu" else None):  # None: the process defaults
+    with pinned(threads if DEVICE == "cpu" else None):  # None: the process defaults
         for _ in range(20):
             xb @ w.T, h.T @ xb
         _sync()
