@@ -1,7 +1,8 @@
 """The quick report (README command 1) on its own, then beside one other CPU-bound process.
 
 Both runs start from an empty workdir (every model trained, every capture and attack
-computed), in the same session, with the same settings. The competing process is a
+computed), in the same session, with the same settings, on CUDA when it is present
+(``--device cuda``). The competing process is a
 single-threaded busy loop, what a laptop's browser tab or a second notebook does to a
 2-core machine. Targets: <= 6 min on 2 quiet cores, and the loaded run <= 2x the quiet
 one. The toolkit's thread policy (``introspect._threads``) is what keeps the second
@@ -19,12 +20,16 @@ import subprocess
 import sys
 import time
 
+import torch
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
 
 def _reproduce(out) -> tuple[float, dict[str, float]]:
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "introspect.cli", "reproduce", "--profile", "quick"]
-        + ["--out", str(out)],
+        + ["--out", str(out), "--device", DEVICE],
         capture_output=True,
         text=True,
         timeout=3600,
@@ -47,7 +52,7 @@ def test_quick_report_quiet_and_beside_a_busy_process(tmp_path):
     finally:
         busy.kill()
         busy.wait()
-    print(f"\nload before: {load_before:.2f}; cores {os.cpu_count()}")
+    print(f"\ndevice {DEVICE}; load before: {load_before:.2f}; cores {os.cpu_count()}")
     print(f"quick report: {quiet:.0f} s quiet, {loaded:.0f} s beside a busy process")
     print(f"ratio {loaded / quiet:.2f}")
     for fid, s in sorted(quiet_figs.items(), key=lambda kv: -kv[1])[:8]:
