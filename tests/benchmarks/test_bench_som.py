@@ -131,17 +131,9 @@ def test_bench_toroidal_som(benchmark, threads):
         return som
 
     with pinned(THREADS[threads]):
-        run()  # warm-up: first-call allocations and kernels
-        seconds, soms = [], []
-
-        def timed():
-            t0 = time.perf_counter()
-            soms.append(run())
-            seconds.append(time.perf_counter() - t0)
-
-        benchmark.pedantic(timed, rounds=ROUNDS, iterations=1)
-        som = soms[-1]
-        _record(f"ToroidalSOM ({threads})", float(np.median(seconds)), som.weights_)
+        # warm-up round: first-call allocations and kernels
+        som = benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+        _record(f"ToroidalSOM ({threads})", benchmark.stats.stats.median, som.weights_)
     benchmark.extra_info.update(_RESULTS[f"ToroidalSOM ({threads})"])
 
 
