@@ -161,3 +161,74 @@ def test_a_non_finite_activation_is_refused_whatever_the_reducer(reducer, bad):
     x = torch.rand(2, 1, 5, 5)
     with pytest.raises(ValueError, match="NaN or inf.*'0'"):
         activations(net, x, ["0"], reducer=reducer)
+
+
+# ------------------------------------------------------------- silent nonsense, warned
+class _SharedReLU(nn.Module):
+    """Two convolutions that share one ReLU module (as torchvision's ResNet blocks do)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.relu(self.conv2(self.relu(self.conv1(x))))
+        return self.fc(h.mean((2, 3)))
+
+
+def test_a_module_run_twice_per_forward_warns_naming_it_and_the_fix():
+    import warnings
+
+    from introspect.capture import ModuleReuseWarning
+
+    model = _SharedReLU().eval()
+    x = torch.rand(6, 1, 8, 8)
+    with pytest.warns(ModuleReuseWarning, match=r"'relu' ran 2 times") as rec:
+        acts = activations(model, x, ["relu", "conv2"], reducer="flatten", batch_size=2)
+    assert len([w for w in rec if w.category is ModuleReuseWarning]) == 1  # once, not per batch
+    assert "distinct module" in str(rec[0].message)
+    # what was recorded is the last call: relu(conv2(...))
+    with torch.no_grad():
+        last = torch.relu(model.conv2(torch.relu(model.conv1(x)))).reshape(6, -1)
+    np.testing.assert_allclose(acts["relu"], last.numpy(), atol=1e-6)
+    # the normal path: modules that run once, over several batches (forward passes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModuleReuseWarning)
+        activations(model, x, ["conv1", "conv2", "fc"], reducer="flatten", batch_size=2)
+        capture(model, (x, torch.zeros(6, dtype=torch.long)), ["conv1", "conv2"], progress=False)
+    assert _hooks(model) == 0
+
+
+class _TinyViT(nn.Module):
+    """Rows of an image as tokens (B, N=8, C=8) through one transformer encoder layer."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.encoder = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        tokens = self.encoder(x[:, 0])  # (B, 8 rows, 8 columns)
+        return self.head(tokens.mean(1))
+
+
+def test_token_outputs_are_refused_by_codes_and_coded_by_codes_tokens():
+    model = _TinyViT().eval()
+    x = torch.rand(4, 1, 8, 8)
+    with pytest.raises(ValueError, match="codes_tokens"):
+        activations(model, x, ["encoder"], reducer="codes")
+    got = activations(model, x, ["encoder"], reducer="codes_tokens")["encoder"]
+    with torch.no_grad():
+        tokens = model.encoder(x[:, 0])
+    assert got.shape == (4, 4 * 8)
+    np.testing.assert_allclose(got, vector_codes(tokens.transpose(1, 2), channel_dim=1), atol=1e-5)
+    # the normal path: a conv map with reducer="codes" is unchanged
+    cnn = _SharedReLU().eval()
+    codes = activations(cnn, x, ["conv1"], reducer="codes")["conv1"]
+    with torch.no_grad():
+        np.testing.assert_allclose(codes, vector_codes(cnn.conv1(x)).numpy(), atol=1e-6)

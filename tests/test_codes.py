@@ -34,3 +34,23 @@ def test_yx_centre_and_dense_passthrough():
     assert code_names(2)[:3] == ["max[0]", "max[1]", "mean[0]"]
     with pytest.raises(ValueError, match="com"):
         vector_codes(fmap, com="xy")
+
+
+def test_token_tensors_need_a_channel_dim_and_get_the_codes_of_their_channels():
+    # (B, N, C) = one input, 3 tokens, 2 channels; channel 0 over the tokens is 1, 2, 3
+    tokens = torch.tensor([[[1.0, 0.0], [2.0, 0.0], [3.0, 6.0]]])
+    with pytest.raises(ValueError, match="channel_dim=-1") as err:
+        vector_codes(tokens)
+    assert "(B, N, C)" in str(err.value)
+    codes = vector_codes(tokens, channel_dim=-1)
+    assert codes.shape == (1, 4 * 2)  # 4 statistics x C channels, not x N tokens
+    mx, mean, std, com = codes[0].reshape(4, 2)
+    assert torch.allclose(mx, torch.tensor([3.0, 6.0]))
+    assert torch.allclose(mean, torch.tensor([2.0, 2.0]))
+    assert torch.allclose(std, torch.tensor([(2 / 3) ** 0.5, 8**0.5]))
+    # centre of mass over token positions 0, 0.5, 1: (0*1 + .5*2 + 1*3) / 6, and 1
+    assert torch.allclose(com, torch.tensor([4 / 6, 1.0]))
+    # (B, C, L) is the same map with channels first
+    assert torch.equal(vector_codes(tokens.transpose(1, 2), channel_dim=1), codes)
+    with pytest.raises(ValueError, match="batch"):
+        vector_codes(tokens, channel_dim=0)

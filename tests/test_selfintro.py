@@ -422,3 +422,46 @@ def test_training_record_replays_the_one_cached_training(tmp_path, monkeypatch):
     x, _ = fixed.tensors()
     logits = activations(model, x, ["H1"], return_logits=True)[1]
     np.testing.assert_array_equal(rec["preds"][-1], logits.argmax(1))
+
+
+# ------------------------------------------------------------- the KDE window, warned
+def test_kde_expectation_warns_with_the_fraction_outside_the_window():
+    import warnings
+
+    from introspect.selfintro import KDEWindowWarning
+
+    Z = np.zeros((100, 2))
+    Z[:10] = [5.0, 0.0]  # exactly 10% outside [-4, 4]^2
+    with pytest.warns(KDEWindowWarning, match=r"10\.0% of the codes .* extent=") as rec:
+        ez = kde_expectation(Z)
+    assert ez[0] < 0.45  # the truncation: the true mean 0.5 is pulled toward the window
+    import re
+
+    fix = float(re.search(r"extent=([0-9.]+)", str(rec[0].message)).group(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KDEWindowWarning)
+        # the suggested fix works: the sample mean comes back, and no warning
+        np.testing.assert_allclose(kde_expectation(Z, extent=fix), Z.mean(0), atol=1e-3)
+        kde_expectation(np.random.default_rng(0).normal(size=(400, 2)))  # normal path
+
+
+def test_selfintrospector_warns_when_expected_codes_leave_the_window():
+    import warnings
+
+    from introspect.selfintro import KDEWindowWarning
+
+    hidden, y, _ = _class_selective_hidden()
+    logits = np.where(np.eye(4)[y] > 0, 4.0, -4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KDEWindowWarning)  # no warning on the normal path
+        si = SelfIntrospector(
+            vae=InfoVAE(**SMALL_VAE), estimator=ErrorEstimator(**SMALL_EST)
+        ).fit_hidden(hidden, y, logits=logits, output="sigmoid")
+        si.expected_codes()
+    extent = float(np.quantile(np.abs(si.codes_).max(1), 0.95))  # 5% of the codes outside
+    with pytest.warns(KDEWindowWarning, match="outside the KDE window") as rec:
+        si.expected_codes(extent=extent)
+    assert len(rec) == 1  # one warning for all classes
+    msg = str(rec[0].message)
+    frac = (np.abs(si.codes_) > extent).any(1).mean()
+    assert f"{frac:.1%} of the codes" in msg and "pass extent=" in msg

@@ -183,6 +183,47 @@ def test_bmu_shift_is_zero_for_identical_bmus_and_wraps():
         tl.bmu_shift(clean, pert[:, :2], shape)
 
 
+def test_bmu_shift_pairings_on_a_permutation_of_the_same_units():
+    # the same 10 units, re-ordered: a re-ranking of near-tied BMUs, not a move
+    shape = (20, 20)
+    rng = np.random.default_rng(0)
+    clean = rng.choice(400, size=(5, 10), replace=False)
+    keep_best = clean.copy()
+    keep_best[:, 1:] = rng.permuted(clean[:, 1:], axis=1)
+    assert np.all(tl.bmu_shift(clean, keep_best, shape, pairing="set") == 0)
+    assert np.all(tl.bmu_shift(clean, keep_best, shape, pairing="top1") == 0)
+    assert tl.bmu_shift(clean, keep_best, shape, pairing="rank").mean() > 0
+    assert tl.bmu_shift(clean, keep_best, shape).shape == (5, 10)  # rank stays the default
+    swapped = clean[:, ::-1]  # the best unit changes, the set does not
+    assert np.all(tl.bmu_shift(clean, swapped, shape, pairing="set") == 0)
+    assert np.all(tl.bmu_shift(clean, swapped, shape, pairing="top1") > 0)
+    with pytest.raises(ValueError, match="pairing"):
+        tl.bmu_shift(clean, clean, shape, pairing="hungarian")
+
+
+def test_bmu_shift_known_torus_geometry():
+    shape = (10, 10)
+
+    def u(r, c):
+        return r * 10 + c
+
+    # clean {(0,0), (0,1)}, perturbed {(0,9), (5,5)} on a 10 x 10 torus:
+    # clean -> nearest perturbed: (0,0)-(0,9) = 1 across the seam, (0,1)-(0,9) = 2
+    # perturbed -> nearest clean: (0,9)-(0,0) = 1, (5,5)-(0,1) = sqrt(5^2 + 4^2)
+    clean = np.array([[u(0, 0), u(0, 1)]])
+    pert = np.array([[u(0, 9), u(5, 5)]])
+    want = 0.5 * ((1 + 2) / 2 + (1 + np.sqrt(41)) / 2)
+    np.testing.assert_allclose(tl.bmu_shift(clean, pert, shape, pairing="set"), [want])
+    np.testing.assert_allclose(tl.bmu_shift(clean, pert, shape, pairing="top1"), [1.0])
+    np.testing.assert_allclose(
+        tl.bmu_shift(clean, pert, shape, pairing="rank"), [[1.0, np.sqrt(41)]]
+    )
+    # a rigid translation by (1, 1) across both seams moves every unit by sqrt(2)
+    clean = np.array([[u(9, 9), u(4, 4), u(9, 4)]])
+    moved = np.array([[u(0, 0), u(5, 5), u(0, 5)]])
+    np.testing.assert_allclose(tl.bmu_shift(clean, moved, shape, pairing="set"), [np.sqrt(2)])
+
+
 def test_u_matrix_known_answer():
     # 1-D features on a 2 x 4 torus: each unit's weight is its column; cosine is useless for
     # 1-D so use Euclidean; every unit has neighbours at column distance 1 and 3 (wrap)
@@ -335,3 +376,30 @@ def test_unit_class_counts_majority_and_members_hand_set():
         tl.unit_class_counts(bmus, labels, (2, 2), n_classes=2)
     with pytest.raises(ValueError, match=r"\[0, 4\)"):
         tl.unit_class_counts([[5]], [0], (2, 2))
+
+
+# ------------------------------------------------------------------------ fig11 noise floor
+def test_fig11_reports_the_noise_floor_and_defaults_to_set_pairing(session_workdir):
+    from introspect.figures import get_figure
+
+    fig = get_figure("telescope.fig11")
+    assert fig.defaults()["pairing"] == "set"
+    p = fig.profile("quick")
+    p.update(workdir=session_workdir, device="cpu", data_root=None, seed=0, n_images=60)
+    p["eps"] = [8 / 255]
+    d = fig.compute(**p)
+    assert d["pairing"] == "set"
+    floor = d["noise_floor_by_pairing"]["small_cnn@digits"]
+    for la in d["layers"]:
+        # noise of a tenth of 1/255 re-orders near-tied BMUs (rank sees a shift), but
+        # hardly moves the set of units and leaves the winner (top1) in place
+        assert floor[la]["set"] <= floor[la]["rank"]
+        assert d["noise_floor"]["small_cnn@digits"][la] == pytest.approx(floor[la]["set"])
+    assert floor["CL1"]["rank"] > 5 * max(floor["CL1"]["set"], 1e-3)
+    sep = d["separation"]["small_cnn@digits"]["0.0313725"]
+    assert set(sep["CL4"]) == {"rank", "top1", "set"}
+    assert all(0.0 <= v <= 1.0 for la in d["layers"] for v in sep[la].values())
+    text = fig.summarize(d)
+    assert "noise floor" in text and "'set'" in text
+    with pytest.raises(ValueError, match="pairing"):
+        fig.compute(**{**p, "pairing": "hungarian"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,6 +27,7 @@ __all__ = [
     "resolve_target",
     "LayerHooks",
     "StoreMismatchError",
+    "ModuleReuseWarning",
     "reducer_fingerprint",
     "input_fingerprints",
 ]
@@ -41,9 +43,14 @@ def _gap(t: torch.Tensor) -> torch.Tensor:
     return t.mean(dim=tuple(range(2, t.ndim))) if t.ndim > 2 else t
 
 
+def _token_codes(t: torch.Tensor, com: str = "flat") -> torch.Tensor:
+    return vector_codes(t, com=com, channel_dim=-1 if t.ndim == 3 else None)
+
+
 REDUCERS: dict[str, Callable] = {
     "flatten": _flatten,
     "codes": vector_codes,
+    "codes_tokens": _token_codes,  # (B, N, C) transformer tokens: channels last
     "gap": _gap,
 }
 
@@ -58,7 +65,7 @@ def _reducer(reducer, com: str) -> Callable:
     fn = REDUCERS[reducer]
 
     def reduce(t):
-        return fn(t, com=com) if fn is vector_codes else fn(t)
+        return fn(t, com=com) if fn in (vector_codes, _token_codes) else fn(t)
 
     # a NaN or inf anywhere in the map shows in the output of these reducers (in the mean,
     # at least), so the hook checks their small output instead of the whole map
@@ -85,11 +92,20 @@ def resolve_target(model: nn.Module, name: str) -> tuple[str, bool]:
     return resolve_layer(model, name), False
 
 
+class ModuleReuseWarning(UserWarning):
+    """A hooked module ran more than once in one forward pass; only its last call is kept."""
+
+
 class LayerHooks:
     """Forward hooks that reduce and collect named layers; always removed on exit.
 
     Used as a context manager: ``with LayerHooks(model, layers, reduce) as hooks:
     model(x); hooks.take()``. Non-finite activations raise an error naming the layer.
+
+    A module that runs several times in one forward pass (one ``nn.ReLU`` applied after
+    every convolution of a block, as torchvision's ResNet blocks do) is recorded at its
+    last call only; :meth:`take` warns (:class:`ModuleReuseWarning`, once per layer)
+    naming the module and how many times it ran.
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str], reduce: Callable):
@@ -103,9 +119,18 @@ class LayerHooks:
         self.targets = {name: resolve_target(model, name) for name in self.layers}
         self.handles: list = []
         self.out: dict[str, torch.Tensor] = {}
+        self._calls: dict[str, int] = {}  # hook calls per layer in the current forward pass
+        self._reused: dict[str, int] = {}  # layer -> most calls seen in one pass
+        self._warned: set[str] = set()
+
+    def _new_pass(self, module, args):
+        self._calls = {}
 
     def _hook(self, name: str, use_input: bool):
         def fn(module, args, output):
+            n = self._calls[name] = self._calls.get(name, 0) + 1
+            if n > 1:
+                self._reused[name] = max(n, self._reused.get(name, 0))
             t = args[0] if use_input else output
             if isinstance(t, (tuple, list)):
                 t = t[0]
@@ -130,6 +155,8 @@ class LayerHooks:
     def __enter__(self):
         modules = dict(self.model.named_modules())
         try:
+            # each forward pass of the model starts the per-pass call counts afresh
+            self.handles.append(self.model.register_forward_pre_hook(self._new_pass))
             for name, (path, use_input) in self.targets.items():
                 self.handles.append(
                     modules[path].register_forward_hook(self._hook(name, use_input))
@@ -148,7 +175,26 @@ class LayerHooks:
         self.remove()
         return False
 
+    def _warn_reuse(self) -> None:
+        for name, n in self._reused.items():
+            if name in self._warned:
+                continue
+            self._warned.add(name)
+            path, use_input = self.targets[name]
+            what = "its input" if use_input else "its output"
+            warnings.warn(
+                f"layer {name!r}: module {path!r} ran {n} times in one forward pass (the model "
+                f"applies the same module at several places), so {what} is recorded at its "
+                "last call only. Hook a distinct module instead (a neighbour on the path that "
+                "runs once, e.g. the convolution or block around it), or give each use its own "
+                "module in the model (a separate nn.ReLU per call).",
+                ModuleReuseWarning,
+                stacklevel=3,
+            )
+
     def take(self) -> dict[str, torch.Tensor]:
+        self._warn_reuse()
+        self._calls = {}
         missing = [n for n in self.layers if n not in self.out]
         if missing:
             raise RuntimeError(
@@ -277,9 +323,11 @@ def capture(
         Aliases (``CL1``), ``named_modules`` paths, ``"<path>:input"``, or
         ``"penultimate"`` (the input of the final classifier layer). An unknown name
         raises an error that lists the available layers.
-    reducer : {"flatten", "codes", "gap"} or callable
+    reducer : {"flatten", "codes", "codes_tokens", "gap"} or callable
         ``flatten``: the whole layer output (library networks); ``codes``: vector codes
-        (max, mean, std, centre of mass per channel; dense layers pass through); ``gap``:
+        (max, mean, std, centre of mass per channel; dense layers pass through; a 3-D
+        output is refused as ambiguous); ``codes_tokens``: vector codes of a
+        transformer's (B, N, C) tokens, channels last, over the N tokens; ``gap``:
         mean over spatial positions; a callable maps a (B, ...) tensor to (B, D).
     batch_size : int
         Also the rows per chunk of an on-disk store. A store being resumed keeps the
@@ -484,8 +532,6 @@ class _Run:
             except (StoreMismatchError, StoreDamagedError) as e:
                 if stale == "raise":
                     raise
-                import warnings
-
                 from .cache import CacheWarning
 
                 warnings.warn(f"{e} Capturing again.", CacheWarning, stacklevel=5)

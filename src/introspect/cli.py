@@ -673,7 +673,9 @@ def main(argv=None) -> int:
     )
     cap.add_argument("--recipe", required=True, help="e.g. small_cnn@digits (introspect.recipes)")
     cap.add_argument("--split", default=None, help="train, test or both (default: both)")
-    cap.add_argument("--reducer", default="codes", choices=["flatten", "codes", "gap"])
+    cap.add_argument(
+        "--reducer", default="codes", choices=["flatten", "codes", "codes_tokens", "gap"]
+    )
     cap.add_argument("--layers", default=None, help="comma separated (default: the model's)")
     cap.add_argument("--workdir", default="introspect-work", help="on a shared filesystem")
     cap.add_argument("--device", default="cpu", help="cpu, cuda (cuda:<LOCAL_RANK> per rank)")

@@ -2,7 +2,9 @@
 
 A convolutional layer's output (B, C, H, W) is summarised per channel by four numbers:
 its maximum, mean, standard deviation and centre of mass, giving a vector of 4 x C
-numbers per input. Dense layers (B, D) pass through unchanged.
+numbers per input. Dense layers (B, D) pass through unchanged. A 3-D output is
+ambiguous - (B, N, C) tokens of a transformer or (B, C, L) of a 1-D convolution - so
+it needs ``channel_dim`` (capture's ``reducer="codes_tokens"`` is ``channel_dim=-1``).
 """
 
 from __future__ import annotations
@@ -31,18 +33,26 @@ def _centre(w: torch.Tensor, pos: torch.Tensor, total: torch.Tensor | None = Non
     return torch.where(total > 0, com, torch.full_like(com, 0.5))
 
 
-def vector_codes(fmap: torch.Tensor, com: str = "flat") -> torch.Tensor:
+def vector_codes(
+    fmap: torch.Tensor, com: str = "flat", channel_dim: int | None = None
+) -> torch.Tensor:
     """Per-channel max, mean, std and centre of mass of a batch of feature maps.
 
     Parameters
     ----------
-    fmap : Tensor of shape (B, C, H, W), (B, C, L) or (B, D)
+    fmap : Tensor of shape (B, C, H, W), (B, C, L), (B, N, C) or (B, D)
         Layer outputs. A (B, D) dense output is returned as it is.
     com : {"flat", "yx"}
         ``"flat"`` (default): the centre of mass of the flattened map over index
         positions scaled to [0, 1] (one number per channel). ``"yx"``: the row and column
         centres of mass (two numbers per channel). Weights are the activations clamped at
         0; an all-zero map has its centre at 0.5.
+    channel_dim : int, optional
+        The axis of the channels. Default: 1 for a 4-D map (B, C, H, W); a 3-D tensor
+        has no default and is refused, because a transformer's tokens (B, N, C) would be
+        read as N channels of C positions: pass ``channel_dim=-1`` for tokens (each of
+        the C channels is then summarised over the N tokens, in token order) or
+        ``channel_dim=1`` for a 1-D convolution's (B, C, L).
 
     Returns
     -------
@@ -54,6 +64,21 @@ def vector_codes(fmap: torch.Tensor, com: str = "flat") -> torch.Tensor:
         raise ValueError(f"com must be 'flat' or 'yx'; got {com!r}.")
     if fmap.ndim == 2:
         return fmap
+    if fmap.ndim == 3 and channel_dim is None:
+        raise ValueError(
+            f"vector codes of a 3-D output of shape {tuple(fmap.shape)} are ambiguous: "
+            "(B, N, C) tokens of a transformer or (B, C, L) of a 1-D convolution. Pass "
+            "channel_dim=-1 for tokens (reducer='codes_tokens' in capture) or channel_dim=1 "
+            "for (B, C, L); or hook a layer with a (B, C, H, W) output."
+        )
+    if channel_dim is not None and fmap.ndim in (3, 4):
+        cd = int(channel_dim)
+        if not -fmap.ndim <= cd < fmap.ndim or cd % fmap.ndim == 0:
+            raise ValueError(
+                f"channel_dim={channel_dim} is not a channel axis of a {fmap.ndim}-D output "
+                f"of shape {tuple(fmap.shape)} (axis 0 is the batch)."
+            )
+        fmap = fmap.movedim(cd, 1)
     if fmap.ndim == 3:
         fmap = fmap.unsqueeze(-1)
     if fmap.ndim != 4:

@@ -42,6 +42,7 @@ class ImageDataset(Dataset):
     targets: np.ndarray
     image_size: int | None = None
     channels: int | None = None
+    transform = None  # file-backed loaders: PIL image -> (C, H, W) in [0, 1]
     name: str = "dataset"
 
     def _load(self, i: int) -> tuple[torch.Tensor, int]:  # pragma: no cover - abstract
@@ -123,17 +124,17 @@ class _Subset(ImageDataset):
 class _TorchvisionAdapter(ImageDataset):
     """Wraps a torchvision dataset that returns PIL images."""
 
-    def __init__(self, ds, name, classes, targets, image_size=None, channels=None):
+    def __init__(self, ds, name, classes, targets, image_size=None, channels=None, transform=None):
         self.ds, self.name, self.classes = ds, name, list(classes)
         self.targets = np.asarray(targets, dtype=np.int64)
-        self.image_size, self.channels = image_size, channels
+        self.image_size, self.channels, self.transform = image_size, channels, transform
 
     def __len__(self):
         return len(self.ds)
 
     def _load(self, i):
         img, y = self.ds[i]
-        return _pil_to_tensor(img), y
+        return (self.transform or _pil_to_tensor)(img), y
 
 
 def _pil_to_tensor(img) -> torch.Tensor:
@@ -236,10 +237,10 @@ def _torchvision(name: str, split: str, root: Path, download: bool):
 
 
 class _Folder(ImageDataset):
-    def __init__(self, samples, classes, name, image_size=None, channels=None):
+    def __init__(self, samples, classes, name, image_size=None, channels=None, transform=None):
         self.samples, self.classes, self.name = samples, list(classes), name
         self.targets = np.asarray([y for _, y in samples], dtype=np.int64)
-        self.image_size, self.channels = image_size, channels
+        self.image_size, self.channels, self.transform = image_size, channels, transform
 
     def __len__(self):
         return len(self.samples)
@@ -249,7 +250,7 @@ class _Folder(ImageDataset):
 
         path, y = self.samples[i]
         with Image.open(path) as img:
-            return _pil_to_tensor(img.convert("RGB")), y
+            return (self.transform or _pil_to_tensor)(img.convert("RGB")), y
 
 
 _IMG_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
@@ -312,6 +313,7 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = None,
     channels: int | None = None,
     seed: int = 0,
+    transform=None,
 ) -> ImageDataset:
     """Load a dataset of images in ``[0, 1]``.
 
@@ -333,10 +335,19 @@ def load_dataset(
         A seeded, class-balanced subset (the telescope paper uses 50 per class).
     image_size : int or (int, int), optional
         Resize (bilinear) to this size, e.g. 28 to feed 8x8 digits to an MNIST model.
+        This squashes the image to the size, whatever its aspect ratio: for photographs
+        (ImageNet) pass ``transform`` instead.
     channels : int, optional
         Convert to 1 (luminance) or 3 (replicated grey) channels.
     seed : int
         Seed of the class-balanced subset.
+    transform : callable, optional
+        For the file-backed sets (torchvision's, ``imagefolder``, ``imagenet``): turns
+        each PIL image into a float tensor (C, H, W) in [0, 1], in place of the plain
+        conversion. For ImageNet use the weights' own evaluation transform
+        (``introspect.models.eval_transform("resnet50.tv_in1k")``: resize of the
+        shorter side, centre crop, the weights' interpolation); ``image_size`` still
+        applies after it when given.
 
     Returns
     -------
@@ -349,22 +360,24 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}.")
     root_path = Path(root).expanduser() if root is not None else default_data_root()
     if name == "digits":
+        if transform is not None:
+            raise ValueError("digits is in memory, not PIL images: transform does not apply.")
         base = _digits(split)
         # Convert the whole (small) array once instead of image by image.
         images = _convert(base.images, image_size, channels)
         ds: ImageDataset = ArrayDataset(images, base.labels, base.classes, name="digits")
     elif name in ("mnist", "cifar10", "cifar100", "svhn"):
         tv, classes, targets = _torchvision(name, split, root_path, download)
-        ds = _TorchvisionAdapter(tv, name, classes, targets, image_size, channels)
+        ds = _TorchvisionAdapter(tv, name, classes, targets, image_size, channels, transform)
     elif name == "imagefolder":
         folder = root_path / split if (root_path / split).is_dir() else root_path
         if not folder.is_dir():
             raise _missing("imagefolder", folder, " (imagefolder cannot be downloaded.)")
         samples, classes = _scan_folder(folder)
-        ds = _Folder(samples, classes, f"imagefolder:{folder}", image_size, channels)
+        ds = _Folder(samples, classes, f"imagefolder:{folder}", image_size, channels, transform)
     else:
         samples, classes = _imagenet(split, root_path)
-        ds = _Folder(samples, classes, "imagenet", image_size, channels)
+        ds = _Folder(samples, classes, "imagenet", image_size, channels, transform)
     if len(ds) == 0:
         raise ValueError(f"{name} {split} in {root_path} holds no images.")
     if n_per_class is not None:

@@ -167,6 +167,8 @@ def dataset_fingerprint(ds) -> str:
         return h.hexdigest()
     for attr in ("image_size", "channels", "classes"):
         h.update(f"{attr}={getattr(ds, attr, None)};".encode())
+    if getattr(ds, "transform", None) is not None:  # how files become images is content too
+        h.update(f"transform={ds.transform!r};".encode())
     base, indices = getattr(ds, "base", None), getattr(ds, "indices", None)
     if base is not None and indices is not None:
         h.update(dataset_fingerprint(base).encode())

@@ -49,6 +49,7 @@ def dataset(
     channels=None,
     seed: int = 0,
     download: bool = False,
+    transform=None,
 ):
     """:func:`introspect.data.load_dataset` that remembers its parameters as ``cache_key``."""
     ds = load_dataset(
@@ -60,6 +61,7 @@ def dataset(
         image_size=image_size,
         channels=channels,
         seed=seed,
+        transform=transform,
     )
     ds.cache_key = dict(
         name=name,
@@ -68,6 +70,7 @@ def dataset(
         image_size=image_size,
         channels=channels,
         seed=seed,
+        **({"transform": repr(transform)} if transform is not None else {}),
         root=None if name == "digits" else str(data_root),
         fingerprint=dataset_fingerprint(ds),
     )

@@ -3,15 +3,23 @@
 A recipe names a model and how to get it ready (pretrained weights, a checkpoint, or a
 short training run, cached in the workdir) together with the data it sees. Figure
 parameters refer to recipes by name, e.g. ``"small_cnn@digits"`` (quick) or
-``"timm:resnet50"`` (paper). Any ``timm:<name>`` not listed is a pretrained ImageNet
-model. :meth:`introspect.Study.from_recipe` turns a recipe into a study.
+``"timm:resnet50.tv_in1k"`` (paper). Any ``timm:<name>`` not listed is a pretrained
+ImageNet model; ``<name>`` may carry timm's pretrained tag (``resnet50.tv_in1k`` is
+torchvision's weights; a bare ``resnet50`` is timm's default, ``resnet50.a1_in1k``).
+:meth:`introspect.Study.from_recipe` turns a recipe into a study.
+
+ImageNet images reach a pretrained timm model as its weights were evaluated: the recipe's
+``transform="pretrained"`` makes :func:`recipe_data` load them through
+:func:`introspect.models.eval_transform` (timm's ``resolve_data_config`` /
+``create_transform`` in eval mode: shorter side resized to ``input_size / crop_pct`` with
+the weights' interpolation, centre crop), never squashed to a square.
 """
 
 from __future__ import annotations
 
 from . import pipeline
 
-__all__ = ["RECIPES", "recipe", "load_recipe", "recipe_data"]
+__all__ = ["RECIPES", "recipe", "load_recipe", "recipe_data", "recipe_transform"]
 
 _QUICK_TRAIN = dict(epochs=8, lr=3e-3, batch_size=64)
 
@@ -202,7 +210,14 @@ def recipe(spec: str | dict) -> dict:
     if spec in RECIPES:
         return dict(RECIPES[spec])
     if spec.startswith("timm:"):
-        return dict(model=spec, pretrained=True, dataset="imagenet", image_size=224, channels=3)
+        return dict(
+            model=spec,
+            pretrained=True,
+            dataset="imagenet",
+            image_size=None,
+            channels=3,
+            transform="pretrained",
+        )
     raise ValueError(
         f"unknown model recipe {spec!r}; known: {', '.join(RECIPES)} or 'timm:<name>'."
     )
@@ -231,8 +246,35 @@ def load_recipe(spec, *, workdir, device="cpu", data_root=None, seed=0, progress
     return model
 
 
+def recipe_transform(spec, dataset=None):
+    """The PIL-image transform of a recipe's data, or None (plain conversion).
+
+    ``transform="pretrained"`` (every ``timm:`` ImageNet recipe) is the evaluation
+    transform of the model's pretrained weights (:func:`introspect.models.eval_transform`);
+    it applies to the recipe's own dataset only, not to a ``dataset`` passed instead.
+    """
+    r = recipe(spec)
+    how = r.get("transform")
+    if how is None or (dataset is not None and dataset != r.get("dataset")):
+        return None
+    if how != "pretrained":
+        raise ValueError(f"recipe transform must be 'pretrained' or None; got {how!r}.")
+    if not str(r["model"]).startswith("timm:"):
+        raise ValueError(
+            f"transform='pretrained' needs a timm model (its pretrained data config); "
+            f"the recipe's model is {r['model']!r}."
+        )
+    from .models import eval_transform
+
+    return eval_transform(r["model"])
+
+
 def recipe_data(spec, split="test", *, data_root=None, n_per_class=None, seed=0, dataset=None):
-    """The data a recipe's model expects (its dataset, or ``dataset`` at its input format)."""
+    """The data a recipe's model expects (its dataset, or ``dataset`` at its input format).
+
+    ImageNet recipes of timm models load through the weights' evaluation transform
+    (:func:`recipe_transform`).
+    """
     r = recipe(spec)
     return pipeline.dataset(
         dataset or r.get("dataset", "digits"),
@@ -242,4 +284,5 @@ def recipe_data(spec, split="test", *, data_root=None, n_per_class=None, seed=0,
         image_size=r.get("image_size"),
         channels=r.get("channels"),
         seed=seed,
+        transform=recipe_transform(spec, dataset),
     )

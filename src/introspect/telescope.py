@@ -23,6 +23,7 @@ __all__ = [
     "unit_cosine_distances",
     "centre_cosine_distances",
     "bmu_shift",
+    "BMU_PAIRINGS",
     "u_matrix",
     "unit_class_counts",
     "unit_majority_class",
@@ -430,26 +431,52 @@ def centre_cosine_distances(weights, units) -> np.ndarray:
     return unit_cosine_distances(weights[np.asarray(units, dtype=np.int64)])
 
 
-def bmu_shift(bmus_clean, bmus_perturbed, shape) -> np.ndarray:
-    """Torus distance between the clean and perturbed BMUs of the same inputs (Fig. 11).
+BMU_PAIRINGS = ("rank", "top1", "set")
 
-    The ``j``-th nearest unit of the clean input is compared with the ``j``-th nearest
-    unit of its perturbed version ("10 pairs of BMUs").
+
+def bmu_shift(bmus_clean, bmus_perturbed, shape, pairing: str = "rank") -> np.ndarray:
+    """Torus distance between the clean and perturbed BMUs of the same inputs (Fig. 11).
 
     Parameters
     ----------
     bmus_clean, bmus_perturbed : array-like of int, shape (n_samples, k)
+        The top-k BMUs of each input, best first.
     shape : (m, n)
+    pairing : {"rank", "top1", "set"}, default="rank"
+        How the two lists of k units are compared:
+
+        - ``"rank"``: the ``j``-th nearest unit of the clean input against the ``j``-th
+          nearest unit of its perturbed version ("10 pairs of BMUs", the paper's reading).
+          A mere re-ordering of near-tied units counts as a shift, so even an
+          imperceptible perturbation shows one.
+        - ``"top1"``: the best BMU of the clean input against the best BMU of the
+          perturbed one; 0 while the winner stays, whatever the other k - 1 do.
+        - ``"set"``: a distance between the two sets of k units, blind to their order:
+          the symmetrised mean nearest-unit distance (the "average Hausdorff" or chamfer
+          distance) ``(mean_i min_j d(a_i, b_j) + mean_j min_i d(b_j, a_i)) / 2``, with
+          ``d`` the torus distance. 0 when the sets are equal; ``t`` when every unit moves
+          by the same translation ``t`` (for ``t`` smaller than half the spacing of the
+          set's units, so each unit's nearest partner is its own image).
 
     Returns
     -------
-    ndarray of shape (n_samples, k)
+    ndarray
+        ``(n_samples, k)`` for ``"rank"`` (one distance per pair); ``(n_samples,)`` for
+        ``"top1"`` and ``"set"`` (one distance per input).
     """
+    if pairing not in BMU_PAIRINGS:
+        raise ValueError(f"pairing must be one of {BMU_PAIRINGS}; got {pairing!r}.")
     a = _bmus_2d(bmus_clean)
     b = _bmus_2d(bmus_perturbed)
     if a.shape != b.shape:
         raise ValueError(f"clean and perturbed BMUs differ in shape: {a.shape} vs {b.shape}.")
-    return torus_distance(unit_coords(a, shape), unit_coords(b, shape), shape)
+    ca, cb = unit_coords(a, shape), unit_coords(b, shape)
+    if pairing == "rank":
+        return torus_distance(ca, cb, shape)
+    if pairing == "top1":
+        return torus_distance(ca[:, 0], cb[:, 0], shape)
+    d = torus_distance(ca[:, :, None, :], cb[:, None, :, :], shape)  # (N, k, k)
+    return 0.5 * (d.min(2).mean(1) + d.min(1).mean(1))
 
 
 def u_matrix(weights, shape, metric: str = "cosine", periodic: bool = True) -> np.ndarray:

@@ -31,8 +31,8 @@ PAPER_MODELS = {
         som_size=20, selfintro=dict(layers=["CL2", "CL3", "FC"]), n_per_class=500,
     ),
     "timm:resnet50": dict(
-        layers=["layer2", "layer3", "layer4", "fc"], eps=[1 / 255, 2 / 255, 4 / 255],
-        theta=0.7, top_k=8, som_size=20, selfintro=dict(layers=["layer4", "fc"]),
+        layers=["CL2", "CL3", "CL4", "FC"], eps=[1 / 255, 2 / 255, 4 / 255],
+        theta=0.7, top_k=8, som_size=20, selfintro=dict(layers=["CL4", "FC"]),
         n_per_class=10,
     ),
 }  # fmt: skip

@@ -30,7 +30,7 @@ PARAMS = {
 PROFILES = {
     "quick": {},
     "paper": {
-        "models": ["timm:resnet50"],
+        "models": ["timm:resnet50.tv_in1k"],
         "dims_n_per_class": 300,
         "n_classes": 100,
         "device": "cuda",

@@ -26,7 +26,14 @@ PARAMS = analysis_params(
 PROFILES = {
     "quick": {},
     "paper": {
-        "models": ["timm:resnet50", "timm:resnet18", "timm:densenet121", "timm:vgg19"],
+        # torchvision's weights throughout, as the thesis's ResNet50 (it does not name the
+        # other three CNNs; one training recipe keeps them comparable)
+        "models": [
+            "timm:resnet50.tv_in1k",
+            "timm:resnet18.tv_in1k",
+            "timm:densenet121.tv_in1k",
+            "timm:vgg19.tv_in1k",
+        ],
         "dims_n_per_class": 300,
         "robust_split": "val",
         "robust_n_per_class": 50,

@@ -21,7 +21,7 @@ PARAMS = analysis_params(
 PROFILES = {
     "quick": {},
     "paper": {
-        "models": ["timm:resnet50"],
+        "models": ["timm:resnet50.tv_in1k"],
         "dims_n_per_class": 300,
         "robust_split": "val",
         "robust_n_per_class": 50,

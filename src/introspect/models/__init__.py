@@ -21,7 +21,7 @@ from ._base import (
     normalized,
     resolve_layer,
 )
-from ._timm import TimmModel
+from ._timm import EvalTransform, TimmModel, eval_transform, pretrained_data_config
 from ._zoo import CifarResNet, MnistCNN, Net1MLP, Net2AllConv, SmallCNN
 
 __all__ = [
@@ -29,6 +29,9 @@ __all__ = [
     "Normalize",
     "Normalized",
     "TimmModel",
+    "EvalTransform",
+    "eval_transform",
+    "pretrained_data_config",
     "available_layers",
     "create_model",
     "list_models",

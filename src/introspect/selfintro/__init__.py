@@ -32,6 +32,7 @@ and the training loop are in :mod:`introspect._selfintro_nets`.
 
 from ._introspector import SelfIntrospector, TrainingRecorder
 from ._maps import (
+    KDEWindowWarning,
     brainbow_colors,
     classifier_error,
     default_class_colors,
@@ -49,6 +50,7 @@ __all__ = [
     "classifier_error",
     "kde_density",
     "kde_expectation",
+    "KDEWindowWarning",
     "order_units",
     "brainbow_colors",
     "default_class_colors",

@@ -5,6 +5,7 @@ Private module of :mod:`introspect.selfintro`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -15,7 +16,16 @@ import torch
 from .._checks import check_finite, check_images, check_labels
 from .._estimator import Estimator
 from .._utils import check_is_fitted, to_numpy
-from ._maps import brainbow_colors, classifier_error, kde_expectation, order_units
+from ._maps import (
+    KDE_OUTSIDE_TOLERANCE,
+    KDEWindowWarning,
+    brainbow_colors,
+    classifier_error,
+    kde_expectation,
+    order_units,
+    outside_fraction,
+    suggested_extent,
+)
 from ._vae import ErrorEstimator, InfoVAE, _check_2d
 
 __all__ = ["SelfIntrospector", "TrainingRecorder"]
@@ -374,20 +384,41 @@ class SelfIntrospector(Estimator):
     def expected_codes(
         self, *, extent: float = 4.0, grid_size: int = 201, bandwidth=None, normalize=True
     ) -> np.ndarray:
-        """``E[z | H_k]`` for every class by KDE + Riemann sum (Eq. 8), shape (K, 2)."""
+        """``E[z | H_k]`` for every class by KDE + Riemann sum (Eq. 8), shape (K, 2).
+
+        The KDE lives on the grid ``[-extent, extent]^2``. Codes outside it lose their
+        mass, so a class whose codes leave the window gets an ``E[z | H_k]`` pulled toward
+        it: a :class:`KDEWindowWarning` says how many codes lie outside (overall and for
+        the worst class) and which ``extent`` holds them all.
+        """
         check_is_fitted(self, "vae_")
-        return np.stack(
-            [
-                kde_expectation(
-                    self.codes_[self.labels_ == k],
-                    extent=extent,
-                    grid_size=grid_size,
-                    bandwidth=bandwidth,
-                    normalize=normalize,
-                )
-                for k in self.classes_
-            ]
-        )
+        fracs = {k: outside_fraction(self.codes_[self.labels_ == k], extent) for k in self.classes_}
+        worst = max(fracs, key=fracs.get)
+        if fracs[worst] > KDE_OUTSIDE_TOLERANCE:
+            warnings.warn(
+                f"{outside_fraction(self.codes_, extent):.1%} of the codes (of class {worst!r}: "
+                f"{fracs[worst]:.1%}) lie outside the KDE window [-{extent:g}, {extent:g}]^2 of "
+                "expected_codes, so E[z | H_k] is pulled toward the window and the unit order "
+                "and brainbow built on it are off; pass "
+                f"extent={suggested_extent(self.codes_, bandwidth):g} "
+                "to expected_codes / expected_activations (it holds every code and its kernel).",
+                KDEWindowWarning,
+                stacklevel=2,
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", KDEWindowWarning)  # said once above, for all classes
+            return np.stack(
+                [
+                    kde_expectation(
+                        self.codes_[self.labels_ == k],
+                        extent=extent,
+                        grid_size=grid_size,
+                        bandwidth=bandwidth,
+                        normalize=normalize,
+                    )
+                    for k in self.classes_
+                ]
+            )
 
     def expected_activations(self, **kde_kwargs) -> np.ndarray:
         """``E[h | H_k] ~ decode(E[z | H_k])`` (Eq. 9), shape (K, D).

@@ -8,6 +8,7 @@ of :mod:`introspect.selfintro`.
 from __future__ import annotations
 
 import colorsys
+import warnings
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ __all__ = [
     "classifier_error",
     "kde_density",
     "kde_expectation",
+    "KDEWindowWarning",
+    "KDE_OUTSIDE_TOLERANCE",
+    "outside_fraction",
     "order_units",
     "brainbow_colors",
     "default_class_colors",
@@ -143,6 +147,30 @@ def kde_density(
     return g, phi1.T @ phi2 / Z.shape[0]
 
 
+class KDEWindowWarning(UserWarning):
+    """Codes lie outside the KDE's grid, so ``E[z]`` is pulled toward the window."""
+
+
+# Warn when more than this fraction of the codes (of any one class) lies outside the grid.
+KDE_OUTSIDE_TOLERANCE = 0.01
+
+
+def outside_fraction(Z, extent: float) -> float:
+    """Fraction of the codes with a coordinate outside ``[-extent, extent]``."""
+    Z = np.asarray(to_numpy(Z), dtype=np.float64)
+    return float((np.abs(Z) > extent).any(-1).mean()) if len(Z) else 0.0
+
+
+def suggested_extent(Z, bandwidth: float | None = None) -> float:
+    """A window that holds every code and its kernel: ``max |z| + 4 h``, rounded up.
+
+    ``h`` is ``bandwidth`` or Scott's rule (:func:`kde_density`'s default).
+    """
+    Z = np.asarray(to_numpy(Z), dtype=np.float64)
+    h = float(bandwidth) if bandwidth is not None else _scott_bandwidth(Z, 0.0)
+    return float(np.ceil(np.abs(Z).max() + 4.0 * h))
+
+
 def kde_expectation(
     Z,
     *,
@@ -166,7 +194,22 @@ def kde_expectation(
     ez : ndarray of shape (2,)
         For codes well inside the grid this is their sample mean (a KDE has the mean of
         its sample); a point mass gives the point itself.
+
+    Warns
+    -----
+    KDEWindowWarning
+        When more than ``KDE_OUTSIDE_TOLERANCE`` of the codes lie outside the grid: their
+        mass is cut off, so ``E[z]`` is pulled toward the window; widen ``extent``.
     """
+    frac = outside_fraction(Z, extent)
+    if frac > KDE_OUTSIDE_TOLERANCE:
+        warnings.warn(
+            f"{frac:.1%} of the codes lie outside the KDE window [-{extent:g}, {extent:g}]^2, "
+            f"so E[z] is pulled toward the window; pass extent={suggested_extent(Z, bandwidth):g} "
+            "(it holds every code and its kernel).",
+            KDEWindowWarning,
+            stacklevel=2,
+        )
     g, f = kde_density(Z, extent=extent, grid_size=grid_size, bandwidth=bandwidth)
     dz = g[1] - g[0]
     w = f * dz * dz
