@@ -133,9 +133,30 @@ def test_theta_near_one_stores_every_distinct_pattern_once():
 
 def test_theta_minus_one_stores_only_the_first():
     X, _ = clustered(seed=2)
-    lib = LibraryNetwork(-1.0, block_size=64).build(X)
+    with pytest.warns(UserWarning, match="1 node"):
+        lib = LibraryNetwork(-1.0, block_size=64).build(X)
     assert lib.size_ == 1 and lib.indices_.tolist() == [0]
     np.testing.assert_allclose(lib.patterns_[0], X[0] / np.linalg.norm(X[0]), rtol=1e-5)
+
+
+def test_a_one_node_library_warns_naming_layer_theta_and_the_fix():
+    import warnings
+
+    # three patterns 0.95+ similar to the first: theta 0.9 keeps one node, 0.999 all three
+    X = np.array([[1.0, 0.0], [1.0, 0.2], [1.0, 0.3]])
+    with pytest.warns(UserWarning) as rec:
+        lib = LibraryNetwork(0.9).build(X, layer="CN1")
+    assert lib.size_ == 1 and len(rec) == 1
+    msg = str(rec[0].message)
+    assert "'CN1'" in msg and "theta=0.9" in msg and "Raise theta" in msg and "all 3" in msg
+    with pytest.warns(UserWarning, match="layer 'FC'.*theta=0.5"):  # through the stack
+        LibraryStack({"FC": 0.5, "CL1": 0.999}).fit({"FC": X, "CL1": X}, [0, 1, 1])
+    with pytest.warns(UserWarning, match="pass layer= to name it"):
+        LibraryNetwork(0.9).fit(X, [0, 1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert LibraryNetwork(0.999).build(X, layer="CN1").size_ == 3
+        assert LibraryNetwork(0.9).build(X[:1]).size_ == 1  # one pattern: nothing to tell
 
 
 def test_size_grows_with_theta():

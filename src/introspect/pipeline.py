@@ -538,7 +538,9 @@ def fitted_library(
         net = LibraryNetwork(float(theta), int(top_k), device=device)
         # read in row blocks as the library consumes them: a flatten layer larger than
         # memory never has to be in memory at once
-        return net.fit(store.layer(layer, lazy=True), np.asarray(store.preds), int(n_classes))
+        return net.fit(
+            store.layer(layer, lazy=True), np.asarray(store.preds), int(n_classes), layer=layer
+        )
 
     net = as_workdir(workdir).memo("library", key, build)
     net.device = device
