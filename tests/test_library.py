@@ -427,3 +427,53 @@ def test_mnist_cnn_checkpoint_libraries_predict_its_answers(shared_data, tmp_pat
     agr = stack.agreement(acts_te, pred_te)
     assert agr["FC1"]["top1"] > 0.9 and agr["FC1"]["top3"] > 0.97
     assert stack.sizes_["CN2"] > stack.sizes_["FC1"]  # earlier layers are more diverse
+
+
+def _cifar_resnet44_root(shared_data_dir):
+    """A data root with CIFAR-10 (pickles or the ImageFolder copy) and the ResNet44 weights:
+    ``../shared/data``, else ``$INTROSPECT_DATA``; None when neither has both."""
+    import os
+    from pathlib import Path
+
+    from introspect.data import _cifar10_folder
+
+    roots = [shared_data_dir] + (
+        [Path(os.environ["INTROSPECT_DATA"])] if os.environ.get("INTROSPECT_DATA") else []
+    )
+    for root in roots:
+        has_data = (root / "cifar-10-batches-py").is_dir() or _cifar10_folder("train", root)
+        if has_data and sorted((root / "weights").glob("cifar10_resnet44-*.th")):
+            return root
+    return None
+
+
+@pytest.mark.realdata
+def test_resnet44_cn1_libraries_at_table1_thetas_hold_more_than_one_node(tmp_path):
+    """Table 1's CN1 thetas (0.18-0.34) on CIFAR-10 train images: the authors hooked the raw
+    stem convolution, where every level keeps several nodes, more as theta rises. At the
+    post-BN-ReLU stem output (CN1 before issue 9) every level gives one node, and warns."""
+    import warnings
+
+    from conftest import SHARED_DATA
+
+    from introspect.figures._library import TABLE1_LEVELS, library_run
+
+    root = _cifar_resnet44_root(SHARED_DATA)
+    if root is None:
+        pytest.skip(
+            f"no CIFAR-10 with weights/cifar10_resnet44-*.th under {SHARED_DATA} or "
+            "$INTROSPECT_DATA"
+        )
+    thetas = TABLE1_LEVELS["CN1"]
+    kw = dict(top_k=8, n_train_per_class=30, n_test_per_class=2, batch_size=100)
+    kw.update(workdir=tmp_path, device="cpu", data_root=str(root), seed=0)
+    run = library_run(model="cifar_resnet44", layers=["CN1", "relu"], **kw)
+    assert run.model.layer_aliases["CN1"] == "conv1" and run.train_store.n == 300
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "The library of")  # no 1-node library at conv1
+        sizes = [run.library("CN1", t).size_ for t in thetas]
+    assert all(s > 1 for s in sizes), sizes
+    assert sizes == sorted(sizes) and sizes[-1] > 2 * sizes[0], sizes
+    for t in (thetas[0], thetas[-1]):  # the old hook point: one node at every level
+        with pytest.warns(UserWarning, match=f"layer 'relu' at theta={t:g}.*Raise theta"):
+            assert run.library("relu", t).size_ == 1

@@ -475,7 +475,7 @@ class LibraryNetwork(Estimator):
                 raise ValueError(f"y_pred has {y_pred.shape[0]} entries, H has more rows.")
             g = hebbian_kernel(X @ lib.T, self.tau)
             out_ = -torch.ones(b, n_classes, dtype=dtype, device=device)
-            y = torch.from_numpy(y_pred[start : start + b]).to(device)
+            y = torch.tensor(y_pred[start : start + b], device=device)  # copies read-only answers
             out_[torch.arange(b, device=device), y] = 1.0
             W += (out_.T @ g).to(torch.float64)
             start += b
