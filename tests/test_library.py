@@ -406,6 +406,59 @@ def test_plot_builders_take_compute_output():
     assert h["clean"][-1] > 0 and h["adversarial"][0] > 0
 
 
+def test_fig5_gives_every_eps_in_pixels_and_in_the_papers_normalised_units(tmp_path):
+    """Our PGD eps are [0, 1] pixels; the paper attacked normalised tensors. fig5 carries
+    eps / std of the model's own normalisation next to each eps (an untrained small CNN:
+    std 0.5, so 0.05 and 0.1 pixels are 0.1 and 0.2 normalised) and prints both."""
+    import re
+    import warnings
+
+    from introspect.figures import get_figure
+
+    fig = get_figure("library.fig5")
+    cfg = {"layers": ["CL3", "FC"], "theta_sets": {"t": {"CL3": 0.9, "FC": 0.9}},
+           "eps": [0.05, 0.1], "top_k": 3}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an untrained net: 1-node libraries
+        data = fig.compute(
+            models={"small_cnn_random@digits": cfg}, n_attack=20, nb_iter=2, eps_iter=0.01,
+            n_train_per_class=5, batch_size=64, workdir=str(tmp_path), device="cpu", seed=0,
+        )  # fmt: skip
+    r = data["results"]["small_cnn_random@digits"]
+    assert r["input_std"] == [0.5] and r["eps"] == [0.05, 0.1]
+    np.testing.assert_allclose(r["eps_normalised"], [[0.1, 0.1], [0.2, 0.2]])
+    np.testing.assert_allclose(r["eps_iter_normalised"], [0.02, 0.02])
+    text = fig.summarize(data)
+    assert re.search(r"^ +0\.05 +0\.1 ", text, re.M) and re.search(r"^ +0\.1 +0\.2 ", text, re.M)
+    assert "step 0.01 pixels = 0.02 normalised" in text and "eps/std" in text
+
+    # three channels (the ResNet44's ImageNet std): the range over the channels
+    from introspect.figures.library_fig5 import summarize
+
+    std = [0.229, 0.224, 0.225]
+    r = dict(r, input_std=std, eps=[0.01], eps_normalised=[[0.01 / 0.229, 0.01 / 0.224]],
+             eps_iter_normalised=[0.01 / 0.229, 0.01 / 0.224], adv_accuracy=[0.5],
+             auroc={"t": [0.7]}, cpl_adv={"t": [[0.1, 0.2]]})  # fmt: skip
+    text = summarize(dict(data, results={"m": r}, models=["m"]))
+    assert re.search(r"^ +0\.01 +0\.0437-0\.0446 ", text, re.M)
+    assert "eps=0.01 px = 0.0437-0.0446 normalised" in text
+    assert "input std 0.229, 0.224, 0.225" in text
+
+    pytest.importorskip("bokeh")
+    from bokeh.models import HoverTool, LinearAxis
+
+    from introspect_widgets.plots import library as plots
+
+    assert plots.eps_labels(r) == ["0.01 px = 0.0437-0.0446 norm"]
+    p = plots.auroc_plot(r)
+    (top,) = [a for a in p.above if isinstance(a, LinearAxis)]
+    assert "eps / std" in top.axis_label and "0.224-0.229" in top.axis_label
+    # the top axis is the bottom one divided by the mean std
+    ratio = p.extra_x_ranges["normalised"].end / p.x_range.end
+    assert ratio == pytest.approx(1 / np.mean(std))
+    assert ("eps", "@units") in p.select_one(HoverTool).tooltips
+
+
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_mnist_cnn_checkpoint_libraries_predict_its_answers(shared_data, tmp_path):

@@ -63,6 +63,14 @@ def test_library_paper_aliases_are_the_authors_hook_points():
     torch.testing.assert_close(torch.as_tensor(acts["relu"]), res.relu(res.bn1(raw)).flatten(1))
 
 
+def test_input_std_is_the_models_own_normalisation():
+    from introspect.models import input_std
+
+    assert input_std(create_model("mnist_cnn")) == (0.3081,)
+    assert input_std(create_model("cifar_resnet20")) == (0.229, 0.224, 0.225)
+    assert input_std(create_model("kolter_madry_cnn")) == (1.0,)  # takes [0, 1] as it is
+
+
 def test_unknown_model_and_bad_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="registered"):
         create_model("resnet9000")
