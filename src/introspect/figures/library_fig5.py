@@ -28,12 +28,13 @@ PARAMS = {
                 "top_k": 3,
             }
         },
-        "model recipe -> {layers, theta_sets (name -> layer -> theta), eps (list), top_k}",
+        "model recipe -> {layers, theta_sets (name -> layer -> theta), eps (list, [0, 1] "
+        "pixels; the paper's eps are in normalised units: pixels / std), top_k}",
         "dict",
     ),
     "n_attack": Param(200, "test images attacked (a fixed random subset; the paper: 200)"),
     "nb_iter": Param(40, "PGD iterations (the paper: 40)"),
-    "eps_iter": Param(0.01, "PGD step size (the paper: 0.01)"),
+    "eps_iter": Param(0.01, "PGD step size in pixels (the paper: 0.01 in normalised units)"),
     "n_train_per_class": Param(
         None, "training images per class that build the libraries (None: all)"
     ),
