@@ -53,6 +53,34 @@ def test_missing_dataset_names_path_and_download_flag(tmp_path):
         load_dataset("imagenet", "val", root=tmp_path)
 
 
+def _cifar_tree(root, per_class=2):
+    """A CIFAR-10-shaped ImageFolder: class k's images are filled with k / 10."""
+    from PIL import Image
+
+    from introspect.data import CIFAR10_CLASSES
+
+    for split in ("train", "test"):
+        for k, c in enumerate(CIFAR10_CLASSES):
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                img = np.full((32, 32, 3), round(255 * k / 10), np.uint8)
+                Image.fromarray(img).save(root / split / c / f"{i:04d}.png")
+
+
+def test_cifar10_reads_an_imagefolder_copy_when_the_pickles_are_absent(tmp_path):
+    _cifar_tree(tmp_path / "cifar10-jpeg")
+    for root in (tmp_path, tmp_path / "cifar10-jpeg"):  # the data root, or the copy itself
+        ds = load_dataset("cifar10", "train", root=root)
+        assert len(ds) == 20 and ds.classes[0] == "airplane" and ds.classes[9] == "truck"
+        x, y = ds[len(ds) - 1]  # labels follow the class folders: truck = 9
+        assert y == 9 and x.shape == (3, 32, 32) and float(x.mean()) == pytest.approx(0.9, 0.01)
+    assert len(load_dataset("cifar10", "val", root=tmp_path, n_per_class=1)) == 10
+    # a folder of other classes is not mistaken for CIFAR-10; the error names the option
+    (tmp_path / "cifar10-jpeg" / "test" / "truck").rename(tmp_path / "cifar10-jpeg" / "test" / "x")
+    with pytest.raises(FileNotFoundError, match="cifar10-jpeg"):
+        load_dataset("cifar10", "test", root=tmp_path)
+
+
 def test_array_dataset_checks_shapes():
     with pytest.raises(ValueError, match="differ in length"):
         ArrayDataset(torch.rand(3, 1, 4, 4), torch.zeros(2))

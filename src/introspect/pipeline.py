@@ -211,6 +211,23 @@ def trained_model(
     return model.eval().to(dev)
 
 
+def _layer_keys(model, layers) -> list[str]:
+    """Layer names for a cache key: an alias carries the module it resolves to.
+
+    Paper aliases can move (issue 9 moved ``CN1`` of the library CNN and ResNet from the
+    post-ReLU output to the raw convolution); keyed by the alias alone, a store captured
+    at the old point would be reopened under the new meaning. Plain paths key as before.
+    """
+    from .capture import resolve_target
+
+    keys = []
+    for name in layers:
+        path, use_input = resolve_target(model, name)
+        target = f"{path}:input" if use_input else path
+        keys.append(name if target == name else f"{name}={target}")
+    return keys
+
+
 def captured(
     model,
     data,
@@ -247,7 +264,7 @@ def captured(
     params = dict(
         model=fp["model weights"],
         data=fp["data"],
-        layers=list(layers),
+        layers=_layer_keys(model, layers),
         reducer=reducer,
         com=com,
         code=fp["reducer code"],
@@ -524,7 +541,9 @@ def fitted_library(
         net = LibraryNetwork(float(theta), int(top_k), device=device)
         # read in row blocks as the library consumes them: a flatten layer larger than
         # memory never has to be in memory at once
-        return net.fit(store.layer(layer, lazy=True), np.asarray(store.preds), int(n_classes))
+        return net.fit(
+            store.layer(layer, lazy=True), np.asarray(store.preds), int(n_classes), layer=layer
+        )
 
     net = as_workdir(workdir).memo("library", key, build)
     net.device = device
