@@ -422,3 +422,69 @@ def test_training_record_replays_the_one_cached_training(tmp_path, monkeypatch):
     x, _ = fixed.tensors()
     logits = activations(model, x, ["H1"], return_logits=True)[1]
     np.testing.assert_array_equal(rec["preds"][-1], logits.argmax(1))
+
+
+# ------------------------------------------------ fig2(a): validation held out of train
+
+
+def _mnist_raw_hashes(root, split):
+    """Row hashes of the MNIST idx images, read with numpy (independently of torchvision)."""
+    stem = "train" if split == "train" else "t10k"
+    raw = (root / "MNIST" / "raw" / f"{stem}-images-idx3-ubyte").read_bytes()
+    n = int.from_bytes(raw[4:8], "big")
+    images = np.frombuffer(raw, np.uint8, offset=16).reshape(n, 784)
+    return {row.tobytes() for row in images}
+
+
+def _hashes(x):
+    """Row hashes of images in [0, 1] (N, 1, 28, 28), as the uint8 pixels they came from."""
+    pixels = (torch.as_tensor(x) * 255).round().to(torch.uint8).reshape(len(x), -1).numpy()
+    return [row.tobytes() for row in pixels]
+
+
+@pytest.mark.realdata
+def test_fig2a_fixed_inputs_and_early_stopping_are_held_out_of_mnist_train(
+    shared_data, tmp_path, monkeypatch
+):
+    """torchvision's MNIST has no validation split (its "val" is the test set): the fixed
+    inputs fig2(a) follows through training, and the set its early stopping watches, are
+    held out of the training split, disjoint from the images trained on and from test."""
+    from introspect.figures import _selfintro
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, x, layers, labels=None, every=1, device="cpu"):
+            seen["fixed"] = x
+
+        def record(self, epoch, model):
+            pass
+
+    def fit(model, tr, va, **kwargs):
+        seen["train"], seen["val"] = tr, va
+        raise Stop
+
+    monkeypatch.setattr(_selfintro, "TrainingRecorder", Recorder)
+    monkeypatch.setattr(_selfintro, "fit_classifier", fit)
+    spec = dict(
+        model="net1_mlp", model_kwargs={"depth": 2, "width": 16}, dataset="mnist",
+        image_size=None, channels=1, train=dict(epochs=1, batch_size=128, loss="mse"),
+    )  # fmt: skip
+    with pytest.raises(Stop):
+        _selfintro.training_record(
+            spec, n_per_class=5, every=1, workdir=tmp_path, data_root=shared_data, vae_epochs=1
+        )
+    train_raw = _mnist_raw_hashes(shared_data, "train")
+    test_raw = _mnist_raw_hashes(shared_data, "test")
+    fixed = _hashes(seen["fixed"])
+    val = _hashes(seen["val"].tensors()[0])
+    trained = set(_hashes(seen["train"].tensors()[0]))
+    assert len(fixed) == 50 and len(set(fixed)) == 50
+    assert len(seen["val"]) == 6000 and len(seen["train"]) == 54000
+    assert set(fixed) <= set(val) <= train_raw  # drawn from the held-out part of train
+    assert not set(val) & trained  # never trained on
+    assert not set(val) & test_raw  # and not the test set
+    assert trained <= train_raw
