@@ -488,3 +488,65 @@ def test_fig2a_fixed_inputs_and_early_stopping_are_held_out_of_mnist_train(
     assert not set(val) & trained  # never trained on
     assert not set(val) & test_raw  # and not the test set
     assert trained <= train_raw
+
+
+# ------------------------------------------------ the paper's learning-rate schedules
+
+
+def test_net2_paper_schedule_is_100_triangular_cycles_of_5000_with_peaks_decayed_by_095():
+    """Pardo et al.: Net2 on CIFAR-10, CLR cycles of T = 5000 iterations, N = 100 cycles, the
+    maximum learning rate decayed at a rate of 0.95 (per cycle). Read off the scheduler that
+    training steps, at known iterations, without training."""
+    from introspect.recipes import recipe
+    from introspect.training import lr_schedule
+
+    train = recipe("net2_allconv@cifar10")["train"]
+    clr, top = train["clr"], train["clr"]["max_lr"]
+    per_epoch = -(-45_000 // train["batch_size"])  # CIFAR-10 train less 5,000 held out
+    n = train["epochs"] * per_epoch
+    assert 100 * 5000 <= n < 100 * 5000 + per_epoch  # all 100 cycles, no more epochs
+    lr = lr_schedule(clr, n, lr=train["lr"])
+    cycles = np.arange(100)
+    np.testing.assert_allclose(lr[5000 * cycles + 2500], top * 0.95**cycles, rtol=1e-9)
+    np.testing.assert_allclose(lr[5000 * cycles], 0.0, atol=1e-15)  # each cycle from 0
+    np.testing.assert_allclose(lr[5000 * cycles + 1250], top * 0.95**cycles / 2, rtol=1e-9)
+    np.testing.assert_allclose(lr[5000 * cycles + 3750], top * 0.95**cycles / 2, rtol=1e-9)
+    assert lr.max() == pytest.approx(top) and lr[99 * 5000 + 2500] == pytest.approx(1e-4 * 0.95**99)
+    # the patience is 5 cycles
+    assert 5 * 5000 <= train["patience"] * per_epoch < 5 * 5000 + per_epoch
+
+
+def test_net1_paper_schedule_is_30_triangular_cycles_of_3000_in_0_1e5():
+    from introspect.recipes import recipe
+    from introspect.training import lr_schedule
+
+    train = recipe("net1_mlp@mnist")["train"]
+    per_epoch = -(-54_000 // train["batch_size"])  # MNIST train less 6,000 held out
+    n = train["epochs"] * per_epoch
+    assert 30 * 3000 <= n < 30 * 3000 + per_epoch
+    lr = lr_schedule(train["clr"], n, lr=train["lr"])
+    cycles = np.arange(30)
+    np.testing.assert_allclose(lr[3000 * cycles + 1500], 1e-5, rtol=1e-9)  # no decay
+    np.testing.assert_allclose(lr[3000 * cycles], 0.0, atol=1e-15)
+    assert 5 * 3000 <= train["patience"] * per_epoch < 5 * 3000 + per_epoch
+
+
+def test_training_steps_the_decayed_schedule_that_lr_schedule_reports():
+    from introspect.data import load_dataset
+    from introspect.models import create_model
+    from introspect.training import fit_classifier, lr_schedule
+
+    train = load_dataset("digits", "train", image_size=8)  # 1,078 images: 17 batches of 64
+    clr = dict(base_lr=1e-4, max_lr=1e-2, step_size=10, max_lr_decay=0.5)
+    torch.manual_seed(0)
+    model = create_model("net1_mlp", depth=1, width=8, input_size=(1, 8, 8))
+    hist = fit_classifier(model, train, epochs=4, clr=clr, loss="mse", progress=False)
+    want = lr_schedule(clr, 4 * 17 + 1)[17::17]  # the rate after each epoch's last step
+    np.testing.assert_allclose(hist["lr"], want, rtol=1e-12)
+    assert want[1] == pytest.approx(
+        1e-4 + (1e-2 - 1e-4) * 0.5 * 0.6
+    )  # step 34: cycle 2, 4 down from its top
+    with pytest.raises(ValueError, match="max_lr_decay"):
+        lr_schedule(dict(max_lr_decay=1.5), 3)
+    with pytest.raises(ValueError, match="unknown key"):
+        lr_schedule(dict(gamma=0.9), 3)
