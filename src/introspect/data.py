@@ -235,6 +235,38 @@ def _torchvision(name: str, split: str, root: Path, download: bool):
     raise AssertionError(name)
 
 
+def _cifar10_jpeg(root: Path, split: str, download: bool) -> Path | None:
+    """``root/cifar10-jpeg/{train,test}``, CIFAR-10 as an ImageFolder of JPEGs, when
+    torchvision's pickles (``root/cifar-10-batches-py``) are absent and nothing is to be
+    downloaded; else None (torchvision's loader, lossless, is used).
+
+    The class folders' alphabetical order is CIFAR-10's label order (airplane = 0 ... truck
+    = 9), as torchvision's ``CIFAR10.classes``; within a class the files are in their
+    numbered order, so the global order (class by class) differs from the pickles'. ``val``
+    is the test split, as for torchvision's sets.
+    """
+    classes = (
+        "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"
+    )  # fmt: skip
+    if download or (root / "cifar-10-batches-py").is_dir():
+        return None
+    if split not in ("train", "val", "test"):
+        raise ValueError(
+            f"cifar10 has splits 'train' and 'test' ('val' means 'test'); got {split!r}."
+        )
+    folder = root / "cifar10-jpeg" / ("train" if split == "train" else "test")
+    if not folder.is_dir():
+        return None
+    found = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
+    if found != classes:
+        raise ValueError(
+            f"{folder} should hold one folder per CIFAR-10 class ({', '.join(classes)}); "
+            f"found {', '.join(found) or 'none'}. Fix the folder or pass root=... where "
+            "torchvision's cifar-10-batches-py lives."
+        )
+    return folder
+
+
 class _Folder(ImageDataset):
     def __init__(self, samples, classes, name, image_size=None, channels=None):
         self.samples, self.classes, self.name = samples, list(classes), name
@@ -353,6 +385,9 @@ def load_dataset(
         # Convert the whole (small) array once instead of image by image.
         images = _convert(base.images, image_size, channels)
         ds: ImageDataset = ArrayDataset(images, base.labels, base.classes, name="digits")
+    elif name == "cifar10" and (jpeg := _cifar10_jpeg(root_path, split, download)) is not None:
+        samples, classes = _scan_folder(jpeg)
+        ds = _Folder(samples, classes, "cifar10", image_size, channels)
     elif name in ("mnist", "cifar10", "cifar100", "svhn"):
         tv, classes, targets = _torchvision(name, split, root_path, download)
         ds = _TorchvisionAdapter(tv, name, classes, targets, image_size, channels)
