@@ -550,3 +550,56 @@ def test_training_steps_the_decayed_schedule_that_lr_schedule_reports():
         lr_schedule(dict(max_lr_decay=1.5), 3)
     with pytest.raises(ValueError, match="unknown key"):
         lr_schedule(dict(gamma=0.9), 3)
+
+
+# ------------------------------------------------ TensorFlow's initialisation (the paper's)
+
+
+def test_glorot_init_is_tensorflows_default_uniform_with_zero_biases():
+    from introspect.models import create_model
+
+    torch.manual_seed(0)
+    net1 = create_model("net1_mlp", init="glorot")
+    net2 = create_model("net2_allconv", init="glorot", channels=(8, 16), dense=(32, 32, 32))
+    layers = [m for net in (net1, net2) for m in net.modules()]
+    layers = [m for m in layers if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert len(layers) == 13 + 7 + 4
+    for m in layers:
+        w = m.weight.detach()
+        rf = w[0, 0].numel()  # receptive field: 1 for dense, 9 for 3x3 convolutions
+        bound = (6 / ((w.shape[0] + w.shape[1]) * rf)) ** 0.5
+        assert float(w.abs().max()) <= bound
+        if w.numel() > 10_000:  # U(-b, b) has std b / sqrt(3)
+            assert float(w.std()) == pytest.approx(bound / 3**0.5, rel=0.03)
+        assert not m.bias.detach().any()
+    torch.manual_seed(0)
+    default = create_model("net1_mlp")  # PyTorch's own: U(+-1/sqrt(fan_in)), biases too
+    assert float(default.fc1.weight.detach().abs().max()) <= 200**-0.5
+    assert default.fc1.bias.detach().any()
+    assert recipe_kwargs("net1_mlp@mnist")["init"] == "glorot"
+    with pytest.raises(ValueError, match="init must be 'torch' or 'glorot'"):
+        create_model("net1_mlp", init="xavier")
+
+
+def recipe_kwargs(name):
+    from introspect.recipes import recipe
+
+    return recipe(name)["model_kwargs"]
+
+
+def test_training_record_follows_the_recipes_snapshots_when_record_every_is_none(tmp_path):
+    from introspect.figures import _selfintro
+
+    spec = dict(
+        model="net1_mlp", model_kwargs={"depth": 2, "width": 16, "input_size": (1, 8, 8)},
+        dataset="digits", image_size=8, channels=1, snapshot_every=2,
+        train=dict(epochs=5, batch_size=64, lr=3e-3, loss="mse"),
+    )  # fmt: skip
+    rec = _selfintro.training_record(
+        spec, n_per_class=2, every=None, workdir=tmp_path, vae_epochs=2
+    )
+    assert list(rec["epochs"]) == [-1, 0, 2, 4]
+    with pytest.raises(ValueError, match="keeps no weight snapshots"):
+        _selfintro.training_record(
+            {**spec, "snapshot_every": None}, n_per_class=2, every=None, workdir=tmp_path
+        )

@@ -160,3 +160,22 @@ def test_trained_model_resumes_an_interrupted_training_with_its_snapshots(tmp_pa
     # the result is complete: the resume files are gone
     assert not list((tmp_path / "b" / "train").glob("*/resume.pt"))
     assert not list((tmp_path / "b" / "train").glob("*/snapshots"))
+
+
+def test_cli_train_trains_a_recipe_once_into_the_workdir(tmp_path, monkeypatch, capsys):
+    from introspect import pipeline
+    from introspect.cli import main
+
+    argv = ["train", "--recipe", "net1_mlp@digits", "--workdir", str(tmp_path)]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "epochs trained" in first and "test accuracy" in first
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(pipeline, "fit_classifier", no_training)
+    assert main(argv) == 0  # the second run finds the trained model
+    assert capsys.readouterr().out.splitlines()[-1] == first.splitlines()[-1]
+    with pytest.raises(SystemExit, match="nothing to train"):
+        main(["train", "--recipe", "mnist_cnn", "--workdir", str(tmp_path)])

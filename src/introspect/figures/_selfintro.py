@@ -200,7 +200,8 @@ def training_record(
     that of the analysed model and nothing is trained twice. Otherwise the recipe's
     model is trained again from the same initialisation with a
     :class:`~introspect.selfintro.TrainingRecorder`. Records: before training, then every
-    ``every`` epochs; one InfoVAE is fitted on all records together.
+    ``every`` epochs (``None``: at every snapshot the recipe keeps); one InfoVAE is
+    fitted on all records together.
 
     Returns
     -------
@@ -217,6 +218,13 @@ def training_record(
         fingerprint=dataset_fingerprint(fixed),
     )  # fmt: skip
     snap = r.get("snapshot_every")
+    if every is None:
+        if snap is None:
+            raise ValueError(
+                f"recipe {spec_name(spec)!r} keeps no weight snapshots (snapshot_every), so "
+                "record_every=None has no cadence to follow: pass record_every=<epochs>."
+            )
+        every = int(snap)
     replay = snap is not None and int(every) % int(snap) == 0
     key = dict(
         recipe=r,
