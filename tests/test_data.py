@@ -97,3 +97,32 @@ def test_real_loaders(shared_data):
     assert len(cifar) == 50 and cifar.classes[0] == "airplane" and cifar[0][0].shape == (3, 32, 32)
     inet = load_dataset("imagefolder", root=shared_data / "imagenet-sample", image_size=224)
     assert inet[0][0].shape == (3, 224, 224)
+
+
+@pytest.mark.realdata
+def test_cifar10_reads_the_jpeg_image_folder_when_the_pickles_are_absent(shared_data, tmp_path):
+    """``cifar10`` at a root with ``cifar10-jpeg/`` and no ``cifar-10-batches-py/`` is that
+    ImageFolder, in CIFAR-10's labels: the k-th image of class c in the original test split
+    is image 1000 c + k here (checked against lossless PNGs of test[0..19])."""
+    from PIL import Image
+
+    test = load_dataset("cifar10", "test", root=shared_data)
+    assert len(test) == 10000 and test.name == "cifar10"
+    assert test.classes[:3] == ["airplane", "automobile", "bird"] and test.classes[9] == "truck"
+    assert np.bincount(test.targets).tolist() == [1000] * 10
+    assert len(load_dataset("cifar10", "train", root=shared_data)) == 50000
+    x, y = test.tensors()
+    seen = np.zeros(10, int)
+    for f in sorted((shared_data / "foolbox-samples").glob("cifar10_*.png")):
+        label = int(f.stem.split("_")[2])
+        png = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), np.float32) / 255)
+        dist = (x - png.permute(2, 0, 1)).abs().mean((1, 2, 3))  # JPEG q75 vs lossless
+        nearest = int(dist.argmin())
+        assert nearest == 1000 * label + seen[label] and y[nearest] == label
+        assert dist[nearest] < 0.05 < dist.sort().values[1]
+        seen[label] += 1
+    assert seen.sum() == 20
+    # a folder that is not CIFAR-10's classes is refused, naming what it found
+    (tmp_path / "cifar10-jpeg" / "test" / "cats").mkdir(parents=True)
+    with pytest.raises(ValueError, match="one folder per CIFAR-10 class.*found cats"):
+        load_dataset("cifar10", "test", root=tmp_path)

@@ -1,5 +1,6 @@
 """Command line: ``introspect reproduce`` runs the figure notebooks; ``introspect figures`` lists
-them; ``introspect capture`` fills a workdir with a recipe's captures (sharded under torchrun)."""
+them; ``introspect capture`` fills a workdir with a recipe's captures (sharded under torchrun);
+``introspect train`` trains a recipe's model into a workdir (resumable)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import traceback
 import urllib.parse
 from pathlib import Path
 
-__all__ = ["main", "reproduce", "capture_cmd"]
+__all__ = ["main", "reproduce", "capture_cmd", "train_cmd"]
 
 
 def _figure_ids(selection: str | None) -> list[str]:
@@ -595,6 +596,54 @@ def capture_cmd(args) -> int:
     return 0
 
 
+def train_cmd(args) -> int:
+    """``introspect train``: a recipe's model trained (or found) in the workdir, then tested.
+
+    The run shows a progress bar over epochs and checkpoints every epoch in the workdir;
+    after an interruption (Ctrl-C, a lost job) the same command resumes after the last
+    finished epoch. The figures that use the recipe find the trained model when they get
+    the same workdir, data root and seed.
+    """
+    from .recipes import load_recipe, recipe, recipe_data
+    from .training import evaluate
+
+    r = recipe(args.recipe)
+    # the key of the trained model holds the data root as `reproduce` passes it: resolved
+    data_root = str(Path(args.data_root).resolve()) if args.data_root else None
+    train = r.get("train")
+    if train is None:
+        raise SystemExit(
+            f"recipe {args.recipe!r} is not trained here (pretrained weights or a random "
+            "initialisation): there is nothing to train."
+        )
+    print(f"{args.recipe}: {r['model']} on {r.get('dataset', 'digits')}; {train}", flush=True)
+    started = time.time()
+    try:
+        model = load_recipe(
+            args.recipe, workdir=args.workdir, device=args.device, data_root=data_root,
+            seed=args.seed, progress=True,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: the finished epochs are checkpointed in the workdir; run the same "
+            "command again to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    hist, best = model.history_, model.history_["best_epoch"]
+    ran = len(hist["train_loss"])
+    line = f"{ran} of {train['epochs']} epochs trained (ready in {time.time() - started:.0f} s)"
+    if hist["val_acc"]:
+        last = hist["val_acc"][best if best is not None else -1]
+        line += f"; validation accuracy {last:.4f} at epoch {best} (kept)"
+    print(line)
+    if not args.no_test:
+        test = recipe_data(args.recipe, "test", data_root=data_root)
+        acc = evaluate(model, test, device=args.device)["accuracy"]
+        print(f"test accuracy {acc:.4f} on {len(test)} images")
+    return 0
+
+
 def markdown_table() -> str:
     """The README's figure table, from the registry."""
     from .figures import FIGURES
@@ -685,6 +734,20 @@ def main(argv=None) -> int:
     cap.add_argument("--attack-n", type=int, default=0, help="PGD-attack this many test inputs")
     cap.add_argument("--eps", type=float, default=8 / 255)
     cap.add_argument("--nb-iter", type=int, default=10)
+    trn = sub.add_parser(
+        "train",
+        help="train a recipe's model into the workdir (progress; an interrupted run resumes)",
+    )
+    trn.add_argument("--recipe", required=True, help="e.g. net1_mlp@mnist (introspect.recipes)")
+    trn.add_argument(
+        "--workdir", default="introspect-work", help="the figures' workdir (reproduce: OUT/work)"
+    )
+    trn.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    trn.add_argument(
+        "--data-root", default=None, help="datasets and weights (default $INTROSPECT_DATA)"
+    )
+    trn.add_argument("--seed", type=int, default=0, help="the figures' seed (default 0)")
+    trn.add_argument("--no-test", action="store_true", help="skip the test-set accuracy")
     figs = sub.add_parser("figures", help="list the registered figures")
     figs.add_argument(
         "--write-notebooks",
@@ -699,6 +762,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "capture":
         return capture_cmd(args)
+    if args.command == "train":
+        return train_cmd(args)
     if args.command == "reproduce" and args.launcher == "torchrun":
         if _world_size() > 1:
             raise SystemExit("--launcher torchrun inside a torchrun job: drop --launcher.")

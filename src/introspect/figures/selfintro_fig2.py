@@ -31,7 +31,9 @@ PARAMS = {
         ["net1_mlp@digits", "net2_allconv@digits"], "model recipes (Net1-like, Net2-like)"
     ),
     "record_per_class": Param(10, "fixed inputs per class recorded through training (a)"),
-    "record_every": Param(1, "record every this many epochs (a)"),
+    "record_every": Param(
+        1, "record every this many epochs (a); None: at the recipe's weight snapshots", "int"
+    ),
     "max_points": Param(20000, "at most this many points per map in the returned data"),
     "resolution": Param(81, "grid points per axis of the estimated-error image (c)"),
     "vae_epochs": Param(100, "InfoVAE epochs (batch 128)"),
@@ -51,7 +53,7 @@ PROFILES = {
     "paper": {
         "models": ["net1_mlp@mnist", "net2_allconv@cifar10"],
         "record_per_class": 30,
-        "record_every": 6,
+        "record_every": None,  # Net1 every 7 epochs, Net2 every 14: about once a cycle
         "max_points": 70000,
         "device": "cuda",
         **PAPER_SI,

@@ -60,6 +60,20 @@ class MnistCNN(IntrospectableModel):
         return self.fc2(self.relu3(self.fc1(self.flatten(x))))
 
 
+def _init_weights(model: nn.Module, init: str) -> None:
+    """``"torch"``: PyTorch's default initialisation, left as it is. ``"glorot"``: TensorFlow
+    1.x's default for ``tf.layers.dense`` / ``conv2d`` (Pardo et al. used TF 1.14): Glorot
+    (Xavier) uniform weights, zero biases, on every dense and convolutional layer."""
+    if init == "torch":
+        return
+    if init != "glorot":
+        raise ValueError(f"init must be 'torch' or 'glorot' (TensorFlow's default); got {init!r}.")
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class Net1MLP(IntrospectableModel):
     """Pardo et al.'s Net1: ``depth`` dense ELU layers of ``width`` units, sigmoid outputs.
 
@@ -70,6 +84,12 @@ class Net1MLP(IntrospectableModel):
     dropout : float
         Drop probability (torch convention). The paper quotes TensorFlow's keep
         probability p, so pass ``1 - p``.
+    init : {"torch", "glorot"}
+        ``"glorot"`` is TensorFlow's default (Glorot uniform, zero biases), the paper's.
+        With PyTorch's default (smaller weights: U(+-1/sqrt(fan_in))) the 12 x 200 ELU
+        net on MNIST with the paper's learning rates in [0, 1e-5] is still at chance after
+        its first 3,000-iteration cycle (11 % validation accuracy after 8 epochs of 422
+        iterations); with ``"glorot"`` it is at 68 %.
     Aliases ``H1..H<depth>`` are the ELU outputs ``act0..``.
     """
 
@@ -84,6 +104,7 @@ class Net1MLP(IntrospectableModel):
         dropout=0.0,
         mean=(0.0,),
         std=(1.0,),
+        init="torch",
     ):
         super().__init__()
         self.normalize = Normalize(mean, std)
@@ -104,6 +125,7 @@ class Net1MLP(IntrospectableModel):
             num_classes,
             "out",
         )
+        _init_weights(self, init)
 
     def forward(self, x):
         x = self.flatten(self.normalize(x))
@@ -117,7 +139,8 @@ class Net2AllConv(IntrospectableModel):
 
     Convolutions (3x3, ELU, padding 1): ``c1`` x2 then stride 2, ``c2`` x2 then stride 2,
     one more ``c2``; global average; dense ELU layers ``dense``; sigmoid outputs. Only the
-    dense layers are introspected: aliases ``D1..Dn`` are their ELU outputs.
+    dense layers are introspected: aliases ``D1..Dn`` are their ELU outputs. ``init`` as
+    for :class:`Net1MLP` (``"glorot"``: TensorFlow's default, the paper's).
     """
 
     output = "sigmoid"
@@ -131,6 +154,7 @@ class Net2AllConv(IntrospectableModel):
         dropout=0.0,
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
+        init="torch",
     ):
         super().__init__()
         c_in = input_size[0]
@@ -166,6 +190,7 @@ class Net2AllConv(IntrospectableModel):
             num_classes,
             "out",
         )
+        _init_weights(self, init)
 
     def forward(self, x):
         x = self.flatten(self.pool(self.features(self.normalize(x))))
