@@ -149,6 +149,7 @@ def test_a_one_node_library_warns_naming_layer_theta_and_the_fix():
     assert lib.size_ == 1 and len(rec) == 1
     msg = str(rec[0].message)
     assert "'CN1'" in msg and "theta=0.9" in msg and "Raise theta" in msg and "all 3" in msg
+    assert rec[0].filename == __file__  # it points at the caller, not at introspect
     with pytest.warns(UserWarning, match="layer 'FC'.*theta=0.5"):  # through the stack
         LibraryStack({"FC": 0.5, "CL1": 0.999}).fit({"FC": X, "CL1": X}, [0, 1, 1])
     with pytest.warns(UserWarning, match="pass layer= to name it"):
