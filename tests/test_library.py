@@ -149,6 +149,7 @@ def test_a_one_node_library_warns_naming_layer_theta_and_the_fix():
     assert lib.size_ == 1 and len(rec) == 1
     msg = str(rec[0].message)
     assert "'CN1'" in msg and "theta=0.9" in msg and "Raise theta" in msg and "all 3" in msg
+    assert rec[0].filename == __file__  # it points at the caller, not at introspect
     with pytest.warns(UserWarning, match="layer 'FC'.*theta=0.5"):  # through the stack
         LibraryStack({"FC": 0.5, "CL1": 0.999}).fit({"FC": X, "CL1": X}, [0, 1, 1])
     with pytest.warns(UserWarning, match="pass layer= to name it"):
@@ -482,17 +483,21 @@ def test_mnist_cnn_checkpoint_libraries_predict_its_answers(shared_data, tmp_pat
     assert stack.sizes_["CN2"] > stack.sizes_["FC1"]  # earlier layers are more diverse
 
 
-def _cifar_resnet44_root(shared_data_dir):
+def _cifar_resnet44_root():
     """A data root with CIFAR-10 (pickles or the ImageFolder copy) and the ResNet44 weights:
-    ``../shared/data``, else ``$INTROSPECT_DATA``; None when neither has both."""
+    ``../shared/data`` (as ``conftest.shared_data`` finds it), else ``$INTROSPECT_DATA``;
+    None when neither has both."""
     import os
     from pathlib import Path
 
     from introspect.data import _cifar10_folder
 
-    roots = [shared_data_dir] + (
-        [Path(os.environ["INTROSPECT_DATA"])] if os.environ.get("INTROSPECT_DATA") else []
+    shared = os.environ.get(
+        "INTROSPECT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
     )
+    roots = [Path(shared)]
+    if os.environ.get("INTROSPECT_DATA"):
+        roots.append(Path(os.environ["INTROSPECT_DATA"]))
     for root in roots:
         has_data = (root / "cifar-10-batches-py").is_dir() or _cifar10_folder("train", root)
         if has_data and sorted((root / "weights").glob("cifar10_resnet44-*.th")):
@@ -507,15 +512,12 @@ def test_resnet44_cn1_libraries_at_table1_thetas_hold_more_than_one_node(tmp_pat
     post-BN-ReLU stem output (CN1 before issue 9) every level gives one node, and warns."""
     import warnings
 
-    from conftest import SHARED_DATA
-
     from introspect.figures._library import TABLE1_LEVELS, library_run
 
-    root = _cifar_resnet44_root(SHARED_DATA)
+    root = _cifar_resnet44_root()
     if root is None:
         pytest.skip(
-            f"no CIFAR-10 with weights/cifar10_resnet44-*.th under {SHARED_DATA} or "
-            "$INTROSPECT_DATA"
+            "no CIFAR-10 with weights/cifar10_resnet44-*.th in ../shared/data or $INTROSPECT_DATA"
         )
     thetas = TABLE1_LEVELS["CN1"]
     kw = dict(top_k=8, n_train_per_class=30, n_test_per_class=2, batch_size=100)

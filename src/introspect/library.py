@@ -193,16 +193,23 @@ def hebbian_kernel(h, tau: float = 0.01):
 
 
 def _warn_one_node(layer: str | None, theta: float, n_seen: int) -> None:
+    import os
+    import sys
     import warnings
 
     what = f"layer {layer!r}" if layer is not None else "this layer (pass layer= to name it)"
+    # point at the first caller outside introspect (a figure, a Study, the user's code)
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
     warnings.warn(
         f"The library of {what} at theta={theta:g} has 1 node: all {n_seen} patterns have "
         f"a cosine similarity >= {theta:g} to the first one, so its scores cannot tell "
-        f"inputs apart. Raise theta for {what} (or check that the layer is the one meant: "
-        "the paper's thresholds were set for pre-activation outputs).",
+        f"inputs apart. Raise theta for {what} (patterns that share a large common part, "
+        "as after a ReLU or batch norm, need a higher theta).",
         UserWarning,
-        stacklevel=3,
+        stacklevel=level,
     )
 
 

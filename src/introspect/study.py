@@ -600,8 +600,10 @@ class Study:
             if estimator is not None
             else ErrorEstimator(device=str(self.device), seed=seed)
         )
-        key = dict(**self._key("train"), layers=layers, vae=_params(vae),
-                   estimator=_params(estimator), seed=int(seed))  # fmt: skip
+        from .pipeline import _layer_keys  # an alias keys by the module it names
+
+        key = dict(**self._key("train"), layers=_layer_keys(self.model, layers),
+                   vae=_params(vae), estimator=_params(estimator), seed=int(seed))  # fmt: skip
 
         def fit():
             si = SelfIntrospector(
