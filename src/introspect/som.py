@@ -261,10 +261,15 @@ class ToroidalSOM(Estimator):
 
     @staticmethod
     def _distances(
-        X: torch.Tensor, W: torch.Tensor, metric: str, w_norm: torch.Tensor | None = None
+        X: torch.Tensor,
+        W: torch.Tensor,
+        metric: str,
+        w_norm: torch.Tensor | None = None,
+        dots: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B, U) distances by one matrix product."""
-        dots = X @ W.T
+        """(B, U) distances by one matrix product (``dots`` = ``X @ W.T`` if already made)."""
+        if dots is None:
+            dots = X @ W.T
         if w_norm is None:
             w_norm = torch.linalg.vector_norm(W, dim=1)
         if metric == "cosine":
@@ -327,6 +332,8 @@ class ToroidalSOM(Estimator):
         every = callback_every or max(1, n_steps // 200)
         history: dict[str, list] = {"qe": [], "alpha": [], "sigma": [], "epoch": [], "samples": []}
         qe_buf = torch.empty(n_steps, device=dev)
+        cosine = metric == "cosine"
+        x_norm = torch.linalg.vector_norm(Xt, dim=1).clamp_min_(1e-12) if cosine else None
 
         bar = None
         if progress:
@@ -350,9 +357,17 @@ class ToroidalSOM(Estimator):
                     alpha_t = float(self.alpha) * f
                     sigma_t = float(self.sigma) * f
 
-                    dist = self._distances(Xb, W, metric)
-                    mind, bmu = dist.min(dim=1)
-                    qe_buf[step] = mind.mean()
+                    dots = torch.mm(Xb, W.T)  # (nb, U): the step's first product
+                    if cosine:
+                        # argmax of x.w / |w| is the cosine BMU (|x| is the same along a
+                        # row); its distance 1 - max / |x| needs no (nb, U) division by |x|
+                        w_norm = torch.linalg.vector_norm(W, dim=1).clamp_min_(1e-12)
+                        best, bmu = dots.div_(w_norm).max(dim=1)
+                        idx_b = idx if self.shuffle else slice(b * B, (b + 1) * B)
+                        qe_buf[step] = 1.0 - (best / x_norm[idx_b]).mean()
+                    else:
+                        mind, bmu = self._distances(Xb, W, metric, dots=dots).min(dim=1)
+                        qe_buf[step] = mind.mean()
                     # (nb, U) neighbourhood x learning rate
                     h = torch.exp(grid_d2[bmu] * (-1.0 / (2.0 * sigma_t**2 + _EPS_NEIGHBOURHOOD)))
                     h.mul_(alpha_t / nb)
