@@ -37,7 +37,7 @@ def test_compare_detectors_on_digits(small_models):
     noise = next(v for k, v in verdicts.items() if "noise" in k)
     assert noise["numbers"]["largest |AUROC - 0.5|"] >= 0
     text = fig.summarize(data)
-    assert "library.cpl" in text and "Claims:" in text
+    assert "library.cpl" in text and "Claims (the paper" in text
     layout = build_plot("compare.detectors", data)
     from bokeh.models import ColumnDataSource
 

@@ -53,6 +53,34 @@ def test_missing_dataset_names_path_and_download_flag(tmp_path):
         load_dataset("imagenet", "val", root=tmp_path)
 
 
+def _cifar_tree(root, per_class=2):
+    """A CIFAR-10-shaped ImageFolder: class k's images are filled with k / 10."""
+    from PIL import Image
+
+    from introspect.data import CIFAR10_CLASSES
+
+    for split in ("train", "test"):
+        for k, c in enumerate(CIFAR10_CLASSES):
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                img = np.full((32, 32, 3), round(255 * k / 10), np.uint8)
+                Image.fromarray(img).save(root / split / c / f"{i:04d}.png")
+
+
+def test_cifar10_reads_an_imagefolder_copy_when_the_pickles_are_absent(tmp_path):
+    _cifar_tree(tmp_path / "cifar10-jpeg")
+    for root in (tmp_path, tmp_path / "cifar10-jpeg"):  # the data root, or the copy itself
+        ds = load_dataset("cifar10", "train", root=root)
+        assert len(ds) == 20 and ds.classes[0] == "airplane" and ds.classes[9] == "truck"
+        x, y = ds[len(ds) - 1]  # labels follow the class folders: truck = 9
+        assert y == 9 and x.shape == (3, 32, 32) and float(x.mean()) == pytest.approx(0.9, 0.01)
+    assert len(load_dataset("cifar10", "val", root=tmp_path, n_per_class=1)) == 10
+    # a folder of other classes is not mistaken for CIFAR-10; the error names the option
+    (tmp_path / "cifar10-jpeg" / "test" / "truck").rename(tmp_path / "cifar10-jpeg" / "test" / "x")
+    with pytest.raises(FileNotFoundError, match="cifar10-jpeg"):
+        load_dataset("cifar10", "test", root=tmp_path)
+
+
 def test_array_dataset_checks_shapes():
     with pytest.raises(ValueError, match="differ in length"):
         ArrayDataset(torch.rand(3, 1, 4, 4), torch.zeros(2))
@@ -87,3 +115,32 @@ def test_real_loaders(shared_data):
     left, top = round((W - 224) / 2), round((H - 224) / 2)
     ref = np.asarray(big.crop((left, top, left + 224, top + 224)), np.float32) / 255
     assert np.abs(x.permute(1, 2, 0).numpy() - ref).mean() < 0.02
+
+
+@pytest.mark.realdata
+def test_cifar10_reads_the_jpeg_image_folder_when_the_pickles_are_absent(shared_data, tmp_path):
+    """``cifar10`` at a root with ``cifar10-jpeg/`` and no ``cifar-10-batches-py/`` is that
+    ImageFolder, in CIFAR-10's labels: the k-th image of class c in the original test split
+    is image 1000 c + k here (checked against lossless PNGs of test[0..19])."""
+    from PIL import Image
+
+    test = load_dataset("cifar10", "test", root=shared_data)
+    assert len(test) == 10000 and test.name == "cifar10"
+    assert test.classes[:3] == ["airplane", "automobile", "bird"] and test.classes[9] == "truck"
+    assert np.bincount(test.targets).tolist() == [1000] * 10
+    assert len(load_dataset("cifar10", "train", root=shared_data)) == 50000
+    x, y = test.tensors()
+    seen = np.zeros(10, int)
+    for f in sorted((shared_data / "foolbox-samples").glob("cifar10_*.png")):
+        label = int(f.stem.split("_")[2])
+        png = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), np.float32) / 255)
+        dist = (x - png.permute(2, 0, 1)).abs().mean((1, 2, 3))  # JPEG q75 vs lossless
+        nearest = int(dist.argmin())
+        assert nearest == 1000 * label + seen[label] and y[nearest] == label
+        assert dist[nearest] < 0.05 < dist.sort().values[1]
+        seen[label] += 1
+    assert seen.sum() == 20
+    # a folder that is not CIFAR-10's classes is refused, naming what it found
+    (tmp_path / "cifar10-jpeg" / "test" / "cats").mkdir(parents=True)
+    with pytest.raises(ValueError, match="one folder per CIFAR-10 class.*found cats"):
+        load_dataset("cifar10", "test", root=tmp_path)

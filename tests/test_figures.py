@@ -118,11 +118,38 @@ def test_claims_are_evaluated_and_printed_under_the_summary():
         Claim("needs y", "nowhere", lambda d: (None, {})),
         Claim("reads y", "nowhere", broken),
     ]
+    fake.CLAIMS.append(Claim("raises", "nowhere", lambda d: _not_testable("one dataset only")))
     fig = Figure(fake)
     verdicts = fig.check_claims({"x": 3.0})
-    assert [v["holds"] for v in verdicts] == [True, False, None, None]
-    assert verdicts[0]["numbers"] == {"x": 3.0} and "KeyError" in verdicts[3]["numbers"]["error"]
+    assert [v["holds"] for v in verdicts] == [True, False, None, None, None]
+    assert [v["verdict"] for v in verdicts] == ["reproduced", "not reproduced"] + [
+        "not testable"
+    ] * 3
+    assert verdicts[0]["numbers"] == {"x": 3.0} and "KeyError" in verdicts[3]["reason"]
+    assert verdicts[2]["reason"] and verdicts[4]["reason"] == "one dataset only"
     text = fig.summarize({"x": 3.0})
-    assert text.startswith("summary\nClaims:")
-    assert "[holds] x is above 2 (here): x 3" in text
-    assert "[does NOT hold] x is above 5" in text and "[undecided] needs y" in text
+    assert text.startswith("summary\nClaims")
+    assert "[reproduced] x is above 2 (here) -> x 3" in text
+    assert "[not reproduced] x is above 5" in text
+    assert "[not testable: one dataset only] raises" in text
+
+
+def _not_testable(reason):
+    from introspect.figures import NotTestable
+
+    raise NotTestable(reason)
+
+
+def test_claims_json_is_written_and_every_figure_declares_claims(tmp_path):
+    import json
+
+    # the registry as imported (a module-scoped fixture swaps introspect.figures.FIGURES)
+    assert len(FIGURES) >= 29
+    missing = [fid for fid, f in FIGURES.items() if not f.claims]
+    assert not missing, f"figures without CLAIMS: {missing}"
+    fig = FIGURES["telescope.fig07"]
+    # a figure's claims on data that lacks what they read: "not testable", never an exception
+    path = fig.write_claims({}, tmp_path / "x.claims.json")
+    doc = json.loads(open(path).read())
+    assert doc["figure"] == "telescope.fig07" and doc["claims"]
+    assert {c["verdict"] for c in doc["claims"]} == {"not testable"}

@@ -133,9 +133,30 @@ def test_theta_near_one_stores_every_distinct_pattern_once():
 
 def test_theta_minus_one_stores_only_the_first():
     X, _ = clustered(seed=2)
-    lib = LibraryNetwork(-1.0, block_size=64).build(X)
+    with pytest.warns(UserWarning, match="1 node"):
+        lib = LibraryNetwork(-1.0, block_size=64).build(X)
     assert lib.size_ == 1 and lib.indices_.tolist() == [0]
     np.testing.assert_allclose(lib.patterns_[0], X[0] / np.linalg.norm(X[0]), rtol=1e-5)
+
+
+def test_a_one_node_library_warns_naming_layer_theta_and_the_fix():
+    import warnings
+
+    # three patterns 0.95+ similar to the first: theta 0.9 keeps one node, 0.999 all three
+    X = np.array([[1.0, 0.0], [1.0, 0.2], [1.0, 0.3]])
+    with pytest.warns(UserWarning) as rec:
+        lib = LibraryNetwork(0.9).build(X, layer="CN1")
+    assert lib.size_ == 1 and len(rec) == 1
+    msg = str(rec[0].message)
+    assert "'CN1'" in msg and "theta=0.9" in msg and "Raise theta" in msg and "all 3" in msg
+    with pytest.warns(UserWarning, match="layer 'FC'.*theta=0.5"):  # through the stack
+        LibraryStack({"FC": 0.5, "CL1": 0.999}).fit({"FC": X, "CL1": X}, [0, 1, 1])
+    with pytest.warns(UserWarning, match="pass layer= to name it"):
+        LibraryNetwork(0.9).fit(X, [0, 1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert LibraryNetwork(0.999).build(X, layer="CN1").size_ == 3
+        assert LibraryNetwork(0.9).build(X[:1]).size_ == 1  # one pattern: nothing to tell
 
 
 def test_size_grows_with_theta():
@@ -385,6 +406,59 @@ def test_plot_builders_take_compute_output():
     assert h["clean"][-1] > 0 and h["adversarial"][0] > 0
 
 
+def test_fig5_gives_every_eps_in_pixels_and_in_the_papers_normalised_units(tmp_path):
+    """Our PGD eps are [0, 1] pixels; the paper attacked normalised tensors. fig5 carries
+    eps / std of the model's own normalisation next to each eps (an untrained small CNN:
+    std 0.5, so 0.05 and 0.1 pixels are 0.1 and 0.2 normalised) and prints both."""
+    import re
+    import warnings
+
+    from introspect.figures import get_figure
+
+    fig = get_figure("library.fig5")
+    cfg = {"layers": ["CL3", "FC"], "theta_sets": {"t": {"CL3": 0.9, "FC": 0.9}},
+           "eps": [0.05, 0.1], "top_k": 3}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an untrained net: 1-node libraries
+        data = fig.compute(
+            models={"small_cnn_random@digits": cfg}, n_attack=20, nb_iter=2, eps_iter=0.01,
+            n_train_per_class=5, batch_size=64, workdir=str(tmp_path), device="cpu", seed=0,
+        )  # fmt: skip
+    r = data["results"]["small_cnn_random@digits"]
+    assert r["input_std"] == [0.5] and r["eps"] == [0.05, 0.1]
+    np.testing.assert_allclose(r["eps_normalised"], [[0.1, 0.1], [0.2, 0.2]])
+    np.testing.assert_allclose(r["eps_iter_normalised"], [0.02, 0.02])
+    text = fig.summarize(data)
+    assert re.search(r"^ +0\.05 +0\.1 ", text, re.M) and re.search(r"^ +0\.1 +0\.2 ", text, re.M)
+    assert "step 0.01 pixels = 0.02 normalised" in text and "eps/std" in text
+
+    # three channels (the ResNet44's ImageNet std): the range over the channels
+    from introspect.figures.library_fig5 import summarize
+
+    std = [0.229, 0.224, 0.225]
+    r = dict(r, input_std=std, eps=[0.01], eps_normalised=[[0.01 / 0.229, 0.01 / 0.224]],
+             eps_iter_normalised=[0.01 / 0.229, 0.01 / 0.224], adv_accuracy=[0.5],
+             auroc={"t": [0.7]}, cpl_adv={"t": [[0.1, 0.2]]})  # fmt: skip
+    text = summarize(dict(data, results={"m": r}, models=["m"]))
+    assert re.search(r"^ +0\.01 +0\.0437-0\.0446 ", text, re.M)
+    assert "eps=0.01 px = 0.0437-0.0446 normalised" in text
+    assert "input std 0.229, 0.224, 0.225" in text
+
+    pytest.importorskip("bokeh")
+    from bokeh.models import HoverTool, LinearAxis
+
+    from introspect_widgets.plots import library as plots
+
+    assert plots.eps_labels(r) == ["0.01 px = 0.0437-0.0446 norm"]
+    p = plots.auroc_plot(r)
+    (top,) = [a for a in p.above if isinstance(a, LinearAxis)]
+    assert "eps / std" in top.axis_label and "0.224-0.229" in top.axis_label
+    # the top axis is the bottom one divided by the mean std
+    ratio = p.extra_x_ranges["normalised"].end / p.x_range.end
+    assert ratio == pytest.approx(1 / np.mean(std))
+    assert ("eps", "@units") in p.select_one(HoverTool).tooltips
+
+
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_mnist_cnn_checkpoint_libraries_predict_its_answers(shared_data, tmp_path):
@@ -406,3 +480,53 @@ def test_mnist_cnn_checkpoint_libraries_predict_its_answers(shared_data, tmp_pat
     agr = stack.agreement(acts_te, pred_te)
     assert agr["FC1"]["top1"] > 0.9 and agr["FC1"]["top3"] > 0.97
     assert stack.sizes_["CN2"] > stack.sizes_["FC1"]  # earlier layers are more diverse
+
+
+def _cifar_resnet44_root(shared_data_dir):
+    """A data root with CIFAR-10 (pickles or the ImageFolder copy) and the ResNet44 weights:
+    ``../shared/data``, else ``$INTROSPECT_DATA``; None when neither has both."""
+    import os
+    from pathlib import Path
+
+    from introspect.data import _cifar10_folder
+
+    roots = [shared_data_dir] + (
+        [Path(os.environ["INTROSPECT_DATA"])] if os.environ.get("INTROSPECT_DATA") else []
+    )
+    for root in roots:
+        has_data = (root / "cifar-10-batches-py").is_dir() or _cifar10_folder("train", root)
+        if has_data and sorted((root / "weights").glob("cifar10_resnet44-*.th")):
+            return root
+    return None
+
+
+@pytest.mark.realdata
+def test_resnet44_cn1_libraries_at_table1_thetas_hold_more_than_one_node(tmp_path):
+    """Table 1's CN1 thetas (0.18-0.34) on CIFAR-10 train images: the authors hooked the raw
+    stem convolution, where every level keeps several nodes, more as theta rises. At the
+    post-BN-ReLU stem output (CN1 before issue 9) every level gives one node, and warns."""
+    import warnings
+
+    from conftest import SHARED_DATA
+
+    from introspect.figures._library import TABLE1_LEVELS, library_run
+
+    root = _cifar_resnet44_root(SHARED_DATA)
+    if root is None:
+        pytest.skip(
+            f"no CIFAR-10 with weights/cifar10_resnet44-*.th under {SHARED_DATA} or "
+            "$INTROSPECT_DATA"
+        )
+    thetas = TABLE1_LEVELS["CN1"]
+    kw = dict(top_k=8, n_train_per_class=30, n_test_per_class=2, batch_size=100)
+    kw.update(workdir=tmp_path, device="cpu", data_root=str(root), seed=0)
+    run = library_run(model="cifar_resnet44", layers=["CN1", "relu"], **kw)
+    assert run.model.layer_aliases["CN1"] == "conv1" and run.train_store.n == 300
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "The library of")  # no 1-node library at conv1
+        sizes = [run.library("CN1", t).size_ for t in thetas]
+    assert all(s > 1 for s in sizes), sizes
+    assert sizes == sorted(sizes) and sizes[-1] > 2 * sizes[0], sizes
+    for t in (thetas[0], thetas[-1]):  # the old hook point: one node at every level
+        with pytest.warns(UserWarning, match=f"layer 'relu' at theta={t:g}.*Raise theta"):
+            assert run.library("relu", t).size_ == 1

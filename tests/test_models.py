@@ -30,6 +30,47 @@ def test_unknown_layer_lists_available():
     assert available_layers(model)[:4] == ["CN1", "CN2", "FC1", "FC2"]
 
 
+def test_library_paper_aliases_are_the_authors_hook_points():
+    """Lee 2019's code hooks the modules conv1, conv2, fc1, fc2 of the MNIST CNN (ReLU
+    and pooling are functional there) and conv1, layer1..3, linear of the ResNet44: the
+    aliases give those tensors, pre-activation; the post-ReLU points keep their paths."""
+    from introspect.capture import activations
+
+    torch.manual_seed(0)
+    cnn = create_model("mnist_cnn")
+    x = torch.rand(4, 1, 28, 28)
+    acts = activations(cnn, x, ["CN1", "CN2", "FC1", "FC2", "pool1", "relu3"])
+    dims = {k: v.shape[1] for k, v in acts.items()}
+    assert dims == dict(CN1=11520, CN2=3200, FC1=500, FC2=10, pool1=2880, relu3=500)
+    with torch.no_grad():
+        conv1 = cnn.conv1(cnn.normalize(x)).flatten(1)
+        fc1 = cnn.fc1(cnn.flatten(cnn.pool2(cnn.relu2(cnn.conv2(cnn.pool1(cnn.relu1(
+            cnn.conv1(cnn.normalize(x)))))))))  # fmt: skip
+    torch.testing.assert_close(torch.as_tensor(acts["CN1"]), conv1)
+    torch.testing.assert_close(torch.as_tensor(acts["FC1"]), fc1)
+    assert acts["CN1"].min() < 0 and acts["FC1"].min() < 0  # before the ReLU
+    torch.testing.assert_close(torch.as_tensor(acts["relu3"]), fc1.clamp(min=0))
+
+    res = create_model("cifar_resnet20")
+    assert dict(res.layer_aliases) == dict(
+        CN1="conv1", CL1="layer1", CL2="layer2", CL3="layer3", FC="linear"
+    )
+    x = torch.rand(2, 3, 32, 32)
+    acts = activations(res, x, ["CN1", "relu"])
+    with torch.no_grad():
+        raw = res.conv1(res.normalize(x))
+    torch.testing.assert_close(torch.as_tensor(acts["CN1"]), raw.flatten(1))  # before BN
+    torch.testing.assert_close(torch.as_tensor(acts["relu"]), res.relu(res.bn1(raw)).flatten(1))
+
+
+def test_input_std_is_the_models_own_normalisation():
+    from introspect.models import input_std
+
+    assert input_std(create_model("mnist_cnn")) == (0.3081,)
+    assert input_std(create_model("cifar_resnet20")) == (0.229, 0.224, 0.225)
+    assert input_std(create_model("kolter_madry_cnn")) == (1.0,)  # takes [0, 1] as it is
+
+
 def test_unknown_model_and_bad_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="registered"):
         create_model("resnet9000")

@@ -56,6 +56,24 @@ def test_trained_model_is_cached_and_captures_are_shared(tmp_path):
         pipeline.captured(m1, data, ["H1"], reducer=lambda t: t, workdir=tmp_path)
 
 
+def test_a_moved_alias_is_not_served_from_the_old_capture(tmp_path):
+    """Captures are keyed by what an alias resolves to: when CN1 moved from ``pool1`` to
+    ``conv1`` (issue 9), a store made under the old meaning must not be reopened."""
+    from introspect.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("mnist_cnn")
+    data = pipeline.dataset("digits", "test", image_size=28, n_per_class=2)
+    new = pipeline.captured(model, data, ["CN1"], workdir=tmp_path, progress=False)
+    assert new.dims["CN1"] == 11520  # conv1: 20 x 24 x 24, before ReLU and pooling
+    model.layer_aliases["CN1"] = "pool1"  # the alias's meaning before issue 9
+    old = pipeline.captured(model, data, ["CN1"], workdir=tmp_path, progress=False)
+    assert old.path != new.path and old.dims["CN1"] == 2880
+    # plain paths key as they always did, and do not collide with an alias onto them
+    by_path = pipeline.captured(model, data, ["conv1"], workdir=tmp_path, progress=False)
+    assert by_path.path not in (new.path, old.path) and by_path.dims["conv1"] == 11520
+
+
 def test_validation_data_is_held_out_of_the_training_split(tmp_path):
     import numpy as np
     from PIL import Image

@@ -177,8 +177,18 @@ def test_index_escapes_names_and_links(tmp_path):
         "parameters": {"classes": [NAME]},
         "links": {"html": "javascript:alert(3)//.html", "notebook": f"{NAME}.ipynb"},
         "error": NAME,
+        "claims": [
+            {
+                "claim": NAME,
+                "where": NAME,
+                "verdict": "not testable",
+                "holds": None,
+                "reason": NAME,
+                "numbers": {NAME: NAME},
+            },
+        ],  # fmt: skip
     }
-    body = cli._index(tmp_path, NAME, [row], 0.0).read_text()
+    body = cli._index(tmp_path, NAME, [row], 0.0, {NAME: NAME}).read_text()
     assert "<script>alert" not in body.lower() and "<img" not in body
     hrefs = re.findall(r'href="([^"]*)"', body)
     assert hrefs[0] == "javascript%3Aalert%283%29//.html"

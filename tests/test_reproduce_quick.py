@@ -4,6 +4,7 @@ This is README command 1 (minus the install). It carries the ``figures`` marker:
 README's test command leaves it out, and ``.ci/run`` runs it as a second step.
 """
 
+import json
 import subprocess
 import sys
 
@@ -33,6 +34,13 @@ def test_reproduce_quick_profile_of_every_figure(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     index = (out / "index.html").read_text()
     assert f"{len(FIGURES)} of {len(FIGURES)} figures ran" in index
+    # every figure says whether the paper's claims held on this run (issue 9)
+    claims = json.loads((out / "claims.json").read_text())
+    no_verdict = [f for f, v in claims["figures"].items() if not v["claims"]]
+    assert not no_verdict, f"figures without a verdict: {no_verdict}"
+    assert "Scoreboard" in index and "torch threads" in index
+    assert "without encryption" not in proc.stdout + proc.stderr
+    assert sorted(p.name for p in (out / "static" / "js").glob("bokeh*.min.js"))
     for fid in FIGURES:
         html = (out / f"{fid}.html").read_text()
         assert "Traceback" not in html, fid

@@ -465,3 +465,184 @@ def test_selfintrospector_warns_when_expected_codes_leave_the_window():
     msg = str(rec[0].message)
     frac = (np.abs(si.codes_) > extent).any(1).mean()
     assert f"{frac:.1%} of the codes" in msg and "pass extent=" in msg
+
+
+# ------------------------------------------------ fig2(a): validation held out of train
+
+
+def _mnist_raw_hashes(root, split):
+    """Row hashes of the MNIST idx images, read with numpy (independently of torchvision)."""
+    stem = "train" if split == "train" else "t10k"
+    raw = (root / "MNIST" / "raw" / f"{stem}-images-idx3-ubyte").read_bytes()
+    n = int.from_bytes(raw[4:8], "big")
+    images = np.frombuffer(raw, np.uint8, offset=16).reshape(n, 784)
+    return {row.tobytes() for row in images}
+
+
+def _hashes(x):
+    """Row hashes of images in [0, 1] (N, 1, 28, 28), as the uint8 pixels they came from."""
+    pixels = (torch.as_tensor(x) * 255).round().to(torch.uint8).reshape(len(x), -1).numpy()
+    return [row.tobytes() for row in pixels]
+
+
+@pytest.mark.realdata
+def test_fig2a_fixed_inputs_and_early_stopping_are_held_out_of_mnist_train(
+    shared_data, tmp_path, monkeypatch
+):
+    """torchvision's MNIST has no validation split (its "val" is the test set): the fixed
+    inputs fig2(a) follows through training, and the set its early stopping watches, are
+    held out of the training split, disjoint from the images trained on and from test."""
+    from introspect.figures import _selfintro
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, x, layers, labels=None, every=1, device="cpu"):
+            seen["fixed"] = x
+
+        def record(self, epoch, model):
+            pass
+
+    def fit(model, tr, va, **kwargs):
+        seen["train"], seen["val"] = tr, va
+        raise Stop
+
+    monkeypatch.setattr(_selfintro, "TrainingRecorder", Recorder)
+    monkeypatch.setattr(_selfintro, "fit_classifier", fit)
+    spec = dict(
+        model="net1_mlp", model_kwargs={"depth": 2, "width": 16}, dataset="mnist",
+        image_size=None, channels=1, train=dict(epochs=1, batch_size=128, loss="mse"),
+    )  # fmt: skip
+    with pytest.raises(Stop):
+        _selfintro.training_record(
+            spec, n_per_class=5, every=1, workdir=tmp_path, data_root=shared_data, vae_epochs=1
+        )
+    train_raw = _mnist_raw_hashes(shared_data, "train")
+    test_raw = _mnist_raw_hashes(shared_data, "test")
+    fixed = _hashes(seen["fixed"])
+    val = _hashes(seen["val"].tensors()[0])
+    trained = set(_hashes(seen["train"].tensors()[0]))
+    assert len(fixed) == 50 and len(set(fixed)) == 50
+    assert len(seen["val"]) == 6000 and len(seen["train"]) == 54000
+    assert set(fixed) <= set(val) <= train_raw  # drawn from the held-out part of train
+    assert not set(val) & trained  # never trained on
+    assert not set(val) & test_raw  # and not the test set
+    assert trained <= train_raw
+
+
+# ------------------------------------------------ the paper's learning-rate schedules
+
+
+def test_net2_paper_schedule_is_100_triangular_cycles_of_5000_with_peaks_decayed_by_095():
+    """Pardo et al.: Net2 on CIFAR-10, CLR cycles of T = 5000 iterations, N = 100 cycles, the
+    maximum learning rate decayed at a rate of 0.95 (per cycle). Read off the scheduler that
+    training steps, at known iterations, without training."""
+    from introspect.recipes import recipe
+    from introspect.training import lr_schedule
+
+    train = recipe("net2_allconv@cifar10")["train"]
+    clr, top = train["clr"], train["clr"]["max_lr"]
+    per_epoch = -(-45_000 // train["batch_size"])  # CIFAR-10 train less 5,000 held out
+    n = train["epochs"] * per_epoch
+    assert 100 * 5000 <= n < 100 * 5000 + per_epoch  # all 100 cycles, no more epochs
+    lr = lr_schedule(clr, n, lr=train["lr"])
+    cycles = np.arange(100)
+    np.testing.assert_allclose(lr[5000 * cycles + 2500], top * 0.95**cycles, rtol=1e-9)
+    np.testing.assert_allclose(lr[5000 * cycles], 0.0, atol=1e-15)  # each cycle from 0
+    np.testing.assert_allclose(lr[5000 * cycles + 1250], top * 0.95**cycles / 2, rtol=1e-9)
+    np.testing.assert_allclose(lr[5000 * cycles + 3750], top * 0.95**cycles / 2, rtol=1e-9)
+    assert lr.max() == pytest.approx(top) and lr[99 * 5000 + 2500] == pytest.approx(1e-4 * 0.95**99)
+    # the patience is 5 cycles
+    assert 5 * 5000 <= train["patience"] * per_epoch < 5 * 5000 + per_epoch
+
+
+def test_net1_paper_schedule_is_30_triangular_cycles_of_3000_in_0_1e5():
+    from introspect.recipes import recipe
+    from introspect.training import lr_schedule
+
+    train = recipe("net1_mlp@mnist")["train"]
+    per_epoch = -(-54_000 // train["batch_size"])  # MNIST train less 6,000 held out
+    n = train["epochs"] * per_epoch
+    assert 30 * 3000 <= n < 30 * 3000 + per_epoch
+    lr = lr_schedule(train["clr"], n, lr=train["lr"])
+    cycles = np.arange(30)
+    np.testing.assert_allclose(lr[3000 * cycles + 1500], 1e-5, rtol=1e-9)  # no decay
+    np.testing.assert_allclose(lr[3000 * cycles], 0.0, atol=1e-15)
+    assert 5 * 3000 <= train["patience"] * per_epoch < 5 * 3000 + per_epoch
+
+
+def test_training_steps_the_decayed_schedule_that_lr_schedule_reports():
+    from introspect.data import load_dataset
+    from introspect.models import create_model
+    from introspect.training import fit_classifier, lr_schedule
+
+    train = load_dataset("digits", "train", image_size=8)  # 1,078 images: 17 batches of 64
+    clr = dict(base_lr=1e-4, max_lr=1e-2, step_size=10, max_lr_decay=0.5)
+    torch.manual_seed(0)
+    model = create_model("net1_mlp", depth=1, width=8, input_size=(1, 8, 8))
+    hist = fit_classifier(model, train, epochs=4, clr=clr, loss="mse", progress=False)
+    want = lr_schedule(clr, 4 * 17 + 1)[17::17]  # the rate after each epoch's last step
+    np.testing.assert_allclose(hist["lr"], want, rtol=1e-12)
+    assert want[1] == pytest.approx(
+        1e-4 + (1e-2 - 1e-4) * 0.5 * 0.6
+    )  # step 34: cycle 2, 4 down from its top
+    with pytest.raises(ValueError, match="max_lr_decay"):
+        lr_schedule(dict(max_lr_decay=1.5), 3)
+    with pytest.raises(ValueError, match="unknown key"):
+        lr_schedule(dict(gamma=0.9), 3)
+
+
+# ------------------------------------------------ TensorFlow's initialisation (the paper's)
+
+
+def test_glorot_init_is_tensorflows_default_uniform_with_zero_biases():
+    from introspect.models import create_model
+
+    torch.manual_seed(0)
+    net1 = create_model("net1_mlp", init="glorot")
+    net2 = create_model("net2_allconv", init="glorot", channels=(8, 16), dense=(32, 32, 32))
+    layers = [m for net in (net1, net2) for m in net.modules()]
+    layers = [m for m in layers if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert len(layers) == 13 + 7 + 4
+    for m in layers:
+        w = m.weight.detach()
+        rf = w[0, 0].numel()  # receptive field: 1 for dense, 9 for 3x3 convolutions
+        bound = (6 / ((w.shape[0] + w.shape[1]) * rf)) ** 0.5
+        assert float(w.abs().max()) <= bound
+        if w.numel() > 10_000:  # U(-b, b) has std b / sqrt(3)
+            assert float(w.std()) == pytest.approx(bound / 3**0.5, rel=0.03)
+        assert not m.bias.detach().any()
+    torch.manual_seed(0)
+    default = create_model("net1_mlp")  # PyTorch's own: U(+-1/sqrt(fan_in)), biases too
+    assert float(default.fc1.weight.detach().abs().max()) <= 200**-0.5
+    assert default.fc1.bias.detach().any()
+    assert recipe_kwargs("net1_mlp@mnist")["init"] == "glorot"
+    with pytest.raises(ValueError, match="init must be 'torch' or 'glorot'"):
+        create_model("net1_mlp", init="xavier")
+
+
+def recipe_kwargs(name):
+    from introspect.recipes import recipe
+
+    return recipe(name)["model_kwargs"]
+
+
+def test_training_record_follows_the_recipes_snapshots_when_record_every_is_none(tmp_path):
+    from introspect.figures import _selfintro
+
+    spec = dict(
+        model="net1_mlp", model_kwargs={"depth": 2, "width": 16, "input_size": (1, 8, 8)},
+        dataset="digits", image_size=8, channels=1, snapshot_every=2,
+        train=dict(epochs=5, batch_size=64, lr=3e-3, loss="mse"),
+    )  # fmt: skip
+    rec = _selfintro.training_record(
+        spec, n_per_class=2, every=None, workdir=tmp_path, vae_epochs=2
+    )
+    assert list(rec["epochs"]) == [-1, 0, 2, 4]
+    with pytest.raises(ValueError, match="keeps no weight snapshots"):
+        _selfintro.training_record(
+            {**spec, "snapshot_every": None}, n_per_class=2, every=None, workdir=tmp_path
+        )

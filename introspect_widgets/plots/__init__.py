@@ -54,18 +54,31 @@ def build_plot(figure_id: str, data: dict):
     return builder(data)
 
 
-def _resources():
-    from bokeh.resources import CDN, INLINE
+def _resources(page_dir: str | os.PathLike | None = None):
+    """Where a page loads BokehJS from.
 
-    return (
-        INLINE if os.environ.get("INTROSPECT_BOKEH_RESOURCES", "cdn").lower() == "inline" else CDN
-    )
+    ``$INTROSPECT_BOKEH_RESOURCES=inline``: inside the page; ``cdn``: cdn.bokeh.org. Else,
+    when ``$INTROSPECT_BOKEH_STATIC`` names a folder holding ``js/bokeh*.min.js`` (``introspect
+    reproduce`` copies them into its report), from there by a path relative to the page's
+    folder (``page_dir``; the working directory for the notebook itself), so a report folder
+    works offline. Otherwise the CDN.
+    """
+    from bokeh.resources import CDN, INLINE, Resources
+
+    mode = os.environ.get("INTROSPECT_BOKEH_RESOURCES", "").lower()
+    if mode == "inline":
+        return INLINE
+    static = os.environ.get("INTROSPECT_BOKEH_STATIC")
+    if mode != "cdn" and static:
+        root = os.path.abspath(page_dir if page_dir is not None else os.getcwd())
+        return Resources(mode="relative", root_dir=root, base_dir=os.path.abspath(static))
+    return CDN
 
 
 def show_plot(layout, save_to: str | os.PathLike | None = None, title: str = "introspect"):
     """Show a layout in the notebook; optionally save it as a standalone HTML file.
 
-    BokehJS comes from the CDN unless ``$INTROSPECT_BOKEH_RESOURCES=inline`` (offline use).
+    BokehJS comes from where :func:`_resources` says (the CDN unless configured).
     """
     from bokeh.io import output_notebook, save, show
 
@@ -74,7 +87,7 @@ def show_plot(layout, save_to: str | os.PathLike | None = None, title: str = "in
     if save_to:
         path = Path(save_to)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save(layout, filename=str(path), resources=_resources(), title=title)
+        save(layout, filename=str(path), resources=_resources(path.parent), title=title)
     return layout
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from bokeh.layouts import column, gridplot, row
-from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper
+from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, LinearColorMapper, Range1d
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
@@ -19,6 +19,7 @@ __all__ = [
     "ci_heatmap",
     "cpl_histogram",
     "auroc_plot",
+    "eps_labels",
     "histogram_data",
 ]
 
@@ -200,23 +201,64 @@ def cpl_histogram(
     return p
 
 
+def eps_labels(result: dict) -> list[str]:
+    """Each eps of a fig5 result in both units: ``"0.01 px = 0.0437-0.0446 norm"``.
+
+    Pixel eps are the attack's ([0, 1] images); ``eps_normalised`` (``[lo, hi]`` of
+    eps / std over the channels) is the same budget in the units of the paper, which
+    attacked normalised tensors. Results without it show pixels only.
+    """
+    norm = result.get("eps_normalised")
+    out = []
+    for i, eps in enumerate(result["eps"]):
+        label = f"{eps:g} px"
+        if norm is not None:
+            lo, hi = (f"{v:.3g}" for v in norm[i])
+            label += f" = {lo if lo == hi else f'{lo}-{hi}'} norm"
+        out.append(label)
+    return out
+
+
 def auroc_plot(result: dict, title: str = "", width=340, height=280):
-    """AUROC of CPL vs eps, one line per theta set."""
+    """AUROC of CPL vs eps, one line per theta set.
+
+    The bottom axis is pixel eps; when the result carries the model's ``input_std``, a top
+    axis gives eps / std, the normalised units of the paper (at the mean std over the
+    channels, whose range the label names), and the hover shows both.
+    """
+    eps = [float(e) for e in result["eps"]]
+    std = result.get("input_std")
+    hi = 1.05 * max(eps) if eps and max(eps) > 0 else 1.0
     p = figure(
         title=title,
         width=width,
         height=height,
-        x_axis_label="eps",
+        x_axis_label="eps ([0, 1] pixels)",
         y_axis_label="AUROC",
         y_range=(0.0, 1.02),
+        x_range=Range1d(0.0, hi),
     )
+    if std:
+        s_mid = float(np.mean(std))
+        lo, hi_std = f"{min(std):.3g}", f"{max(std):.3g}"
+        spread = lo if lo == hi_std else f"{lo}-{hi_std}, axis at {s_mid:.3g}"
+        p.extra_x_ranges = {"normalised": Range1d(0.0, hi / s_mid)}
+        p.add_layout(
+            LinearAxis(
+                x_range_name="normalised", axis_label=f"eps / std (paper's units; std {spread})"
+            ),
+            "above",
+        )
+    labels = eps_labels(result)
     for name, color in zip(result["sets"], layer_colors(len(result["sets"]))):
         src = ColumnDataSource(
-            dict(eps=result["eps"], auroc=result["auroc"][name], set=[name] * len(result["eps"]))
+            dict(eps=eps, auroc=result["auroc"][name], set=[name] * len(eps), units=labels)
         )
         p.line("eps", "auroc", source=src, color=color, line_width=2, legend_label=name)
         p.scatter("eps", "auroc", source=src, color=color, size=5)
-    p.add_tools(HoverTool(tooltips=[("set", "@set"), ("eps", "@eps"), ("AUROC", "@auroc{0.000}")]))
+    p.add_tools(
+        HoverTool(tooltips=[("set", "@set"), ("eps", "@units"), ("AUROC", "@auroc{0.000}")])
+    )
     p.legend.location = "bottom_right"
     p.legend.label_text_font_size = "8pt"
     return p
@@ -230,7 +272,7 @@ def fig5(data: dict):
     s = r["sets"][0]
     i = len(r["eps"]) // 2
     hist = cpl_histogram(
-        r["cpl_clean"][s], r["cpl_adv"][s][i], title=f"A: {first}, {s}, eps={r['eps'][i]:g}"
+        r["cpl_clean"][s], r["cpl_adv"][s][i], title=f"A: {first}, {s}, eps={eps_labels(r)[i]}"
     )
     curves = [
         auroc_plot(data["results"][m], title=f"{'BCDEFG'[k]}: {m}")

@@ -1,5 +1,6 @@
 """Command line: ``introspect reproduce`` runs the figure notebooks; ``introspect figures`` lists
-them; ``introspect capture`` fills a workdir with a recipe's captures (sharded under torchrun)."""
+them; ``introspect capture`` fills a workdir with a recipe's captures (sharded under torchrun);
+``introspect train`` trains a recipe's model into a workdir (resumable)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import traceback
 import urllib.parse
 from pathlib import Path
 
-__all__ = ["main", "reproduce", "capture_cmd"]
+__all__ = ["main", "reproduce", "capture_cmd", "train_cmd"]
 
 
 def _figure_ids(selection: str | None) -> list[str]:
@@ -126,10 +127,16 @@ def _script_safe_preprocessor():
 
 
 def _html_exporter():
-    """nbconvert's HTMLExporter with script-safe JSON and JavaScript outputs (see _to_html)."""
+    """nbconvert's lab HTMLExporter with script-safe JSON and JavaScript outputs (see _to_html),
+    without the CDN scripts (require.js, MathJax, mermaid) the figure pages do not use."""
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(filters={"json_dumps": _script_safe_json})
+    template = Path(__file__).with_name("templates") / "report_page.html.j2"
+    exporter = HTMLExporter(
+        filters={"json_dumps": _script_safe_json},
+        template_name="lab",
+        template_file=str(template),
+    )
     exporter.register_preprocessor(_script_safe_preprocessor(), enabled=True)
     return exporter
 
@@ -171,7 +178,89 @@ def _relative_href(name: str) -> str:
     return urllib.parse.quote(str(name).lstrip("/"), safe="/")
 
 
-def _index(out: Path, profile: str, rows: list[dict], started: float) -> Path:
+_VERDICT_CLASS = {"reproduced": "yes", "not reproduced": "no", "not testable": "na"}
+
+
+def _claims_cell(claims: list[dict] | None) -> str:
+    """The verdict column of a figure's row: one line per claim, the numbers on hover."""
+    from .figures import format_numbers
+
+    if not claims:
+        return '<span class="na">no verdict (the figure did not finish)</span>'
+    items = []
+    for c in claims:
+        why = f": {c['reason']}" if c.get("reason") else ""
+        nums = format_numbers(c.get("numbers") or {})
+        items.append(
+            f'<li class="{_VERDICT_CLASS.get(c["verdict"], "na")}"><b>{html.escape(c["verdict"])}'
+            f"</b>{html.escape(why)} - {html.escape(c['claim'])} <i>({html.escape(c['where'])})"
+            f"</i>{'<br><small>' + html.escape(nums) + '</small>' if nums else ''}</li>"
+        )
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def scoreboard(rows: list[dict]) -> dict:
+    """Per paper: how many claims were reproduced, not reproduced, not testable."""
+    from .figures import FIGURES, VERDICTS
+
+    board: dict[str, dict[str, int]] = {}
+    for r in rows:
+        fig = FIGURES.get(r["id"])
+        paper = fig.paper if fig is not None else str(r["id"]).split(".", 1)[0]
+        counts = board.setdefault(paper, {v: 0 for v in (*VERDICTS, "figures without verdict")})
+        if not r.get("claims"):
+            counts["figures without verdict"] += 1
+        for c in r.get("claims") or []:
+            counts[c["verdict"]] += 1
+    return board
+
+
+def environment(device: str | None = None, data_root: str | None = None) -> dict:
+    """What a run ran on: versions, device, threads, commit, data root (for the report)."""
+    import importlib.metadata as md
+    import platform
+    import subprocess
+
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+    for pkg in ("introspect-widgets", "torch", "torchvision", "timm", "numpy", "scikit-learn",
+                "advertorch", "bokeh", "zarr", "papermill"):  # fmt: skip
+        try:
+            env[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            env[pkg] = "not installed"
+    try:
+        import torch
+
+        env["torch threads"] = torch.get_num_threads()
+        env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    except Exception as err:  # the report must not fail on it
+        env["torch"] = f"unavailable ({err})"
+    env["device (--device)"] = device or "each profile's own"
+    env["data root"] = (
+        str(Path(data_root).resolve())
+        if data_root
+        else os.environ.get("INTROSPECT_DATA", "not set")
+    )
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10)  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10)  # fmt: skip
+        env["commit"] = (commit.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip()
+                         else "")) if commit.returncode == 0 else "not a git checkout"  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        env["commit"] = "unknown"
+    return env
+
+
+def _index(
+    out: Path, profile: str, rows: list[dict], started: float, env: dict | None = None
+) -> Path:
     ok = sum(r["status"] == "ok" for r in rows)
     trs = []
     for r in rows:
@@ -186,20 +275,120 @@ def _index(out: Path, profile: str, rows: list[dict], started: float) -> Path:
         status = html.escape(r["status"])
         trs.append(
             f'<tr class="{status}"><td>{html.escape(r["id"])}</td><td>{html.escape(r["title"])}</td>'
-            f"<td>{status}</td><td>{r['seconds']:.1f}</td><td>{links}{err}</td>"
+            f"<td>{status}</td><td>{_claims_cell(r.get('claims'))}</td><td>{r['seconds']:.1f}</td>"
+            f"<td>{links}{err}</td>"
             f"<td><details><summary>parameters</summary><pre>{params}</pre></details></td></tr>"
         )
+    board = scoreboard(rows)
+    cols = ["reproduced", "not reproduced", "not testable", "figures without verdict"]
+    score = "".join(
+        f"<tr><td>{html.escape(p)}</td>" + "".join(f"<td>{c[k]}</td>" for k in cols) + "</tr>"
+        for p, c in board.items()
+    )
+    env_rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in (env or {}).items()
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>introspect report ({html.escape(profile)})</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
 padding:4px 8px;vertical-align:top}}tr.failed td{{background:#fdd}}pre.err{{color:#a00;max-width:60em;
-white-space:pre-wrap}}</style></head><body>
+white-space:pre-wrap}}ul{{margin:0;padding-left:1.2em;max-width:48em}}li.yes b{{color:#060}}li.no b{{color:#a00}}
+li.na b,span.na{{color:#777}}small{{color:#555}}</style></head><body>
 <h1>introspect-widgets: figures ({html.escape(profile)} profile)</h1>
-<p>{ok} of {len(rows)} figures ran; total {time.time() - started:.0f} s.</p>
-<table><tr><th>figure</th><th>what it shows</th><th>status</th><th>seconds</th><th>output</th><th>parameters</th></tr>
-{"".join(trs)}</table></body></html>"""
+<p>{ok} of {len(rows)} figures ran; total {time.time() - started:.0f} s. Each figure checks the
+paper's claims on this run: <b>reproduced</b>, <b>not reproduced</b>, or <b>not testable</b>
+(with the reason, e.g. a setting of this profile that cannot show the effect).</p>
+<h2>Scoreboard: the papers' claims on this run</h2>
+<table><tr><th>paper</th>{"".join(f"<th>{html.escape(k)}</th>" for k in cols)}</tr>{score}</table>
+<h2>Figures</h2>
+<table><tr><th>figure</th><th>what it shows</th><th>status</th><th>the paper's claims: verdict</th><th>seconds</th><th>output</th><th>parameters</th></tr>
+{"".join(trs)}</table>
+<h2>Environment</h2><table>{env_rows}</table>
+<p>Claims and verdicts of every figure: <a href="claims.json">claims.json</a>.</p></body></html>"""
     path = out / "index.html"
     path.write_text(page)
+    (out / "claims.json").write_text(
+        json.dumps(
+            {
+                "profile": profile,
+                "environment": env or {},
+                "scoreboard": board,
+                "figures": {
+                    r["id"]: {"status": r["status"], "claims": r.get("claims")} for r in rows
+                },  # fmt: skip
+            },
+            indent=1,
+            default=str,
+        )
+    )
     return path
+
+
+def install_bokehjs(folder: Path) -> Path:
+    """Copy BokehJS (``js/bokeh*.min.js`` of the installed bokeh) into ``folder`` once.
+
+    Every page of a report then loads it from there by a relative path: the folder works
+    offline and can be zipped or served as it is. Found without importing bokeh (the core
+    does not import the Jupyter layer).
+    """
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("bokeh")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("bokeh is not installed: `pip install bokeh` to write a report.")
+    src = Path(list(spec.submodule_search_locations)[0]) / "server" / "static" / "js"
+    files = sorted(src.glob("bokeh*.min.js"))
+    if not files:
+        raise RuntimeError(f"no BokehJS files in {src}; reinstall bokeh.")
+    dst = Path(folder) / "js"
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        target = dst / f.name
+        if not target.is_file() or target.stat().st_size != f.stat().st_size:
+            tmp = target.with_suffix(".part")
+            shutil.copyfile(f, tmp)
+            tmp.replace(target)  # never a half-copied file under the final name
+    return Path(folder)
+
+
+def _ipc_kernel_manager():
+    """A kernel manager whose kernels talk over IPC sockets in a private temporary folder.
+
+    Over TCP (the default) every ipykernel >= 7 prints "Kernel is running over TCP without
+    encryption" on each figure's line; local IPC sockets are what it recommends, and they
+    are not reachable from the network.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    sockets = tempfile.mkdtemp(prefix="introspect-kernels-")
+    atexit.register(shutil.rmtree, sockets, ignore_errors=True)
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self):
+            return os.path.join(sockets, "kernel")
+
+    return IPCKernelManager
+
+
+def _read_claims(path: Path, since: float) -> list[dict] | None:
+    """The verdicts a figure's notebook wrote in this run (None if none, or an older file)."""
+    try:
+        if path.stat().st_mtime < since - 1:
+            return None  # left by an earlier run: not this run's verdict
+        return json.loads(path.read_text())["claims"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _figure_params(fig, profile, work, out, device, data_root) -> dict:
@@ -245,6 +434,11 @@ def reproduce(
         if rank != 0:
             return 0
     rows, started = [], time.time()
+    if os.environ.get("INTROSPECT_BOKEH_RESOURCES", "").lower() not in ("inline", "cdn"):
+        # the default: BokehJS copied once into the report, every page pointing at it
+        os.environ["INTROSPECT_BOKEH_STATIC"] = str(install_bokehjs(out / "static"))
+    env = environment(device, data_root)
+    kernels = _ipc_kernel_manager()
     for name, err in BROKEN.items():
         print(f"figure module {name} failed to import: {err}", file=sys.stderr)
     for i, fid in enumerate(ids, 1):
@@ -262,6 +456,7 @@ def reproduce(
         t0 = time.time()
         row = {"id": fid, "title": fig.title, "parameters": params, "links": {}, "error": None}
         try:
+            (out / "figures" / f"{fid}.claims.json").unlink(missing_ok=True)
             pm.execute_notebook(
                 str(src),
                 str(target),
@@ -270,6 +465,7 @@ def reproduce(
                 progress_bar=False,
                 cwd=str(out),
                 execution_timeout=timeout,
+                kernel_manager_class=kernels,
             )
             row["status"] = "ok"
         except (
@@ -280,6 +476,7 @@ def reproduce(
                 ": "
             ) or ("".join(traceback.format_exception_only(type(err), err)).strip())
         row["seconds"] = time.time() - t0
+        row["claims"] = _read_claims(out / "figures" / f"{fid}.claims.json", t0)
         if target.is_file():
             row["links"]["notebook"] = target.name
             try:
@@ -292,8 +489,8 @@ def reproduce(
             + (f": {row['error']}" if row["error"] else "")
         )
         rows.append(row)
-        _index(out, profile, rows, started)
-    index = _index(out, profile, rows, started)
+        _index(out, profile, rows, started, env)
+    index = _index(out, profile, rows, started, env)
     failed = [r["id"] for r in rows if r["status"] != "ok"]
     print(f"report: {index}  ({len(rows) - len(failed)} ok, {len(failed)} failed)")
     if failed:
@@ -399,6 +596,54 @@ def capture_cmd(args) -> int:
     return 0
 
 
+def train_cmd(args) -> int:
+    """``introspect train``: a recipe's model trained (or found) in the workdir, then tested.
+
+    The run shows a progress bar over epochs and checkpoints every epoch in the workdir;
+    after an interruption (Ctrl-C, a lost job) the same command resumes after the last
+    finished epoch. The figures that use the recipe find the trained model when they get
+    the same workdir, data root and seed.
+    """
+    from .recipes import load_recipe, recipe, recipe_data
+    from .training import evaluate
+
+    r = recipe(args.recipe)
+    # the key of the trained model holds the data root as `reproduce` passes it: resolved
+    data_root = str(Path(args.data_root).resolve()) if args.data_root else None
+    train = r.get("train")
+    if train is None:
+        raise SystemExit(
+            f"recipe {args.recipe!r} is not trained here (pretrained weights or a random "
+            "initialisation): there is nothing to train."
+        )
+    print(f"{args.recipe}: {r['model']} on {r.get('dataset', 'digits')}; {train}", flush=True)
+    started = time.time()
+    try:
+        model = load_recipe(
+            args.recipe, workdir=args.workdir, device=args.device, data_root=data_root,
+            seed=args.seed, progress=True,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: the finished epochs are checkpointed in the workdir; run the same "
+            "command again to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    hist, best = model.history_, model.history_["best_epoch"]
+    ran = len(hist["train_loss"])
+    line = f"{ran} of {train['epochs']} epochs trained (ready in {time.time() - started:.0f} s)"
+    if hist["val_acc"]:
+        last = hist["val_acc"][best if best is not None else -1]
+        line += f"; validation accuracy {last:.4f} at epoch {best} (kept)"
+    print(line)
+    if not args.no_test:
+        test = recipe_data(args.recipe, "test", data_root=data_root)
+        acc = evaluate(model, test, device=args.device)["accuracy"]
+        print(f"test accuracy {acc:.4f} on {len(test)} images")
+    return 0
+
+
 def markdown_table() -> str:
     """The README's figure table, from the registry."""
     from .figures import FIGURES
@@ -456,7 +701,12 @@ def main(argv=None) -> int:
     rep.add_argument(
         "--offline",
         action="store_true",
-        help="inline BokehJS in every page so the report renders without internet (larger files)",
+        help="inline BokehJS in every page (each page works alone; larger files). By default "
+        "BokehJS is copied once into OUT/static and every page loads it from there, so the "
+        "report folder works offline; --cdn loads it from cdn.bokeh.org instead",
+    )
+    rep.add_argument(
+        "--cdn", action="store_true", help="load BokehJS from cdn.bokeh.org (needs internet)"
     )
     rep.add_argument(
         "--launcher",
@@ -484,6 +734,20 @@ def main(argv=None) -> int:
     cap.add_argument("--attack-n", type=int, default=0, help="PGD-attack this many test inputs")
     cap.add_argument("--eps", type=float, default=8 / 255)
     cap.add_argument("--nb-iter", type=int, default=10)
+    trn = sub.add_parser(
+        "train",
+        help="train a recipe's model into the workdir (progress; an interrupted run resumes)",
+    )
+    trn.add_argument("--recipe", required=True, help="e.g. net1_mlp@mnist (introspect.recipes)")
+    trn.add_argument(
+        "--workdir", default="introspect-work", help="the figures' workdir (reproduce: OUT/work)"
+    )
+    trn.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    trn.add_argument(
+        "--data-root", default=None, help="datasets and weights (default $INTROSPECT_DATA)"
+    )
+    trn.add_argument("--seed", type=int, default=0, help="the figures' seed (default 0)")
+    trn.add_argument("--no-test", action="store_true", help="skip the test-set accuracy")
     figs = sub.add_parser("figures", help="list the registered figures")
     figs.add_argument(
         "--write-notebooks",
@@ -498,13 +762,19 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "capture":
         return capture_cmd(args)
+    if args.command == "train":
+        return train_cmd(args)
     if args.command == "reproduce" and args.launcher == "torchrun":
         if _world_size() > 1:
             raise SystemExit("--launcher torchrun inside a torchrun job: drop --launcher.")
         return _torchrun(args.nproc, _strip_launcher(argv))
     if args.command == "reproduce":
+        if args.offline and args.cdn:
+            raise SystemExit("--offline and --cdn contradict each other: pick one.")
         if args.offline:
             os.environ["INTROSPECT_BOKEH_RESOURCES"] = "inline"  # inherited by the kernels
+        elif args.cdn:
+            os.environ["INTROSPECT_BOKEH_RESOURCES"] = "cdn"
         return reproduce(
             args.profile,
             args.out,

@@ -232,8 +232,49 @@ def _torchvision(name: str, split: str, root: Path, download: bool):
             ds = tvd.SVHN(root, split="train" if train else "test", download=download)
             return ds, [str(i) for i in range(10)], ds.labels
     except RuntimeError as err:  # torchvision says "Dataset not found or corrupted"
-        raise _missing(name, root) from err
+        hint = (
+            " An ImageFolder copy also works: <root>/cifar10-jpeg/{train,test}/<class>/*.jpg "
+            "with the ten CIFAR-10 class folders."
+            if name == "cifar10"
+            else ""
+        )
+        raise _missing(name, root, hint) from err
     raise AssertionError(name)
+
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+# folders, under the data root, that may hold CIFAR-10 as an ImageFolder tree
+_CIFAR10_FOLDERS = ("cifar10-jpeg", "cifar10")
+
+
+def _cifar10_jpeg(split: str, root: Path, download: bool) -> Path | None:
+    """The ImageFolder copy of CIFAR-10 to read instead of torchvision's pickles, if any.
+
+    torchvision's files (``<root>/cifar-10-batches-py``) win when present, and so does
+    ``download=True``; otherwise an ImageFolder tree of the ten classes is used.
+    """
+    if download or (root / "cifar-10-batches-py").is_dir():
+        return None
+    if split not in ("train", "val", "test"):
+        raise ValueError(
+            f"cifar10 has splits 'train' and 'test' ('val' means 'test'); got {split!r}."
+        )
+    return _cifar10_folder(split, root)
+
+
+def _cifar10_folder(split: str, root: Path) -> Path | None:
+    """``<root>/<cifar10-jpeg|cifar10|.>/<split>`` when it is an ImageFolder of the 10
+    CIFAR-10 classes (alphabetical order = CIFAR-10's label order), else ``None``."""
+    sub = "train" if split == "train" else "test"
+    for base in (*(root / name for name in _CIFAR10_FOLDERS), root):
+        folder = base / sub
+        if folder.is_dir():
+            classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+            if tuple(classes) == CIFAR10_CLASSES:
+                return folder
+    return None
 
 
 class _Folder(ImageDataset):
@@ -323,7 +364,11 @@ def load_dataset(
         ``digits`` is scikit-learn's 8x8 digits (1,797 real images, shipped with
         scikit-learn), split 60/20/20 into ``train``/``val``/``test`` by a fixed
         stratified split. The torchvision sets have ``train`` and ``test`` (``val`` is
-        their test split). ``imagefolder`` reads ``root/<split>/<class>/*`` when that
+        their test split). ``cifar10`` also reads an ImageFolder copy when torchvision's
+        pickles are absent: ``root/cifar10-jpeg/{train,test}/<class>/*`` (or
+        ``root/cifar10/...``, or ``root/{train,test}/<class>/*``) with the ten CIFAR-10
+        class folders, whose alphabetical order is CIFAR-10's label order; pickles in
+        ``root/cifar-10-batches-py`` are preferred. ``imagefolder`` reads ``root/<split>/<class>/*`` when that
         folder exists, else ``root/<class>/*``. ``imagenet`` reads ILSVRC2012
         ``{train,val}/<wnid>/*`` folders with the standard 1000-class index.
     split : str
@@ -366,6 +411,9 @@ def load_dataset(
         # Convert the whole (small) array once instead of image by image.
         images = _convert(base.images, image_size, channels)
         ds: ImageDataset = ArrayDataset(images, base.labels, base.classes, name="digits")
+    elif name == "cifar10" and (folder := _cifar10_jpeg(split, root_path, download)):
+        samples, classes = _scan_folder(folder)
+        ds = _Folder(samples, classes, f"cifar10:imagefolder:{folder}", image_size, channels)
     elif name in ("mnist", "cifar10", "cifar100", "svhn"):
         tv, classes, targets = _torchvision(name, split, root_path, download)
         ds = _TorchvisionAdapter(tv, name, classes, targets, image_size, channels, transform)

@@ -192,6 +192,20 @@ def hebbian_kernel(h, tau: float = 0.01):
     return np.exp(-(1.0 - np.asarray(h, dtype=np.float64)) / tau)
 
 
+def _warn_one_node(layer: str | None, theta: float, n_seen: int) -> None:
+    import warnings
+
+    what = f"layer {layer!r}" if layer is not None else "this layer (pass layer= to name it)"
+    warnings.warn(
+        f"The library of {what} at theta={theta:g} has 1 node: all {n_seen} patterns have "
+        f"a cosine similarity >= {theta:g} to the first one, so its scores cannot tell "
+        f"inputs apart. Raise theta for {what} (or check that the layer is the one meant: "
+        "the paper's thresholds were set for pre-activation outputs).",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 # ----------------------------------------------------------------------------- one layer
 class LibraryNetwork(Estimator):
     """Library of novel hidden activity patterns of one layer, linked to a network's answers.
@@ -278,7 +292,7 @@ class LibraryNetwork(Estimator):
         return state
 
     # -- pass 1 ----------------------------------------------------------------------------
-    def build(self, H, *, progress: bool = False) -> LibraryNetwork:
+    def build(self, H, *, progress: bool = False, layer: str | None = None) -> LibraryNetwork:
         """Store the novel patterns of ``H``, in data order (pass 1).
 
         Parameters
@@ -289,14 +303,25 @@ class LibraryNetwork(Estimator):
             an iterable of row chunks; only ``block_size`` rows are on the device at once.
         progress : bool
             Show a tqdm bar.
+        layer : str, optional
+            The layer ``H`` comes from; only named in messages.
 
         Returns
         -------
         self
-        """
-        return self._build(H, progress=progress, where="LibraryNetwork.build")
 
-    def _build(self, H, *, progress: bool, where: str) -> LibraryNetwork:
+        Warns
+        -----
+        UserWarning
+            When more than one pattern builds a library of one node: every pattern is at
+            least ``theta`` similar to the first, so the library cannot tell inputs
+            apart. Raise ``theta``. (Typical cause: a layer whose patterns share a large
+            common part, e.g. a post-BN-ReLU stem, where the paper's thresholds were set
+            for the raw convolution.)
+        """
+        return self._build(H, progress=progress, where="LibraryNetwork.build", layer=layer)
+
+    def _build(self, H, *, progress: bool, where: str, layer: str | None = None) -> LibraryNetwork:
         device, dtype = self._check_params()
         theta = float(self.theta)
         bs = int(self.block_size)
@@ -354,6 +379,8 @@ class LibraryNetwork(Estimator):
         self.n_seen_ = int(n_seen)
         for stale in ("links_", "n_classes_", "_links_t"):  # a new library has no links yet
             self.__dict__.pop(stale, None)
+        if self.size_ == 1 and n_seen > 1:
+            _warn_one_node(layer, theta, n_seen)
         return self
 
     # -- similarities ----------------------------------------------------------------------
@@ -448,7 +475,7 @@ class LibraryNetwork(Estimator):
                 raise ValueError(f"y_pred has {y_pred.shape[0]} entries, H has more rows.")
             g = hebbian_kernel(X @ lib.T, self.tau)
             out_ = -torch.ones(b, n_classes, dtype=dtype, device=device)
-            y = torch.from_numpy(y_pred[start : start + b]).to(device)
+            y = torch.tensor(y_pred[start : start + b], device=device)  # copies read-only answers
             out_[torch.arange(b, device=device), y] = 1.0
             W += (out_.T @ g).to(torch.float64)
             start += b
@@ -460,7 +487,15 @@ class LibraryNetwork(Estimator):
         return self
 
     @renamed_keyword("dnn_pred", "y_pred")
-    def fit(self, H, y_pred, n_classes: int | None = None, *, progress: bool = False):
+    def fit(
+        self,
+        H,
+        y_pred,
+        n_classes: int | None = None,
+        *,
+        progress: bool = False,
+        layer: str | None = None,
+    ):
         """:meth:`build` then :meth:`link` on the same data.
 
         Parameters
@@ -471,17 +506,24 @@ class LibraryNetwork(Estimator):
         n_classes : int, optional
         progress : bool, default False
             Show a tqdm bar over the build pass.
+        layer : str, optional
+            The layer ``H`` comes from; only named in messages (see :meth:`build`, which
+            warns about a 1-node library).
 
         Returns
         -------
         self
         """
-        return self._fit(H, y_pred, n_classes, progress=progress, where="LibraryNetwork.fit")
+        return self._fit(
+            H, y_pred, n_classes, progress=progress, where="LibraryNetwork.fit", layer=layer
+        )
 
-    def _fit(self, H, y_pred, n_classes, *, progress: bool, where: str) -> LibraryNetwork:
+    def _fit(
+        self, H, y_pred, n_classes, *, progress: bool, where: str, layer: str | None = None
+    ) -> LibraryNetwork:
         # the answers are checked before the (long) build pass
         y_pred, n_classes = _check_y_pred(y_pred, n_classes, where)
-        self._build(H, progress=progress, where=where)
+        self._build(H, progress=progress, where=where, layer=layer)
         return self._link(H, y_pred, n_classes, where=where)
 
     # -- prediction ------------------------------------------------------------------------
@@ -859,6 +901,7 @@ class LibraryStack(Estimator):
                 n_classes,
                 progress=progress,
                 where=f"LibraryStack.fit (layer {name!r})",
+                layer=name,
             )
         self.libraries_ = libs
         self.layers_ = list(libs)

@@ -6,6 +6,7 @@ one paper that ask for the same model and data share one artifact in the workdir
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -175,31 +176,46 @@ def trained_model(
         if pretrained or checkpoint:
             inputs["initial weights"] = model_fingerprint(model)
 
+        # an interrupted run resumes from its last epoch: fit_classifier's checkpoint and
+        # the snapshots so far live beside the result until it is complete
+        folder = wd.path("train", key)
+        snap_dir = folder / "snapshots"
+
         def fit():
             tr, va = train_val_split(dataset, data_root, image_size, channels)
-            snaps = []
+            snaps = {}
+            if snap_dir.is_dir():
+                for f in snap_dir.glob("*.pt"):
+                    snaps[int(f.stem)] = torch.load(f, map_location="cpu", weights_only=True)
 
             def keep(epoch, m, history=None):
                 if epoch < 0 or epoch % int(snapshot_every) == 0:
                     state = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
-                    snaps.append({"epoch": int(epoch), "state_dict": state})
+                    snaps[int(epoch)] = state
+                    snap_dir.mkdir(exist_ok=True)
+                    tmp = snap_dir / f".{epoch}.tmp"
+                    torch.save(state, tmp)
+                    tmp.replace(snap_dir / f"{epoch}.pt")
 
             if snapshot_every is not None:
                 keep(-1, model)
             extra = {"callback": keep} if snapshot_every is not None else {}
             hist = fit_classifier(
-                model, tr, va, device=dev, seed=seed, progress=progress, **extra, **train
-            )
+                model, tr, va, device=dev, seed=seed, progress=progress,
+                resume=folder / "resume.pt", **extra, **train,
+            )  # fmt: skip
             return {
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "history": hist,
-                "snapshots": snaps,
+                "snapshots": [{"epoch": e, "state_dict": snaps[e]} for e in sorted(snaps)],
             }
 
         inputs["data"] = dataset_fingerprint(
             load_dataset(dataset, "train", root=data_root, image_size=image_size, channels=channels)
         )
         result = wd.memo("train", key, fit, inputs=inputs)
+        (folder / "resume.pt").unlink(missing_ok=True)  # the result is complete now
+        shutil.rmtree(snap_dir, ignore_errors=True)
         model.load_state_dict(result["state_dict"])
         history = result["history"]
         snapshots = result.get("snapshots") or []
@@ -209,6 +225,23 @@ def trained_model(
     # model changes every capture, attack and fit made from it
     model.cache_key = {**key, "weights": model_fingerprint(model)}
     return model.eval().to(dev)
+
+
+def _layer_keys(model, layers) -> list[str]:
+    """Layer names for a cache key: an alias carries the module it resolves to.
+
+    Paper aliases can move (issue 9 moved ``CN1`` of the library CNN and ResNet from the
+    post-ReLU output to the raw convolution); keyed by the alias alone, a store captured
+    at the old point would be reopened under the new meaning. Plain paths key as before.
+    """
+    from .capture import resolve_target
+
+    keys = []
+    for name in layers:
+        path, use_input = resolve_target(model, name)
+        target = f"{path}:input" if use_input else path
+        keys.append(name if target == name else f"{name}={target}")
+    return keys
 
 
 def captured(
@@ -247,7 +280,7 @@ def captured(
     params = dict(
         model=fp["model weights"],
         data=fp["data"],
-        layers=list(layers),
+        layers=_layer_keys(model, layers),
         reducer=reducer,
         com=com,
         code=fp["reducer code"],
@@ -524,7 +557,9 @@ def fitted_library(
         net = LibraryNetwork(float(theta), int(top_k), device=device)
         # read in row blocks as the library consumes them: a flatten layer larger than
         # memory never has to be in memory at once
-        return net.fit(store.layer(layer, lazy=True), np.asarray(store.preds), int(n_classes))
+        return net.fit(
+            store.layer(layer, lazy=True), np.asarray(store.preds), int(n_classes), layer=layer
+        )
 
     net = as_workdir(workdir).memo("library", key, build)
     net.device = device

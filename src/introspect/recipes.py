@@ -23,6 +23,19 @@ __all__ = ["RECIPES", "recipe", "load_recipe", "recipe_data", "recipe_transform"
 
 _QUICK_TRAIN = dict(epochs=8, lr=3e-3, batch_size=64)
 
+
+def _epochs_for(iterations: int, n_train: int, batch_size: int) -> int:
+    """Epochs that cover ``iterations`` minibatches of ``batch_size`` over ``n_train`` images
+    (the last minibatch of an epoch may be short, as in :func:`~introspect.training.
+    fit_classifier`)."""
+    per_epoch = -(-n_train // batch_size)
+    return -(-iterations // per_epoch)
+
+
+# Pardo et al. count cycles of iterations; training here counts epochs over the training
+# split less the 10 % validation data held out of it (pipeline.train_val_split).
+_MNIST_FIT, _CIFAR10_FIT = 54_000, 45_000
+
 RECIPES: dict[str, dict] = {
     # quick profile: the embedded digits, models trained in seconds on CPU
     "small_cnn@digits": dict(
@@ -149,55 +162,62 @@ RECIPES: dict[str, dict] = {
         train=dict(epochs=40, batch_size=32, lr=3e-4, loss="mse"),
     ),
     # paper: Net1 12 x 200 on MNIST (keep probability 0.9 -> dropout 0.1; triangular CLR in
-    # [0, 1e-5], cycles of 3000 iterations of 128 = 6.4 epochs, 30 cycles, patience 5 cycles)
+    # [0, 1e-5], cycles of T = 3000 iterations of 128, N = 30 cycles = 214 epochs of the
+    # 54,000 training images (422 iterations each), patience 5 cycles = 36 epochs).
+    # TensorFlow's default initialisation (Glorot uniform, zero biases), the paper's: with
+    # PyTorch's, these learning rates leave the net at chance through the first cycle.
     "net1_mlp@mnist": dict(
         model="net1_mlp",
-        model_kwargs={"dropout": 0.1},
+        model_kwargs={"dropout": 0.1, "init": "glorot"},
         dataset="mnist",
         image_size=None,
         channels=1,
-        snapshot_every=6,  # weights kept for the fig2(a) training record
+        snapshot_every=7,  # weights kept for the fig2(a) record: ~ every cycle (2954 it.)
         train=dict(
-            epochs=192,
+            epochs=_epochs_for(30 * 3000, _MNIST_FIT, 128),
             batch_size=128,
             lr=1e-5,
             loss="mse",
-            patience=32,
+            patience=_epochs_for(5 * 3000, _MNIST_FIT, 128),
             clr=dict(base_lr=0.0, max_lr=1e-5, step_size=1500),
         ),
     ),  # fmt: skip
     "net1_mlp_noise@mnist": dict(
         model="net1_mlp",
-        model_kwargs={"dropout": 0.1},
+        model_kwargs={"dropout": 0.1, "init": "glorot"},
         dataset="mnist",
         image_size=None,
         channels=1,
         train=dict(
-            epochs=192,
+            epochs=_epochs_for(30 * 3000, _MNIST_FIT, 128),
             batch_size=128,
             lr=1e-5,
             loss="mse",
-            patience=32,
+            patience=_epochs_for(5 * 3000, _MNIST_FIT, 128),
             noise_sigma_max=1.0,
             clr=dict(base_lr=0.0, max_lr=1e-5, step_size=1500),
         ),
     ),  # fmt: skip
-    # Net2 on CIFAR-10 (keep probability 0.8 -> dropout 0.2; cycles of 5000 iterations; the
-    # paper's lr range for it is not given: max 1e-4 here, 200 epochs, patience ~5 cycles)
+    # Net2 on CIFAR-10 (keep probability 0.8 -> dropout 0.2): triangular CLR, cycles of
+    # T = 5000 iterations of 128, N = 100 cycles = 1421 epochs of the 45,000 training images
+    # (352 iterations each), the peak decayed by 0.95 per cycle (cycle c peaks at
+    # max_lr * 0.95 ** (c - 1)), patience 5 cycles = 72 epochs. The paper does not give
+    # Net2's lr range (only Net1's and the autoencoder's [0, 1e-5]): [0, 1e-4] here.
+    # TensorFlow's default initialisation, as for Net1.
     "net2_allconv@cifar10": dict(
         model="net2_allconv",
-        model_kwargs={"dropout": 0.2},
+        model_kwargs={"dropout": 0.2, "init": "glorot"},
         dataset="cifar10",
         image_size=None,
         channels=3,
-        snapshot_every=6,  # weights kept for the fig2(a) training record
+        snapshot_every=14,  # weights kept for the fig2(a) record: ~ every cycle (4928 it.)
         train=dict(
-            epochs=200,
+            epochs=_epochs_for(100 * 5000, _CIFAR10_FIT, 128),
             batch_size=128,
             lr=1e-4,
             loss="mse",
-            patience=64,
-            clr=dict(base_lr=0.0, max_lr=1e-4, step_size=2500),
+            patience=_epochs_for(5 * 5000, _CIFAR10_FIT, 128),
+            clr=dict(base_lr=0.0, max_lr=1e-4, step_size=2500, max_lr_decay=0.95),
         ),
     ),  # fmt: skip
 }

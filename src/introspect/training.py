@@ -5,7 +5,9 @@ adversarial training (Madry et al.)."""
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +18,86 @@ from ._checks import check_images, check_labels
 from ._threads import for_model
 from ._utils import resolve_device, seed_everything
 
-__all__ = ["fit_classifier", "evaluate", "classifier_loss", "confusion_matrix"]
+__all__ = [
+    "fit_classifier",
+    "evaluate",
+    "classifier_loss",
+    "confusion_matrix",
+    "cyclic_lr",
+    "lr_schedule",
+]
+
+_CLR_KEYS = ("base_lr", "max_lr", "step_size", "max_lr_decay")
+
+
+class _CycleDecay:
+    """``scale_fn`` of :class:`~torch.optim.lr_scheduler.CyclicLR`: cycle ``c`` (from 1) peaks
+    at ``decay ** (c - 1)`` of the first. A callable object, not a lambda, so the
+    scheduler's ``state_dict`` keeps it (as ``{"decay": ...}``) and a resumed run decays alike."""
+
+    def __init__(self, decay: float):
+        self.decay = float(decay)
+
+    def __call__(self, cycle):
+        return self.decay ** (cycle - 1)
+
+
+def cyclic_lr(opt, clr: dict, lr: float, cycle_momentum: bool = False):
+    """The triangular cyclic learning rate (Smith 2017) of a ``clr`` dict, stepped per iteration.
+
+    Parameters
+    ----------
+    opt : torch.optim.Optimizer
+    clr : dict
+        ``base_lr`` (default ``lr / 10``), ``max_lr`` (default ``lr``), ``step_size``
+        (iterations from the bottom to the top of a cycle; a cycle is two step sizes;
+        default 2000) and ``max_lr_decay`` (default 1: the peak of cycle ``c`` (from 1) is
+        ``base_lr + (max_lr - base_lr) * max_lr_decay ** (c - 1)``; Pardo et al.'s Net2
+        uses 0.95).
+    lr : float
+        The fallback of ``base_lr`` / ``max_lr``.
+
+    Returns
+    -------
+    torch.optim.lr_scheduler.CyclicLR
+        Iteration ``k`` (counting from 0) runs at ``base_lr`` plus ``k / step_size`` of the
+        cycle's height on the way up, and back down to ``base_lr`` at ``k = 2 step_size``.
+    """
+    unknown = sorted(set(clr) - set(_CLR_KEYS))
+    if unknown:
+        raise ValueError(
+            f"clr: unknown key(s) {', '.join(map(repr, unknown))}; use {', '.join(_CLR_KEYS)}."
+        )
+    decay = float(clr.get("max_lr_decay", 1.0))
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"clr: max_lr_decay must lie in (0, 1], got {decay!r}.")
+    extra = {} if decay == 1.0 else dict(scale_fn=_CycleDecay(decay), scale_mode="cycle")
+    return torch.optim.lr_scheduler.CyclicLR(
+        opt,
+        base_lr=clr.get("base_lr", lr / 10),
+        max_lr=clr.get("max_lr", lr),
+        step_size_up=int(clr.get("step_size", 2000)),
+        mode="triangular",
+        cycle_momentum=cycle_momentum,
+        **extra,
+    )
+
+
+def lr_schedule(clr: dict, n_steps: int, lr: float = 1e-3) -> np.ndarray:
+    """The learning rate :func:`fit_classifier` uses at iterations ``0 .. n_steps - 1`` for ``clr``.
+
+    Computed by stepping the very scheduler training uses (:func:`cyclic_lr`) on a dummy
+    parameter, without training anything.
+    """
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = cyclic_lr(opt, clr, lr)
+    out = np.empty(int(n_steps))
+    opt.step()  # a no-op (no gradient) that tells the scheduler the optimizer has stepped
+    group = opt.param_groups[0]
+    for k in range(int(n_steps)):
+        out[k] = group["lr"]
+        sched.step()
+    return out
 
 
 def classifier_loss(logits: torch.Tensor, y: torch.Tensor, kind: str = "ce") -> torch.Tensor:
@@ -120,6 +201,7 @@ def fit_classifier(
     seed: int = 0,
     callback: Callable | None = None,
     progress: bool = True,
+    resume: str | Path | None = None,
 ) -> dict:
     """Train ``model`` on ``train``; return the history. The model ends in eval mode.
 
@@ -135,7 +217,9 @@ def fit_classifier(
         ``"mse"`` is Pardo et al.'s 1/2 ||y - y_hat||^2 on sigmoid outputs.
     clr : dict, optional
         Triangular cyclic learning rate, e.g. ``dict(base_lr=1e-4, max_lr=1e-3,
-        step_size=2000)`` (step size in iterations; one cycle is two step sizes).
+        step_size=2000)`` (step size in iterations; one cycle is two step sizes), with an
+        optional per-cycle ``max_lr_decay`` (see :func:`cyclic_lr`; :func:`lr_schedule`
+        lists the rates without training).
     patience : int, optional
         Stop when the validation loss has not improved for this many epochs and restore
         the best weights (needs ``val``).
@@ -154,6 +238,15 @@ def fit_classifier(
         states through training).
     progress : bool
         A tqdm bar over epochs with the running loss and accuracy.
+    resume : path, optional
+        A checkpoint file written (atomically) after every epoch: the weights, the
+        optimizer, the schedule, the random states, the history and the early-stopping
+        state. When it exists, training continues after its last epoch, so an interrupted
+        run resumes and ends with the weights and history of an uninterrupted one (the
+        ``callback`` is not called again for the epochs already done). A checkpoint of a
+        finished run returns at once. It is read with ``weights_only=True`` (no code runs)
+        and refused, with an error, when it belongs to another run (data size, batch size,
+        epochs, lr, loss, optimizer or seed differ).
 
     Returns
     -------
@@ -190,14 +283,7 @@ def fit_classifier(
         raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}.")
     sched = None
     if clr is not None:
-        sched = torch.optim.lr_scheduler.CyclicLR(
-            opt,
-            base_lr=clr.get("base_lr", lr / 10),
-            max_lr=clr.get("max_lr", lr),
-            step_size_up=int(clr.get("step_size", 2000)),
-            mode="triangular",
-            cycle_momentum=optimizer == "sgd",
-        )
+        sched = cyclic_lr(opt, clr, lr, cycle_momentum=optimizer == "sgd")
     attack = None
     if adversarial is not None:
         from .attacks import pgd
@@ -213,7 +299,47 @@ def fit_classifier(
     history: dict = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr")}
     history.update(best_epoch=None)
     best_state, best_val, bad = None, np.inf, 0
-    bar = tqdm(range(epochs), desc="train", disable=not progress)
+    run = dict(
+        n_train=len(x), batch_size=int(batch_size), epochs=int(epochs), lr=float(lr),
+        loss=str(loss), optimizer=str(optimizer), seed=int(seed),
+    )  # fmt: skip
+    resume = Path(resume) if resume is not None else None
+    start = 0
+    if resume is not None and resume.is_file():
+        ck = torch.load(resume, map_location="cpu", weights_only=True)
+        if ck.get("run") != run:
+            raise ValueError(
+                f"{resume} is the checkpoint of another training run ({ck.get('run')}, this "
+                f"one is {run}); delete it or pass another resume=... path."
+            )
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(ck["scheduler"])
+        gen.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])
+        if ck.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ck["cuda_rng"])
+        history, best_state, best_val, bad = (
+            ck["history"], ck["best_state"], ck["best_val"], ck["bad"]
+        )  # fmt: skip
+        start = epochs if ck["finished"] else ck["epoch"] + 1
+
+    def checkpoint(epoch, finished):
+        ck = dict(
+            run=run, epoch=int(epoch), finished=bool(finished), model=model.state_dict(),
+            optimizer=opt.state_dict(), scheduler=sched.state_dict() if sched else None,
+            generator=gen.get_state(), torch_rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+            history=history, best_state=best_state, best_val=float(best_val), bad=int(bad),
+        )  # fmt: skip
+        tmp = resume.with_name(f".{resume.name}.{os.getpid()}.tmp")
+        torch.save(ck, tmp)
+        os.replace(tmp, resume)
+
+    bar = tqdm(
+        range(start, epochs), desc="train", initial=start, total=epochs, disable=not progress
+    )
     threads = for_model(model, x[:1].to(dev), batch_size)  # one thread for small models
     threads.__enter__()
     try:
@@ -259,7 +385,10 @@ def fit_classifier(
             )
             if callback is not None:
                 callback(epoch, model, history)
-            if patience is not None and bad >= patience:
+            stop = patience is not None and bad >= patience
+            if resume is not None:
+                checkpoint(epoch, stop or epoch == epochs - 1)
+            if stop:
                 break
     except KeyboardInterrupt:
         if best_state is not None:

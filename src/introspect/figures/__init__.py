@@ -2,9 +2,10 @@
 
 Each module declares ``ID``, ``PAPER``, ``TITLE``, ``DESCRIPTION``, ``PARAMS`` (defaults
 = the ``quick`` profile), ``PROFILES`` and defines ``compute(**params) -> dict`` and
-``summarize(data) -> str``; optionally ``CLAIMS``, a list of :class:`Claim` (a sentence,
-where it is made, and a predicate over the computed data) whose verdicts
-:meth:`Figure.summarize` prints.
+``summarize(data) -> str`` and ``CLAIMS``, a list of :class:`Claim` (a sentence of the
+paper, where it is made, and a predicate over the computed data) whose verdicts
+("reproduced", "not reproduced", "not testable" with the reason) :meth:`Figure.summarize`
+prints and ``introspect reproduce`` collects.
 """
 
 from __future__ import annotations
@@ -12,13 +13,25 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ._base import COMMON_PARAMS, PROFILE_NAMES, Claim, Figure, Param
+from ._base import (
+    COMMON_PARAMS,
+    PROFILE_NAMES,
+    VERDICTS,
+    Claim,
+    Figure,
+    NotTestable,
+    Param,
+    format_numbers,
+)
 
 __all__ = [
     "FIGURES",
     "Figure",
     "Param",
     "Claim",
+    "NotTestable",
+    "VERDICTS",
+    "format_numbers",
     "COMMON_PARAMS",
     "PROFILE_NAMES",
     "get_figure",

@@ -6,7 +6,16 @@ import copy
 from dataclasses import dataclass, field
 from types import ModuleType
 
-__all__ = ["Param", "Claim", "Figure", "COMMON_PARAMS", "PROFILE_NAMES"]
+__all__ = [
+    "Param",
+    "Claim",
+    "NotTestable",
+    "VERDICTS",
+    "Figure",
+    "COMMON_PARAMS",
+    "PROFILE_NAMES",
+    "format_numbers",
+]
 
 PROFILE_NAMES = ("quick", "paper")
 
@@ -29,23 +38,35 @@ class Param:
         return type(d).__name__
 
 
+VERDICTS = ("reproduced", "not reproduced", "not testable")
+
+
+class NotTestable(Exception):
+    """Raised by a claim's check when this run's data cannot decide the claim.
+
+    The message is the reason a reader sees ("one dataset only: the claim compares three").
+    """
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A statement a figure checks against the data it computed.
+    """A statement of the paper that a figure checks against the data it computed.
 
     A figure module lists its claims in ``CLAIMS``; :meth:`Figure.check_claims` evaluates
-    them and :meth:`Figure.summarize` prints each verdict under the figure's summary.
+    them, :meth:`Figure.summarize` prints each verdict under the figure's summary, and
+    ``introspect reproduce`` collects them in ``claims.json`` and the report's index.
 
     Attributes
     ----------
     text : str
-        The claim, as one sentence.
+        The claim, one sentence quoted or paraphrased from the paper.
     where : str
         Where it is made (``"Lee 2019, Fig. 5"``; ``"issue 11"`` for a project's own).
     check : callable
-        ``check(data) -> (holds, numbers)``: ``data`` is what ``compute`` returned;
-        ``holds`` is True, False, or None when these data cannot decide (e.g. the run
-        left the needed setting out); ``numbers`` is a dict of the values behind it.
+        ``check(data) -> (holds, numbers)`` or ``(holds, numbers, reason)``: ``data`` is
+        what ``compute`` returned; ``holds`` is True, False, or None when these data cannot
+        decide (``reason`` then says why; raising :class:`NotTestable` does the same);
+        ``numbers`` is a dict of the values behind the verdict.
     """
 
     text: str
@@ -53,22 +74,68 @@ class Claim:
     check: object
 
     def evaluate(self, data: dict) -> dict:
-        """``{"claim", "where", "holds", "numbers"}``; an error in the check is a verdict
-        of None with the error under ``numbers["error"]``."""
+        """``{"claim", "where", "verdict", "holds", "reason", "numbers"}``.
+
+        ``verdict`` is one of :data:`VERDICTS`. An error in the check is a verdict of "not
+        testable" whose reason is the error: a broken check must not hide the figure.
+        """
+        reason = ""
         try:
-            holds, numbers = self.check(data)
+            out = self.check(data)
+            holds, numbers = out[0], out[1]
+            if len(out) > 2:
+                reason = str(out[2])
+        except NotTestable as why:
+            holds, numbers, reason = None, {}, str(why)
         except Exception as err:  # a broken check must not hide the figure
-            holds, numbers = None, {"error": f"{type(err).__name__}: {err}"}
+            holds, numbers = None, {}
+            reason = f"the check failed: {type(err).__name__}: {err}"
         holds = None if holds is None else bool(holds)
-        return dict(claim=self.text, where=self.where, holds=holds, numbers=dict(numbers))
+        verdict = {True: "reproduced", False: "not reproduced", None: "not testable"}[holds]
+        if holds is None and not reason:
+            reason = "these data cannot decide it"
+        return dict(
+            claim=self.text,
+            where=self.where,
+            verdict=verdict,
+            holds=holds,
+            reason=reason,
+            numbers=_plain(numbers),
+        )
+
+
+def _plain(obj):
+    """Numbers as JSON-friendly Python values (numpy scalars and arrays converted)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return _plain(obj.tolist())
+    if isinstance(obj, float) and obj != obj:
+        return None  # NaN is not JSON
+    return obj
+
+
+def format_numbers(numbers: dict) -> str:
+    """``"k1 v1, k2 v2"``, floats to 3 significant digits (lists too)."""
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3g}"
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {fmt(x)}" for k, x in v.items()) + "}"
+        return str(v)
+
+    return ", ".join(f"{k} {fmt(v)}" for k, v in numbers.items())
 
 
 def _verdict(r: dict) -> str:
-    word = {True: "holds", False: "does NOT hold", None: "undecided"}[r["holds"]]
-    nums = ", ".join(
-        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["numbers"].items()
-    )
-    return f"  [{word}] {r['claim']} ({r['where']}){': ' + nums if nums else ''}"
+    word = r["verdict"] + (f": {r['reason']}" if r.get("reason") else "")
+    nums = format_numbers(r["numbers"])
+    return f"  [{word}] {r['claim']} ({r['where']}){' -> ' + nums if nums else ''}"
 
 
 COMMON_PARAMS: dict[str, Param] = {
@@ -139,7 +206,18 @@ class Figure:
         if not self.claims:
             return text
         lines = [_verdict(r) for r in self.check_claims(data)]
-        return "\n".join([text, "Claims:", *lines])
+        return "\n".join([text, "Claims (the paper's, checked on this run):", *lines])
+
+    def write_claims(self, data: dict, path) -> str:
+        """Write the verdicts of :meth:`check_claims` as JSON to ``path``; returns the path."""
+        import json
+        from pathlib import Path
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"figure": self.id, "paper": self.paper, "claims": self.check_claims(data)}
+        path.write_text(json.dumps(doc, indent=1, default=str))
+        return str(path)
 
     def __repr__(self) -> str:
         return f"Figure({self.id!r}: {self.title})"

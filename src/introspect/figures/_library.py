@@ -9,6 +9,13 @@
 Every figure of one profile shares the model, the two captures and the libraries of a
 given (layer, theta); fig2/fig3 sweep thetas, fig5 reuses the libraries of its theta
 sets and adds PGD images (the shared attack stage, ``pipeline.attacked``).
+
+The layer names are the models' aliases onto the authors' hook points (their code,
+``giscard88/hypothesis-building``): the MNIST CNN's ``CN1, CN2, FC1, FC2`` are the
+pre-activation, pre-pool outputs of ``conv1, conv2, fc1, fc2``; the ResNet44's ``CN1``
+is the raw stem ``conv1`` (before BN), ``CL1..CL3`` the blocks, ``FC`` the logits. The
+post-ReLU points are their own paths (``pool1``, ``relu3``, the ResNet's ``relu``).
+PGD eps are [0, 1] pixels; fig5 also gives them in the paper's normalised units.
 """
 
 from __future__ import annotations

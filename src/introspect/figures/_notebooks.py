@@ -48,13 +48,15 @@ def notebook_for(fig: Figure) -> nbformat.NotebookNode:
         ),
         nbformat.v4.new_code_cell(_param_lines(fig), metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
+            "import os\n\n"
             "from introspect.figures import get_figure\n\n"
             f"figure = get_figure({fig.id!r})\n"
             f"data = figure.compute({compute_args})\n"
-            "print(figure.summarize(data))"
+            "print(figure.summarize(data))\n"
+            "if save_dir:  # the verdicts of the paper's claims on this run\n"
+            "    figure.write_claims(data, os.path.join(save_dir, f'{figure.id}.claims.json'))"
         ),
         nbformat.v4.new_code_cell(
-            "import os\n\n"
             "from introspect_widgets.plots import build_plot, save_data, show_plot\n\n"
             "layout = build_plot(figure.id, data)\n"
             "html = os.path.join(save_dir, f'{figure.id}.html') if save_dir else None\n"

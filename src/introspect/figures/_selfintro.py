@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from .. import pipeline
+from ..data import subset_per_class
+from ..fingerprint import dataset_fingerprint
 from ..models import create_model
 from ..recipes import load_recipe, recipe, recipe_data
 from ..selfintro import ErrorEstimator, InfoVAE, SelfIntrospector, TrainingRecorder
@@ -188,12 +190,18 @@ def training_record(
 ) -> dict:
     """Hidden states of fixed validation inputs through the training of the model (fig2a).
 
+    The fixed inputs are ``n_per_class`` per class of the validation data that the
+    recipe's training holds out of the training split (:func:`~introspect.pipeline.
+    train_val_split`): never trained on, never the test set; a fresh training run watches
+    the same validation data for early stopping.
+
     When the recipe keeps weight snapshots (``snapshot_every`` dividing ``every``), the
     record replays the snapshots of the one cached training run, so the trajectory is
     that of the analysed model and nothing is trained twice. Otherwise the recipe's
     model is trained again from the same initialisation with a
     :class:`~introspect.selfintro.TrainingRecorder`. Records: before training, then every
-    ``every`` epochs; one InfoVAE is fitted on all records together.
+    ``every`` epochs (``None``: at every snapshot the recipe keeps); one InfoVAE is
+    fitted on all records together.
 
     Returns
     -------
@@ -203,8 +211,20 @@ def training_record(
     r = recipe(spec)
     if r.get("train") is None:
         raise ValueError(f"recipe {spec!r} is not trained here, so it has no training record")
-    fixed = recipe_data(spec, "val", data_root=data_root, n_per_class=n_per_class, seed=seed)
+    tr, va = _train_val(r, data_root)
+    fixed = subset_per_class(va, n_per_class, seed) if n_per_class is not None else va
+    fixed.cache_key = dict(
+        held_out_of=r.get("dataset", "digits"), n_per_class=n_per_class, seed=seed,
+        fingerprint=dataset_fingerprint(fixed),
+    )  # fmt: skip
     snap = r.get("snapshot_every")
+    if every is None:
+        if snap is None:
+            raise ValueError(
+                f"recipe {spec_name(spec)!r} keeps no weight snapshots (snapshot_every), so "
+                "record_every=None has no cadence to follow: pass record_every=<epochs>."
+            )
+        every = int(snap)
     replay = snap is not None and int(every) % int(snap) == 0
     key = dict(
         recipe=r,
@@ -237,14 +257,6 @@ def training_record(
             rec = TrainingRecorder(x, layers, labels=y.numpy(), every=every, device=device)
             model.eval()
             rec.record(-1, model.to(device))
-            tr = pipeline.dataset(
-                r.get("dataset", "digits"), "train", data_root=data_root,
-                image_size=r.get("image_size"), channels=r.get("channels"),
-            )  # fmt: skip
-            va = pipeline.dataset(
-                r.get("dataset", "digits"), "val", data_root=data_root,
-                image_size=r.get("image_size"), channels=r.get("channels"),
-            )  # fmt: skip
             hist = fit_classifier(
                 model, tr, va, device=device, seed=seed, progress=False, callback=rec, **r["train"]
             )
@@ -263,3 +275,12 @@ def training_record(
         }
 
     return pipeline.as_workdir(workdir).memo("selfintro-record", key, run)
+
+
+def _train_val(r: dict, data_root):
+    """The recipe's training data and its validation data, held out of the training split
+    as :func:`~introspect.pipeline.trained_model` holds it out (torchvision's MNIST and
+    CIFAR-10 have no validation split: their ``"val"`` is the test set)."""
+    return pipeline.train_val_split(
+        r.get("dataset", "digits"), data_root, r.get("image_size"), r.get("channels")
+    )

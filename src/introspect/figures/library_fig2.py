@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from ._base import Param
+from ._base import Claim, Param
 from ._library import CNN_LAYERS, library_run, theta_grid
+from ._library_claims import (
+    agreement_reliable,
+    common_theta_sizes_fall,
+    later_layers_predict_better,
+    sizes_grow_with_theta,
+    top3_helps,
+)
 
 ID = "library.fig2"
 PAPER = "library"
@@ -66,3 +73,37 @@ def summarize(data: dict) -> str:
                 f"{data['top1'][layer][i]:>8.3f}{data['top3'][layer][i]:>8.3f}"
             )
     return "\n".join(lines)
+
+
+CLAIMS = [
+    Claim(
+        "With the same threshold for all layers, the libraries of the earlier hidden layers "
+        "are bigger than those of the later layers: HAPs become homogeneous as information "
+        "propagates (CN1's library bigger than FC2's at every common theta)",
+        "Lee 2019, Sec. 2.2.1 and Fig. 2A",
+        common_theta_sizes_fall,
+    ),
+    Claim(
+        "Library size grows with theta in every layer",
+        "Lee 2019, Fig. 2A",
+        sizes_grow_with_theta,
+    ),
+    Claim(
+        "The library networks reliably predict the CNN's answers on test examples, especially "
+        "at the higher thresholds (top-1 agreement >= 0.8 at the largest theta, above the smallest)",
+        "Lee 2019, Sec. 2.2.1 and Fig. 2B",
+        agreement_reliable,
+    ),
+    Claim(
+        "Allowing the three best answers dramatically enhances the predictive power "
+        "(top-3 agreement above top-1 by >= 0.05 on average, in every layer)",
+        "Lee 2019, Fig. 2C",
+        top3_helps,
+    ),
+    Claim(
+        "The predictive power of the libraries of later layers is higher than that of earlier "
+        "layers (mean top-1 agreement over theta: FC2 above CN1)",
+        "Lee 2019, Sec. 2.2.1 (after Fig. 2)",
+        later_layers_predict_better,
+    ),
+]

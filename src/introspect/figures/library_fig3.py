@@ -6,7 +6,8 @@ import warnings
 
 import numpy as np
 
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, need, r3
 from ._library import library_run
 
 ID = "library.fig3"
@@ -90,3 +91,51 @@ def summarize(data: dict) -> str:
                 + " ".join(f"{v:.3f}" if np.isfinite(v) else "nan" for v in row_means)
             )
     return "\n".join(lines)
+
+
+def _offdiag(ci) -> np.ndarray:
+    m = np.asarray(ci, dtype=float)
+    return m[~np.eye(len(m), dtype=bool)]
+
+
+def _fc_alleviates(data):
+    res, nums = {}, {}
+    need("FC1" in data["layers"], "FC1 is not among the layers")
+    conv = [ly for ly in data["layers"] if ly.startswith("CN")]
+    need(bool(conv), "no CN layer among the layers")
+    for t in data["thetas"]:
+        mean = {ly: float(np.nanmean(_offdiag(data["ci"][t][ly]))) for ly in data["layers"]}
+        res[t] = all(mean["FC1"] < mean[ly] for ly in conv)
+        nums[f"theta {t} mean off-diagonal CI"] = r3(mean)
+    return all_of(res), nums
+
+
+def _four_nine_high(data):
+    need(
+        [str(c) for c in data["classes"]][:10] == [str(d) for d in range(10)],
+        "the classes are not the digits 0-9",
+    )
+    res, nums = {}, {}
+    for t in data["thetas"]:
+        for ly in data["layers"]:
+            m = np.asarray(data["ci"][t][ly], dtype=float)
+            v, q = m[4, 9], float(np.nanpercentile(_offdiag(m), 75))
+            res[f"{t} {ly}"] = bool(v > q)
+            nums[f"theta {t} {ly} CI(4,9) / 75th percentile"] = r3([v, q])
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "The confusions of the CN layers are alleviated in FC1, at both thresholds (mean "
+        "off-diagonal CI of FC1 below CN1's and CN2's)",
+        "Lee 2019, Sec. 2.2.1 and Fig. 3",
+        _fc_alleviates,
+    ),
+    Claim(
+        "CI(4, 9) is high in all layers, natural given the similarity of 4 and 9 (above the "
+        "75th percentile of the layer's off-diagonal CIs)",
+        "Lee 2019, Sec. 2.2.1 and Fig. 3",
+        _four_nine_high,
+    ),
+]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import need, r3
+from ._manifold_claims import across_models_negative
 from ._manifolds import (
     across_models,
     analyse_models,
@@ -63,3 +65,49 @@ def summarize(data: dict) -> str:
             data, labels=[f"{a} ({b})" for a, b in zip(data["labels"], data["models"])]
         )
     )
+
+
+def _by_label(data):
+    need(
+        {"normal", "adversarial"} <= set(data["labels"]),
+        f"needs a normal and an adversarial model; labels {data['labels']}",
+    )
+    return {lab: i for i, lab in enumerate(data["labels"])}
+
+
+def _at_lowers_dimension(data):
+    i = _by_label(data)
+    dims = data["across"]["mean_dim"]
+    a, b = dims[i["normal"]], dims[i["adversarial"]]
+    return b < a, {"mean CAM dimension normal / adversarially trained": r3([a, b])}
+
+
+def _at_is_robust(data):
+    i = _by_label(data)
+    acc = data["across"]["adv_accuracy"]
+    pairs = {k: [v[i["normal"]], v[i["adversarial"]]] for k, v in acc.items()}
+    return all(b > a for a, b in pairs.values()), {
+        "PGD accuracy normal / adversarially trained per eps": r3(pairs)
+    }
+
+
+CLAIMS = [
+    Claim(
+        "PGD adversarial training (Madry) lowers the average CAM dimension against normal "
+        "training: supporting evidence that robust models have lower-dimensional CAMs",
+        "Rajesh thesis, Results (Effect of adversarial training)",
+        _at_lowers_dimension,
+    ),
+    Claim(
+        "The adversarially trained model is the more robust (PGD accuracy above the normal "
+        "model's at every eps)",
+        "Rajesh thesis, Results (Effect of adversarial training)",
+        _at_is_robust,
+    ),
+    Claim(
+        "Across random, normal and adversarially trained models, lower mean CAM dimension goes "
+        "with higher PGD accuracy (Spearman r < 0 at every eps)",
+        "Rajesh thesis, Results (Effect of adversarial training)",
+        across_models_negative,
+    ),
+]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, need, r3
+from ._manifold_claims import low_dimensional
 from ._manifolds import cam_dims, register_models
 
 ID = "manifolds.dims"
@@ -88,3 +90,39 @@ def summarize(data: dict) -> str:
         for name, d, k, p, c in zip(r["class_names"], dims, n, pr, r["capped"]):
             lines.append(f"  {str(name)[:20]:>20}  {d:4d}  {k:5d}  {p:6.2f}  {'yes' if c else ''}")
     return "\n".join(lines)
+
+
+def _low(data):
+    return low_dimensional(data["results"], data["models"])
+
+
+def _classes_differ(data):
+    res, nums = {}, {}
+    for spec in data["models"]:
+        d = np.asarray(data["results"][spec]["dims"], dtype=float)
+        res[spec] = d.max() - d.min() >= 2
+        nums[f"{spec} CAM dimension min / max"] = r3([d.min(), d.max()])
+    if not all_of(res):
+        need(
+            False,
+            "the classes have (almost) equal CAM dimensions here ("
+            + ", ".join(f"{k} {v}" for k, v in nums.items())
+            + "): the class-wise comparison needs a spread",
+        )
+    return True, nums
+
+
+CLAIMS = [
+    Claim(
+        "Class activations live in low dimensions: the average CAM dimension is far below the "
+        "width of the layer (<= 25 % of it; the thesis: ~40 of ResNet50's 2048)",
+        "Rajesh thesis, Results (Dimensionality of ResNet50 CAMs) and Conclusion",
+        _low,
+    ),
+    Claim(
+        "The CAM dimension differs between classes, so it can be set against class-wise "
+        "robustness (a spread of at least 2 dimensions)",
+        "Rajesh thesis, Results (Adversarial accuracy and CAM dims)",
+        _classes_differ,
+    ),
+]

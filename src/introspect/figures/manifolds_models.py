@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._base import Claim
+from ._manifold_claims import across_models_negative
 from ._manifolds import (
     across_models,
     analyse_models,
@@ -61,3 +63,13 @@ def summarize(data: dict) -> str:
         [f"CAM dimension (threshold {data['threshold']:.2f}) and PGD accuracy per model"]
         + summarize_models(data)
     )
+
+
+CLAIMS = [
+    Claim(
+        "The relationship is preserved across CNNs: models with lower mean CAM dimension are "
+        "more robust (Spearman r across models < 0 at every eps)",
+        "Rajesh thesis, Results (Relationship in multiple CNNs)",
+        across_models_negative,
+    ),
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._base import Claim
+from ._manifold_claims import negative_class_correlation
 from ._manifolds import analyse_models, analysis_params, fmt_corr
 
 ID = "manifolds.robustness"
@@ -71,3 +73,14 @@ def summarize(data: dict) -> str:
                 + "".join(f"  {rob['adv_acc'][j][i]:10.2f}" for j in range(len(rob["eps"])))
             )
     return "\n".join(lines)
+
+
+CLAIMS = [
+    Claim(
+        "More robust classes have lower CAM dimensions: a strong negative correlation between "
+        "class-wise PGD accuracy and CAM dimension (Spearman r <= -0.5, p < 0.05, at an eps "
+        "where the attack neither fails nor wins everywhere)",
+        "Rajesh thesis, Results (Adversarial accuracy and CAM dims) and Conclusion",
+        negative_class_correlation,
+    ),
+]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, need, r3
 from ._selfintro import (
     auroc_misclassified,
     class_names,
@@ -30,7 +31,9 @@ PARAMS = {
         ["net1_mlp@digits", "net2_allconv@digits"], "model recipes (Net1-like, Net2-like)"
     ),
     "record_per_class": Param(10, "fixed inputs per class recorded through training (a)"),
-    "record_every": Param(1, "record every this many epochs (a)"),
+    "record_every": Param(
+        1, "record every this many epochs (a); None: at the recipe's weight snapshots", "int"
+    ),
     "max_points": Param(20000, "at most this many points per map in the returned data"),
     "resolution": Param(81, "grid points per axis of the estimated-error image (c)"),
     "vae_epochs": Param(100, "InfoVAE epochs (batch 128)"),
@@ -50,7 +53,7 @@ PROFILES = {
     "paper": {
         "models": ["net1_mlp@mnist", "net2_allconv@cifar10"],
         "record_per_class": 30,
-        "record_every": 6,
+        "record_every": None,  # Net1 every 7 epochs, Net2 every 14: about once a cycle
         "max_points": 70000,
         "device": "cuda",
         **PAPER_SI,
@@ -133,3 +136,65 @@ def summarize(data: dict) -> str:
         "misclassified from correct inputs"
     )
     return "\n".join(lines)
+
+
+_PAPER_ACCURACY = {"net1_mlp@mnist": 0.9657, "net2_allconv@cifar10": 0.762}
+
+
+def _paper_accuracy(data, tol: float = 0.01):
+    """Test accuracy of the paper's nets within ``tol`` of the paper's (or above it)."""
+    specs = [s for s in data["models"] if s in _PAPER_ACCURACY]
+    need(
+        bool(specs),
+        "the paper's accuracies are for Net1 on MNIST and Net2 on CIFAR-10 (the paper "
+        f"profile); this run has {data['models']}",
+    )
+    res, nums = {}, {}
+    for s in specs:
+        acc = data["panels"][s]["test"]["accuracy"]
+        res[s] = acc >= _PAPER_ACCURACY[s] - tol
+        nums[f"{s} test accuracy (paper)"] = f"{acc:.4f} ({_PAPER_ACCURACY[s]})"
+    return all_of(res), nums
+
+
+def _map_clusters_by_class(data, level: float = 0.8):
+    """5-nearest-neighbour accuracy of the class from z (train points -> test points)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    res, nums = {}, {}
+    for s in data["models"]:
+        p = data["panels"][s]
+        knn = KNeighborsClassifier(5).fit(np.asarray(p["train"]["z"]), p["train"]["labels"])
+        acc = float(knn.score(np.asarray(p["test"]["z"]), p["test"]["labels"]))
+        res[s] = acc >= level
+        nums[f"{s} class from z, 5-NN test accuracy"] = r3(acc)
+    return all_of(res), nums
+
+
+def _error_map_locates_errors(data):
+    res = {s: data["panels"][s]["test"]["auroc"] > 0.7 for s in data["models"]}
+    nums = {f"{s} AUROC of e_hat (misclassified vs correct, test)": r3(
+        data["panels"][s]["test"]["auroc"]) for s in data["models"]}  # fmt: skip
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "The classifiers reach the paper's test accuracy: Net1 96.57 % on MNIST, Net2 76.2 % on "
+        "CIFAR-10 (within 1 point)",
+        "Pardo et al. 2022, Sec. 2.11",
+        _paper_accuracy,
+    ),
+    Claim(
+        "Activation patterns of the same category cluster on the 2-d map (the class of a test "
+        "point follows from its train neighbours on z: 5-NN accuracy >= 0.8)",
+        "Pardo et al. 2022, Sec. 3.1 and Fig. 2(b), 2(f)",
+        _map_clusters_by_class,
+    ),
+    Claim(
+        "The estimated error over z co-registers with where the misclassified inputs lie "
+        "(AUROC of e_hat for misclassified vs correct test inputs above 0.7)",
+        "Pardo et al. 2022, Sec. 3.1 and Fig. 2(c)-(d), 2(g)-(h)",
+        _error_map_locates_errors,
+    ),
+]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..recipes import recipe_data
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import need, r3
 from ._selfintro import class_names, error_surface, introspector, mapped, si_kwargs, spec_name
 
 ID = "selfintro.fig4"
@@ -99,3 +100,21 @@ def summarize(data: dict) -> str:
             f"misclassified {data['log10_error_hat'][~ok].mean():.2f}"
         )
     return "\n".join(lines)
+
+
+def _misclassified_lie_in_high_error(data):
+    le = np.asarray(data["log10_error_hat"], dtype=float)
+    ok = np.asarray(data["labels"]) == np.asarray(data["pred"])
+    need(ok.any() and (~ok).any(), "the examples hold no misclassified (or no correct) input")
+    a, b = float(le[ok].mean()), float(le[~ok].mean())
+    return b > a, {"mean log10 e_hat correct / misclassified": r3([a, b])}
+
+
+CLAIMS = [
+    Claim(
+        "Misclassified digits sit where the map shows high average classification error "
+        "(mean log10 e_hat of the misclassified examples above the correct ones)",
+        "Pardo et al. 2022, Sec. 3.3 and Fig. 4",
+        _misclassified_lie_in_high_error,
+    ),
+]

@@ -7,7 +7,8 @@ import torch
 
 from ..attacks import iterative_fgsm
 from ..recipes import recipe_data
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import r3
 from ._selfintro import class_names, error_surface, introspector, mapped, si_kwargs, spec_name
 
 ID = "selfintro.fig6"
@@ -116,3 +117,36 @@ def summarize(data: dict) -> str:
         f"{np.median(peak):.2f} (median)"
     )
     return "\n".join(lines)
+
+
+def _attacks_travel_to_target(data):
+    K = len(data["classes"])
+    off = ~np.eye(K, dtype=bool)[np.asarray(data["labels"])]
+    rate = float(np.asarray(data["success"])[off].mean())
+    return rate >= 0.5, {"success rate over the wrong targets": r3(rate)}
+
+
+def _error_rises_on_the_way(data):
+    K = len(data["classes"])
+    off = ~np.eye(K, dtype=bool)[np.asarray(data["labels"])]
+    le = np.asarray(data["log10_error_hat"], dtype=float)
+    start, peak = float(np.median(le[..., 0][off])), float(np.median(le.max(-1)[off]))
+    return peak > start, {
+        "median log10 e_hat at the start / peak along the path": r3([start, peak])
+    }
+
+
+CLAIMS = [
+    Claim(
+        "A successful attack is a trajectory from the correct category's region to the "
+        "target's: most targeted attacks end at their target (success rate >= 0.5)",
+        "Pardo et al. 2022, Sec. 2.10 and 3.5, Fig. 6",
+        _attacks_travel_to_target,
+    ),
+    Claim(
+        "On its way the trajectory crosses regions of high estimated error (the peak of "
+        "log10 e_hat along the path above its start)",
+        "Pardo et al. 2022, Sec. 3.5 and Fig. 6",
+        _error_rises_on_the_way,
+    ),
+]

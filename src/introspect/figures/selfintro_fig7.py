@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, need, r3
 from ._selfintro import auroc_misclassified, class_names, introspector, mapped, si_kwargs, spec_name
 
 ID = "selfintro.fig7"
@@ -110,3 +111,38 @@ def summarize(data: dict) -> str:
                 f"{row['correct']['quartiles'][1]:>8.2f}{row['wrong']['quartiles'][1]:>8.2f}"
             )
     return "\n".join(lines)
+
+
+def _orders_of_magnitude(data, orders: float = 2.0):
+    mnist = [s for s in data["models"] if s.startswith("net1") or s.endswith("@mnist")]
+    need(bool(mnist), "the claim is about Net1 on MNIST (or digits); no such model in this run")
+    res, nums = {}, {}
+    for s in mnist:
+        p = data["panels"][s]
+        need(p["median_wrong"] == p["median_wrong"], f"{s} misclassified no test input")
+        gap = p["median_wrong"] - p["median_correct"]
+        res[s] = gap >= orders
+        nums[f"{s} median log10 e_hat misclassified - correct"] = r3(gap)
+    return all_of(res), nums
+
+
+def _separates(data):
+    res = {s: data["panels"][s]["auroc"] > 0.7 for s in data["models"]}
+    nums = {f"{s} AUROC": r3(data["panels"][s]["auroc"]) for s in data["models"]}
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "Misclassified MNIST images are, on average, two to three orders of magnitude worse "
+        "than the correctly classified ones in expected error (median log10 e_hat gap >= 2)",
+        "Pardo et al. 2022, Sec. 3.6 and Fig. 7",
+        _orders_of_magnitude,
+    ),
+    Claim(
+        "The estimated error separates misclassified from correct test inputs (AUROC > 0.7), "
+        "for both nets",
+        "Pardo et al. 2022, Fig. 7",
+        _separates,
+    ),
+]

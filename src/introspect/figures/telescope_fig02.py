@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import telescope
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import r3, torus_mean_distance
 from ._telescope import SOM_PAPER, SOM_PARAMS, som_kwargs, som_run
 
 ID = "telescope.fig02"
@@ -85,3 +86,37 @@ def summarize(data: dict) -> str:
             f"{f'({c[0]:.2f}, {c[1]:.2f})':>22}{f'({nc[0]:.2f}, {nc[1]:.2f})':>20}{d['d_class']:>9.3f}"
         )
     return "\n".join(lines)
+
+
+def _unfolded_centre_is_closer(data):
+    """The unfolded centre vs the plain mean of the coordinates, by torus distance."""
+    shape, out, ok = data["shape"], {}, []
+    for layer in data["layer_names"]:
+        d = data["layers"][layer]
+        args = (d["rows"], d["cols"], d["counts"])
+        unf = torus_mean_distance(*args, d["centre"], shape)
+        naive = torus_mean_distance(*args, d["naive_centre"], shape)
+        out[layer] = f"{unf:.2f} vs {naive:.2f}"
+        ok.append(unf <= naive + 1e-9)
+    return all(ok), {"mean torus distance to the unfolded / naive centre": out}
+
+
+def _spread_shrinks(data):
+    d = [data["layers"][layer]["d_class"] for layer in data["layer_names"]]
+    return d[-1] < d[0], {"D_class per layer": r3(d)}
+
+
+CLAIMS = [
+    Claim(
+        "Unfolding the torus (BMUs moved to the 3x3-tiling copy nearest the most frequent "
+        "unit) gives a class centre at least as close to the class's BMUs as the plain mean, "
+        "which ignores the seam",
+        "Lee & Vijayan 2023, Sec. 2.4 and Fig. 2",
+        _unfolded_centre_is_closer,
+    ),
+    Claim(
+        "The class's BMUs spread less in the deepest layer than in the first (D_class CL4 < CL1)",
+        "Lee & Vijayan 2023, Fig. 2B and Sec. 3.1",
+        _spread_shrinks,
+    ),
+]

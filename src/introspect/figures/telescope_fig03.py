@@ -7,7 +7,8 @@ import numpy as np
 from .. import pipeline
 from ..recipes import load_recipe, recipe_data
 from ..telescope import pca_explained_variance
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, r3
 
 ID = "telescope.fig03"
 PAPER = "telescope"
@@ -93,3 +94,24 @@ def summarize(data: dict) -> str:
                 f"{cum[0]:>8.3f}{cum[min(9, len(cum) - 1)]:>8.3f}{cum[-1]:>8.3f}{k90!s:>9}"
             )
     return "\n".join(lines)
+
+
+def _ev_rises_fastest_in_cl1(data, k: int = 10):
+    res, nums = {}, {}
+    for spec in data["models"]:
+        cum = {ly: float(np.sum(data["explained"][spec][ly][:k])) for ly in data["layers"]}
+        first, deep = data["layers"][0], data["layers"][2:] or data["layers"][1:]
+        res[spec] = all(cum[first] > cum[ly] for ly in deep)
+        nums[f"{spec} EV of the top {k} axes"] = r3(list(cum.values()))
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "EV in CL1 increases quite rapidly with the number of principal axes; the growth is "
+        "substantially smaller in the deep layers, especially CL3 and CL4 (top-10 EV of CL1 "
+        "above that of every layer from CL3 on)",
+        "Lee & Vijayan 2023, Sec. 3 and Fig. 3",
+        _ev_rises_fastest_in_cl1,
+    ),
+]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, r3, trend
 from ._telescope import PAPER_MODELS, SOM_PAPER, SOM_PARAMS, downsample, som_kwargs, som_run
 
 ID = "telescope.fig04"
@@ -65,3 +66,23 @@ def summarize(data: dict) -> str:
             else f"  {spec}: " + ", ".join(f"{v:.4f}" for v in vals)
         )
     return "\n".join(lines)
+
+
+def _saturates_higher_deeper(data):
+    res, nums = {}, {}
+    for spec in data["models"]:
+        vals = [data["final_qe"][spec][ly] for ly in data["layers"]]
+        res[spec] = vals[-1] > vals[0]
+        nums[f"{spec} last-epoch QE"] = r3(vals)
+        nums[f"{spec} trend"] = trend(vals)
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "The SOM loss saturates at a higher quantization error in deeper layers, whose "
+        "codes are more diverse (last-epoch QE of CL4 above CL1)",
+        "Lee & Vijayan 2023, Fig. 4 and Sec. 3.1",
+        _saturates_higher_deeper,
+    ),
+]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, r3
 from ._telescope import (
     DENSITY_PARAMS,
     PAPER_MODELS,
@@ -42,3 +43,27 @@ def compute(*, models, show_layers, bandwidth, resolution, density_top_k, **para
 
 def summarize(data: dict) -> str:
     return density_summary(data)
+
+
+def _some_units_preferred(data):
+    """The busiest unit takes >= 3x the share a uniform spread gives each unit."""
+    m, n = data["shape"]
+    uniform = 1.0 / (m * n)
+    res, nums = {}, {}
+    for spec in data["models"]:
+        for layer in data["layers"]:
+            s = data["stats"][spec][layer]
+            res[f"{spec} {layer}"] = s["top_unit_share"] >= 3 * uniform
+            nums[f"{spec} {layer} top-unit share / uniform"] = r3(s["top_unit_share"] / uniform)
+            nums[f"{spec} {layer} effective units of {m * n}"] = r3(s["effective_units"])
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "Some SOM units are chosen as BMUs far more often than others: a finite set of "
+        "functional codes (the busiest unit takes at least 3x a uniform share)",
+        "Lee & Vijayan 2023, Sec. 3.1, Fig. 5 and Supplementary Fig. 1",
+        _some_units_preferred,
+    ),
+]

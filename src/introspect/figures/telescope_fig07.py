@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import telescope
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, r3, trend
 from ._telescope import SOM_PAPER, SOM_PARAMS, box_stats, som_kwargs, som_run
 
 ID = "telescope.fig07"
@@ -75,3 +76,40 @@ def summarize(data: dict) -> str:
                 f"{uc['median']:>10.4f} [{uc['q1']:.4f}, {uc['q3']:.4f}]"
             )
     return "\n".join(lines)
+
+
+def _d_class_smaller_deep(data):
+    res, nums = {}, {}
+    for spec in data["models"]:
+        for split in ("train", "val"):
+            med = [data["d_class_box"][spec][ly][split]["median"] for ly in data["layers"]]
+            res[f"{spec} {split}"] = med[-1] < med[0]
+            nums[f"{spec} {split} median D_class"] = r3(med)
+            nums[f"{spec} {split} trend"] = trend(med)
+    return all_of(res), nums
+
+
+def _units_homogeneous_shallow(data):
+    res, nums = {}, {}
+    for spec in data["models"]:
+        med = [data["unit_cosine"][spec][ly]["median"] for ly in data["layers"]]
+        res[spec] = med[-1] > med[0]
+        nums[f"{spec} median unit-pair cosine distance"] = r3(med)
+        nums[f"{spec} trend"] = trend(med)
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "Distances to the class centres are much smaller in deep layers than in shallow "
+        "ones, for seen (SOM-tr) and unseen (SOM-val) inputs (median D_class CL4 < CL1)",
+        "Lee & Vijayan 2023, Sec. 3.1 and Fig. 7A-B",
+        _d_class_smaller_deep,
+    ),
+    Claim(
+        "Cosine distances between the SOM weights of CL1 are quite small and become "
+        "bigger in deep layers: codes homogeneous in shallow layers, diverse in deep ones",
+        "Lee & Vijayan 2023, Sec. 3.1 and Fig. 7C-D",
+        _units_homogeneous_shallow,
+    ),
+]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import telescope
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, r3
 from ._telescope import PAPER_MODELS, SOM_PAPER, SOM_PARAMS, box_stats, som_kwargs, som_run
 
 ID = "telescope.fig08"
@@ -68,3 +69,24 @@ def summarize(data: dict) -> str:
     n = {spec: len(c) for spec, c in data["classes"].items()}
     lines.append(f"classes compared per model: {n}")
     return "\n".join(lines)
+
+
+def _centres_diverge_in_cl4(data):
+    res, nums = {}, {}
+    layers = data["layers"]
+    for size in data["som_sizes"]:
+        for spec in data["models"]:
+            med = [data["distance"][str(size)][spec][ly]["median"] for ly in layers]
+            res[f"{size} {spec}"] = all(med[-1] > v for v in med[:-1])
+            nums[f"{size}x{size} {spec} median"] = r3(med)
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "Cosine distances between class centres are small but become bigger in CL4, at every "
+        "SOM size and for every model (CL4's median above those of CL1-CL3)",
+        "Lee & Vijayan 2023, Sec. 3.1 and Fig. 8",
+        _centres_diverge_in_cl4,
+    ),
+]

@@ -3,7 +3,9 @@ CIFAR-100 and SVHN (training and test examples)."""
 
 from __future__ import annotations
 
-from ._base import Param
+from ..recipes import recipe as _recipe
+from ._base import Claim, Param
+from ._claims import all_of, r3
 from ._telescope import SOM_PAPER, SOM_PARAMS, box_stats, som_kwargs, som_run
 
 ID = "telescope.fig09"
@@ -65,3 +67,34 @@ def summarize(data: dict) -> str:
             + f"   {a['train']:.3f}/{a['val']:.3f}"
         )
     return "\n".join(lines)
+
+
+def _holds_beyond_imagenet(data):
+    res, nums = {}, {}
+    for spec in data["models"]:
+        for split in ("train", "val"):
+            med = [data["d_class_box"][spec][ly][split]["median"] for ly in data["layers"]]
+            res[f"{spec} {split}"] = med[-1] < med[0]
+            nums[f"{spec} {split} median D_class"] = r3(med)
+    datasets = sorted({str(_recipe(s).get("dataset")) for s in data["models"]})
+    nums["datasets"] = datasets
+    if len(datasets) < 2:
+        return (
+            None,
+            nums,
+            (
+                f"all models are trained on one dataset ({datasets[0]}); the claim is that the "
+                "effect holds across datasets (the paper profile: CIFAR-10, CIFAR-100, SVHN)"
+            ),
+        )
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "The shrinking of D_class from CL1 to CL4 holds for ResNet50 trained on CIFAR-10, "
+        "CIFAR-100 and SVHN, for training and test examples (median CL4 < CL1 on each)",
+        "Lee & Vijayan 2023, Sec. 3.1 and Fig. 9",
+        _holds_beyond_imagenet,
+    ),
+]

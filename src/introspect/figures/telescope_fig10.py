@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import telescope
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, r3
 from ._telescope import PAPER_MODELS, SOM_PAPER, SOM_PARAMS, box_stats, som_kwargs, som_run
 
 ID = "telescope.fig10"
@@ -67,3 +68,24 @@ def summarize(data: dict) -> str:
             f"{b} {y['median']:.4f} [{y['q1']:.4f}, {y['q3']:.4f}]   ratio {y['median'] / max(x['median'], 1e-12):.1f}x"
         )
     return "\n".join(lines)
+
+
+def _cl1_centres_much_closer(data, factor: float = 2.0):
+    res, nums = {}, {}
+    first, last = data["layers"][0], data["layers"][-1]
+    for spec in data["models"]:
+        a = data["distance"][spec][first]["median"]
+        b = data["distance"][spec][last]["median"]
+        res[spec] = b > factor * a
+        nums[f"{spec} median {first} / {last}"] = r3([a, b])
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "Class centres are much closer to each other in CL1 than in CL4 (median cosine "
+        "distance of CL4 more than twice CL1's), for every model",
+        "Lee & Vijayan 2023, Sec. 3.1 and Fig. 10",
+        _cl1_centres_much_closer,
+    ),
+]

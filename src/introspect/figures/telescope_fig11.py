@@ -33,7 +33,8 @@ import torch
 from .. import pipeline, telescope
 from ..capture import activations
 from ..recipes import recipe_data
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, need, r3
 from ._telescope import SOM_PAPER, SOM_PARAMS, box_stats, som_kwargs, som_run
 
 ID = "telescope.fig11"
@@ -235,3 +236,56 @@ def summarize(data: dict) -> str:
                     + "  ".join(f"{la} {sep[la][pairing]:.2f}" for la in data["layers"])
                 )
     return "\n".join(lines)
+
+
+def _attacked_eps(data, spec, drop: float = 0.05):
+    """The eps at which PGD lowers the accuracy by more than ``drop`` (the attack bites)."""
+    acc = data["accuracy"][spec]
+    return [e for e in data["eps"] if acc["clean"] - acc[f"pgd@{e}"] > drop]
+
+
+def _pgd_moves_more_than_noise(data):
+    res, nums = {}, {}
+    for spec in data["models"]:
+        eps = _attacked_eps(data, spec)
+        need(eps, f"{spec}: PGD does not lower the accuracy at any eps {data['eps']}")
+        for e in eps:
+            m = data["mean_shift"][spec][e]
+            res[f"{spec} {e}"] = all(m["pgd"][ly] > m["noise"][ly] for ly in data["layers"])
+            nums[f"{spec} eps {float(e) * 255:.3g}/255 noise / PGD shift"] = {
+                ly: r3([m["noise"][ly], m["pgd"][ly]]) for ly in data["layers"]
+            }
+        if "noise_floor" in data:
+            nums[f"{spec} noise floor"] = r3(data["noise_floor"][spec])
+    return all_of(res), nums
+
+
+def _pgd_shift_grows_with_depth(data):
+    res, nums = {}, {}
+    first, last = data["layers"][0], data["layers"][-1]
+    for spec in data["models"]:
+        eps = _attacked_eps(data, spec)
+        need(eps, f"{spec}: PGD does not lower the accuracy at any eps {data['eps']}")
+        for e in eps:
+            m = data["mean_shift"][spec][e]["pgd"]
+            res[f"{spec} {e}"] = m[last] > m[first]
+            nums[f"{spec} eps {float(e) * 255:.3g}/255 PGD shift {first} / {last}"] = r3(
+                [m[first], m[last]]
+            )
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "Random noise does not substantially change the functional codes, adversarial inputs "
+        "do: the BMUs move more under PGD than under uniform noise of the same size, in every "
+        "layer (at each eps where PGD lowers the accuracy)",
+        "Lee & Vijayan 2023, Sec. 3.2 and Fig. 11",
+        _pgd_moves_more_than_noise,
+    ),
+    Claim(
+        "The BMU shift under PGD is very small in CL1 but noticeably bigger in CL4",
+        "Lee & Vijayan 2023, Sec. 3.2 and Fig. 11",
+        _pgd_shift_grows_with_depth,
+    ),
+]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import telescope
-from ._base import Param
+from ._base import Claim, Param
+from ._claims import all_of, r3
 from ._telescope import SOM_PAPER, SOM_PARAMS, box_stats, som_kwargs, som_run
 
 ID = "telescope.figS3"
@@ -69,3 +70,39 @@ def summarize(data: dict) -> str:
                 inc = f"{b['incorrect']['mean']:.3f}" if b["incorrect"]["n"] else "  n/a"
                 lines.append(f"  {layer:<6}correct {b['correct']['mean']:.3f}   incorrect {inc}")
     return "\n".join(lines)
+
+
+def _errors_land_farther(data, min_errors: int = 5):
+    res, nums = {}, {}
+    for spec in data["models"]:
+        for split in data["splits"]:
+            c = data["counts"][spec][split]
+            if c["incorrect"] < min_errors:
+                nums[f"{spec} {split} errors"] = c["incorrect"]
+                continue
+            for ly in data["layers"]:
+                d = data["distance"][spec][split][ly]
+                res[f"{spec} {split} {ly}"] = d["incorrect"]["mean"] > d["correct"]["mean"]
+                nums[f"{spec} {split} {ly} correct / incorrect"] = r3(
+                    [d["correct"]["mean"], d["incorrect"]["mean"]]
+                )
+    if not res:
+        return (
+            None,
+            nums,
+            (
+                f"fewer than {min_errors} misclassified inputs in every split: the model is "
+                "too accurate on these inputs for a comparison"
+            ),
+        )
+    return all_of(res), nums
+
+
+CLAIMS = [
+    Claim(
+        "D_class is bigger when the network's prediction is incorrect than when it is "
+        "correct (mean distance of an input's BMUs to its label's centre, every layer)",
+        "Lee & Vijayan 2023, Sec. 3.1 and Supplementary Fig. 3",
+        _errors_land_farther,
+    ),
+]

@@ -17,6 +17,7 @@ __all__ = [
     "available_layers",
     "resolve_layer",
     "load_checkpoint",
+    "input_std",
 ]
 
 
@@ -136,6 +137,23 @@ def normalized(model: nn.Module, mean, std) -> Normalized:
     if not isinstance(model, nn.Module):
         raise TypeError(f"normalized() wraps a torch.nn.Module; got {type(model).__name__}.")
     return Normalized(model, mean, std)
+
+
+def input_std(model: nn.Module) -> tuple[float, ...]:
+    """Per-channel std of the model's own input normalisation; ``(1.0,)`` when it has none.
+
+    Models take images in [0, 1] and normalise inside (the outermost :class:`Normalize`).
+    A perturbation of ``eps`` pixels is ``eps / std`` in the normalised units that papers
+    attacking normalised tensors quote (Lee 2019's ResNet44: std 0.229/0.224/0.225, so
+    0.01 pixels = 0.044 normalised).
+
+    >>> input_std(Normalized(nn.Identity(), (0.5,), (0.25,)))
+    (0.25,)
+    """
+    for module in model.modules():
+        if isinstance(module, Normalize):
+            return tuple(float(f"{float(v):.6g}") for v in module.std.flatten())  # float32 -> 0.229
+    return (1.0,)
 
 
 def available_layers(model: nn.Module) -> list[str]:

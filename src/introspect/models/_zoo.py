@@ -17,9 +17,23 @@ class MnistCNN(IntrospectableModel):
     """The PyTorch MNIST example CNN of 2019 (the library-network paper's CNN).
 
     conv1 1->20 5x5, ReLU, max-pool 2, conv2 20->50 5x5, ReLU, max-pool 2, fc1 800->500,
-    ReLU, fc2 500->10; inputs (x - 0.1307) / 0.3081. Aliases: ``CN1`` = ``pool1`` (the
-    first conv layer after ReLU and pooling), ``CN2`` = ``pool2``, ``FC1`` = ``relu3``,
-    ``FC2`` = ``fc2`` (the logits).
+    ReLU, fc2 500->10; inputs (x - 0.1307) / 0.3081.
+
+    Aliases are where the paper's authors hooked (their code, ``giscard88/hypothesis-building``,
+    registers forward hooks on the modules ``conv1``, ``conv2``, ``fc1``, ``fc2``, whose
+    ReLUs and pools are functional): the *pre-activation, pre-pool* outputs.
+
+    ======  ==========  ======================  =========================================
+    alias   path        values per input        post-activation point (its own path)
+    ======  ==========  ======================  =========================================
+    CN1     ``conv1``   20 x 24 x 24 = 11,520   ``relu1`` (same size), ``pool1`` (2,880)
+    CN2     ``conv2``   50 x 8 x 8 = 3,200      ``relu2`` (same size), ``pool2`` (800)
+    FC1     ``fc1``     500                     ``relu3`` (500)
+    FC2     ``fc2``     10 (the logits)         --
+    ======  ==========  ======================  =========================================
+
+    Until issue 9 the aliases pointed at ``pool1``, ``pool2``, ``relu3``; name those paths
+    to get the post-ReLU (and pooled) patterns.
     """
 
     def __init__(self, num_classes=10, in_channels=1, mean=MNIST_MEAN, std=MNIST_STD):
@@ -33,7 +47,7 @@ class MnistCNN(IntrospectableModel):
         self.fc1 = nn.Linear(4 * 4 * 50, 500)
         self.relu3 = nn.ReLU()
         self.fc2 = nn.Linear(500, num_classes)
-        self.layer_aliases = OrderedDict(CN1="pool1", CN2="pool2", FC1="relu3", FC2="fc2")
+        self.layer_aliases = OrderedDict(CN1="conv1", CN2="conv2", FC1="fc1", FC2="fc2")
         self.input_size, self.num_classes, self.classifier_path = (
             (in_channels, 28, 28),
             num_classes,
@@ -46,6 +60,20 @@ class MnistCNN(IntrospectableModel):
         return self.fc2(self.relu3(self.fc1(self.flatten(x))))
 
 
+def _init_weights(model: nn.Module, init: str) -> None:
+    """``"torch"``: PyTorch's default initialisation, left as it is. ``"glorot"``: TensorFlow
+    1.x's default for ``tf.layers.dense`` / ``conv2d`` (Pardo et al. used TF 1.14): Glorot
+    (Xavier) uniform weights, zero biases, on every dense and convolutional layer."""
+    if init == "torch":
+        return
+    if init != "glorot":
+        raise ValueError(f"init must be 'torch' or 'glorot' (TensorFlow's default); got {init!r}.")
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class Net1MLP(IntrospectableModel):
     """Pardo et al.'s Net1: ``depth`` dense ELU layers of ``width`` units, sigmoid outputs.
 
@@ -56,6 +84,12 @@ class Net1MLP(IntrospectableModel):
     dropout : float
         Drop probability (torch convention). The paper quotes TensorFlow's keep
         probability p, so pass ``1 - p``.
+    init : {"torch", "glorot"}
+        ``"glorot"`` is TensorFlow's default (Glorot uniform, zero biases), the paper's.
+        With PyTorch's default (smaller weights: U(+-1/sqrt(fan_in))) the 12 x 200 ELU
+        net on MNIST with the paper's learning rates in [0, 1e-5] is still at chance after
+        its first 3,000-iteration cycle (11 % validation accuracy after 8 epochs of 422
+        iterations); with ``"glorot"`` it is at 68 %.
     Aliases ``H1..H<depth>`` are the ELU outputs ``act0..``.
     """
 
@@ -70,6 +104,7 @@ class Net1MLP(IntrospectableModel):
         dropout=0.0,
         mean=(0.0,),
         std=(1.0,),
+        init="torch",
     ):
         super().__init__()
         self.normalize = Normalize(mean, std)
@@ -90,6 +125,7 @@ class Net1MLP(IntrospectableModel):
             num_classes,
             "out",
         )
+        _init_weights(self, init)
 
     def forward(self, x):
         x = self.flatten(self.normalize(x))
@@ -103,7 +139,8 @@ class Net2AllConv(IntrospectableModel):
 
     Convolutions (3x3, ELU, padding 1): ``c1`` x2 then stride 2, ``c2`` x2 then stride 2,
     one more ``c2``; global average; dense ELU layers ``dense``; sigmoid outputs. Only the
-    dense layers are introspected: aliases ``D1..Dn`` are their ELU outputs.
+    dense layers are introspected: aliases ``D1..Dn`` are their ELU outputs. ``init`` as
+    for :class:`Net1MLP` (``"glorot"``: TensorFlow's default, the paper's).
     """
 
     output = "sigmoid"
@@ -117,6 +154,7 @@ class Net2AllConv(IntrospectableModel):
         dropout=0.0,
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
+        init="torch",
     ):
         super().__init__()
         c_in = input_size[0]
@@ -152,6 +190,7 @@ class Net2AllConv(IntrospectableModel):
             num_classes,
             "out",
         )
+        _init_weights(self, init)
 
     def forward(self, x):
         x = self.flatten(self.pool(self.features(self.normalize(x))))
@@ -192,10 +231,20 @@ class BasicBlock(nn.Module):
 class CifarResNet(IntrospectableModel):
     """He et al.'s CIFAR ResNet (option A) in the layout of the akamaster checkpoints.
 
-    Stem conv 3->16 + BN + ReLU (alias ``CN1`` = ``relu``), stages ``layer1..3`` of
-    widths 16/32/64 with n BasicBlocks each (``CL1..CL3``, block outputs after batch
-    norm, the shortcut and ReLU), global average pool, ``linear`` 64->10 (``FC``).
-    Inputs are normalised with ImageNet's mean/std, as the checkpoints were trained.
+    Stem conv 3->16 + BN + ReLU, stages ``layer1..3`` of widths 16/32/64 with n
+    BasicBlocks each, global average pool, ``linear`` 64->10. Inputs are normalised with
+    ImageNet's mean/std, as the checkpoints were trained.
+
+    Aliases are where the library paper's authors hooked their ResNet44
+    (``giscard88/hypothesis-building`` hooks ``conv1``, ``layer1..3`` and ``linear``):
+    ``CN1`` = ``conv1``, the raw stem convolution *before* batch norm and ReLU
+    (16 x 32 x 32 values; Table 1's CN1 thetas 0.18-0.34 only fit there: after BN + ReLU
+    the least similar pair of 300 CIFAR-10 training images still has a cosine similarity
+    of 0.46, so each of those thetas builds a 1-node library, while at ``conv1`` they
+    build 34-133 nodes from the same images); ``CL1..CL3`` = ``layer1..3`` (block outputs after
+    batch norm, the shortcut and ReLU); ``FC`` = ``linear`` (the logits). The stem's
+    post-BN-ReLU output, which ``CN1`` named until issue 9, is the path ``relu``
+    (``bn1`` is post-BN, pre-ReLU).
     """
 
     def __init__(self, n_blocks=7, num_classes=10, mean=IMAGENET_MEAN, std=IMAGENET_STD):
@@ -215,7 +264,7 @@ class CifarResNet(IntrospectableModel):
         self.flatten = nn.Flatten()
         self.linear = nn.Linear(64, num_classes)
         self.layer_aliases = OrderedDict(
-            CN1="relu", CL1="layer1", CL2="layer2", CL3="layer3", FC="linear"
+            CN1="conv1", CL1="layer1", CL2="layer2", CL3="layer3", FC="linear"
         )
         self.input_size, self.num_classes, self.classifier_path = (3, 32, 32), num_classes, "linear"
         for m in self.modules():
