@@ -274,6 +274,12 @@ def _cifar10_folder(split: str, root: Path) -> Path | None:
             classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
             if tuple(classes) == CIFAR10_CLASSES:
                 return folder
+            if base.name == _CIFAR10_FOLDERS[0]:  # the JPEG copy by name, but not CIFAR-10
+                raise ValueError(
+                    f"{folder} should hold one folder per CIFAR-10 class "
+                    f"({', '.join(CIFAR10_CLASSES)}); found {', '.join(classes) or 'none'}. "
+                    "Fix the folder or pass root=... where torchvision's cifar-10-batches-py lives."
+                )
     return None
 
 
