@@ -97,6 +97,24 @@ def test_real_loaders(shared_data):
     assert len(cifar) == 50 and cifar.classes[0] == "airplane" and cifar[0][0].shape == (3, 32, 32)
     inet = load_dataset("imagefolder", root=shared_data / "imagenet-sample", image_size=224)
     assert inet[0][0].shape == (3, 224, 224)
+    from PIL import Image
+
+    from introspect.models import eval_transform
+
+    # the photos through torchvision ResNet50's eval transform: 256 on the shorter side,
+    # the central 224 x 224, in [0, 1]; the crop is the centre of the resized photo
+    tf = eval_transform("resnet50.tv_in1k")
+    crop = load_dataset("imagefolder", root=shared_data / "imagenet-sample", transform=tf)
+    x = crop[0][0]
+    assert x.shape == (3, 224, 224) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    with Image.open(crop.samples[0][0]) as img:
+        w, h = img.size
+        s = 256 / min(w, h)
+        big = img.convert("RGB").resize((round(w * s), round(h * s)), Image.BILINEAR)
+    W, H = big.size
+    left, top = round((W - 224) / 2), round((H - 224) / 2)
+    ref = np.asarray(big.crop((left, top, left + 224, top + 224)), np.float32) / 255
+    assert np.abs(x.permute(1, 2, 0).numpy() - ref).mean() < 0.02
 
 
 @pytest.mark.realdata

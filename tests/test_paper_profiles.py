@@ -127,7 +127,8 @@ def test_imagenet_images_are_centre_cropped_not_squashed(tmp_path):
     # the old path squashes: the red shows at the edges
     from introspect.data import load_dataset
 
-    squashed = load_dataset("imagenet", "val", root=tmp_path, image_size=224, channels=3)[0][0]
+    with pytest.warns(UserWarning, match="squashed.*eval_transform"):
+        squashed = load_dataset("imagenet", "val", root=tmp_path, image_size=224)[0][0]
     assert float(squashed[0, :, 0].min()) > 0.9
 
 

@@ -414,7 +414,15 @@ def fig11(data: dict):
                 f"{spec}, eps {e255:g}/255: acc clean {acc['clean']:.2f}, "
                 f"noise {acc[f'noise@{ek}']:.2f}, PGD {acc[f'pgd@{ek}']:.2f}"
             )
-            plots.append(_box_panel(title, items, "torus distance (grid units)", width=460))
+            y_label = f"torus distance (grid units), pairing {data.get('pairing', 'rank')!r}"
+            p = _box_panel(title, items, y_label, width=460)
+            floor = data.get("noise_floor", {}).get(spec)
+            if floor:  # the shift the measure reports for a change far below eps
+                from bokeh.models import Span
+
+                level = max(floor.values())
+                p.add_layout(Span(location=level, dimension="width", line_dash="dashed"))
+            plots.append(p)
     return gridplot(plots, ncols=2)
 
 

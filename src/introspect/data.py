@@ -430,6 +430,17 @@ def load_dataset(
         samples, classes = _scan_folder(folder)
         ds = _Folder(samples, classes, f"imagefolder:{folder}", image_size, channels, transform)
     else:
+        if image_size is not None and transform is None:
+            import warnings
+
+            warnings.warn(
+                f"ImageNet photos of every aspect ratio are squashed to image_size={image_size} "
+                "(bilinear, no crop), which is not how pretrained weights were evaluated; pass "
+                "transform=introspect.models.eval_transform('<timm model name>') instead "
+                "(shorter side resized, centre crop), as the timm recipes do.",
+                UserWarning,
+                stacklevel=2,
+            )
         samples, classes = _imagenet(split, root_path)
         ds = _Folder(samples, classes, "imagenet", image_size, channels, transform)
     if len(ds) == 0:

@@ -6,10 +6,18 @@ How the two lists of 10 BMUs are compared is the ``pairing`` parameter
 j-th) counts a re-ordering of near-tied units as a shift, so even noise of a tenth of
 1/255 shows one and noise looks as strong as PGD in CL1. The default ``"set"`` compares
 the two sets of units (symmetrised mean nearest-unit torus distance): a re-ordering is 0.
-Measured on the quick profile (small_cnn@digits, 100 images, 10x10 SOMs), mean shift at
-CL1 / CL4: noise floor (noise in [0, 0.1/255]) rank 0.157 / 0.019, set 0.001 / 0.000;
-eps 1/255 noise rank 0.947 / 0.089, set 0.042 / 0.000 vs PGD rank 0.932 / 0.531, set
-0.046 / 0.036; eps 8/255 PGD/noise ratio at CL4 rank 4.3, set 32.
+Measured (mean shift; floor = noise in [0, 0.1/255]):
+
+- quick profile (small_cnn@digits, 100 images, 10x10 SOMs), CL1 / CL4: floor rank
+  0.157 / 0.019, set 0.001 / 0.000; eps 1/255 noise rank 0.947 / 0.089, set 0.042 /
+  0.000 vs PGD rank 0.932 / 0.531, set 0.046 / 0.036.
+- the pretrained CIFAR ResNet20 (akamaster weights, CIFAR-10 test JPEGs, 100 images,
+  20x20 SOMs on 50 train images per class), CL1 / CL3 at eps 1/255: floor rank 0.089 /
+  0.118, set 0.004 / 0.003; noise rank 0.676 / 0.577, set 0.037 / 0.042; PGD rank
+  2.006 / 3.503, set 0.129 / 1.633 (PGD/noise 3.0 / 6.1 by rank, 3.5 / 39 by set). The
+  per-input AUROC of PGD vs noise is higher for set at CL2, CL3 (0.85, 0.98 vs 0.84,
+  0.96) and at every layer at eps 8/255; rank's is higher at CN1, CL1 at 1/255 (0.86 vs
+  0.71 at CL1), where most set shifts are exact zeros.
 
 The data carry the noise floor (``noise_floor``, the shift under uniform noise in
 ``[0, floor_eps]``, far below any eps), the mean shift under every pairing
@@ -220,6 +228,12 @@ def summarize(data: dict) -> str:
                 ms = data["mean_shift"][spec][ek][kind]
                 lines.append(
                     f"    {kind:<6}" + "  ".join(f"{la} {ms[la]:.3f}" for la in data["layers"])
+                )
+            if "separation" in data:
+                sep = data["separation"][spec][ek]
+                lines.append(
+                    "    AUROC PGD vs noise "
+                    + "  ".join(f"{la} {sep[la][pairing]:.2f}" for la in data["layers"])
                 )
     return "\n".join(lines)
 
