@@ -391,9 +391,51 @@ def _read_claims(path: Path, since: float) -> list[dict] | None:
         return None
 
 
-def _figure_params(fig, profile, work, out, device, data_root) -> dict:
-    """A figure's parameters in a report run: its profile, the run's workdir and folders."""
+def parse_overrides(items: list[str] | None) -> dict[str, dict]:
+    """``--set [FIGURE:]NAME=YAML`` items as ``{figure id or "*": {name: value}}``.
+
+    The value is YAML (``eps=[0.1,0.2]``, ``n_attack=50``, ``model=mnist_cnn``); without a
+    ``FIGURE:`` prefix it applies to every selected figure that has the parameter.
+    """
+    import yaml
+
+    out: dict[str, dict] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--set {item!r}: write NAME=VALUE or FIGURE:NAME=VALUE.")
+        fid, _, name = key.strip().rpartition(":")
+        try:
+            out.setdefault(fid or "*", {})[name] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise SystemExit(f"--set {item!r}: the value is not YAML ({err}).") from None
+    return out
+
+
+def _check_overrides(overrides: dict[str, dict], ids: list[str]) -> None:
+    """Refuse an override that no selected figure takes (a typo would silently do nothing)."""
+    from .figures import get_figure
+
+    for fid, values in overrides.items():
+        targets = ids if fid == "*" else [fid]
+        if fid != "*" and fid not in ids:
+            raise SystemExit(f"--set {fid}:...: {fid} is not among the selected figures.")
+        for name in values:
+            if not any(name in get_figure(t).params for t in targets):
+                raise SystemExit(
+                    f"--set {name}=...: no selected figure has a parameter {name!r} "
+                    "(`introspect figures` and the notebooks' parameter cells list them)."
+                )
+
+
+def _figure_params(fig, profile, work, out, device, data_root, overrides=None) -> dict:
+    """A figure's parameters in a report run: its profile, the run's workdir and folders,
+    then the ``--set`` overrides that apply to it."""
     params = fig.profile(profile)
+    for scope in ("*", fig.id):
+        params.update(
+            {k: v for k, v in (overrides or {}).get(scope, {}).items() if k in fig.params}
+        )
     params.update(workdir=str(work), save_dir=str(out / "figures"))
     if device:
         params["device"] = device
@@ -411,8 +453,12 @@ def reproduce(
     data_root: str | None = None,
     notebooks: str | Path | None = None,
     timeout: int | None = None,
+    overrides: dict[str, dict] | None = None,
 ) -> int:
     """Execute the figure notebooks with papermill; write an HTML report. Returns the exit code.
+
+    ``overrides`` (:func:`parse_overrides`, the CLI's ``--set``) change parameters of the
+    profile: ``{"*": {name: value}}`` for every figure that has ``name``, or keyed by id.
 
     In a ``torchrun`` job (``WORLD_SIZE`` > 1) every rank first runs the selected figures'
     computations in-process with the capture and attack stages sharded over the ranks
@@ -429,8 +475,9 @@ def reproduce(
     work = Path(workdir).resolve() if workdir else out / "work"
     nb_dir = Path(notebooks) if notebooks else repo_notebooks_dir()
     ids = _figure_ids(figures)
+    _check_overrides(overrides or {}, ids)
     if _world_size() > 1:
-        rank = _prepare_sharded(ids, profile, work, out, device, data_root)
+        rank = _prepare_sharded(ids, profile, work, out, device, data_root, overrides)
         if rank != 0:
             return 0
     rows, started = [], time.time()
@@ -443,7 +490,7 @@ def reproduce(
         print(f"figure module {name} failed to import: {err}", file=sys.stderr)
     for i, fid in enumerate(ids, 1):
         fig = get_figure(fid)
-        params = _figure_params(fig, profile, work, out, device, data_root)
+        params = _figure_params(fig, profile, work, out, device, data_root, overrides)
         src = nb_dir / "figures" / f"{fid}.ipynb"
         if not src.is_file():  # an installed package without the checkout: use the generated one
             import nbformat
@@ -504,7 +551,7 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1")) if in_torchrun() else 1
 
 
-def _prepare_sharded(ids, profile, work, out, device, data_root) -> int:
+def _prepare_sharded(ids, profile, work, out, device, data_root, overrides=None) -> int:
     """Every rank: compute the figures with sharded captures and attacks; returns the rank.
 
     The figures' ``compute`` runs on every rank in the same order. Capture and attack
@@ -523,7 +570,7 @@ def _prepare_sharded(ids, profile, work, out, device, data_root) -> int:
     say(f"sharded stages over {grp.world} ranks, workdir {work}")
     for i, fid in enumerate(ids, 1):
         fig = get_figure(fid)
-        params = _figure_params(fig, profile, work, out, device, data_root)
+        params = _figure_params(fig, profile, work, out, device, data_root, overrides)
         t0, before = time.time(), dict(SHARDED)
         try:
             with sharding():
@@ -699,6 +746,15 @@ def main(argv=None) -> int:
     )
     rep.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     rep.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="[FIGURE:]NAME=VALUE",
+        help="change a parameter of the profile (VALUE is YAML), for every selected figure "
+        "that has it or for one figure; repeatable",
+    )
+    rep.add_argument(
         "--offline",
         action="store_true",
         help="inline BokehJS in every page (each page works alone; larger files). By default "
@@ -784,6 +840,7 @@ def main(argv=None) -> int:
             args.data_root,
             args.notebooks,
             args.timeout,
+            parse_overrides(args.overrides),
         )
     return _figures_cmd(args)
 
