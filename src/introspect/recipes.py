@@ -165,7 +165,9 @@ RECIPES: dict[str, dict] = {
     # [0, 1e-5], cycles of T = 3000 iterations of 128, N = 30 cycles = 214 epochs of the
     # 54,000 training images (422 iterations each), patience 5 cycles = 36 epochs).
     # TensorFlow's default initialisation (Glorot uniform, zero biases), the paper's: with
-    # PyTorch's, these learning rates leave the net at chance through the first cycle.
+    # PyTorch's, these learning rates leave the net at chance through the first cycle. With
+    # it, validation accuracy 67.5 / 88.6 / 91.1 % after cycles 1-3, 94.8 % after 98 epochs
+    # (~14 cycles) on CPU (the paper: 96.57 % test accuracy after 30 cycles).
     "net1_mlp@mnist": dict(
         model="net1_mlp",
         model_kwargs={"dropout": 0.1, "init": "glorot"},

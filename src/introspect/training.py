@@ -246,7 +246,7 @@ def fit_classifier(
         ``callback`` is not called again for the epochs already done). A checkpoint of a
         finished run returns at once. It is read with ``weights_only=True`` (no code runs)
         and refused, with an error, when it belongs to another run (data size, batch size,
-        epochs, lr, loss, optimizer or seed differ).
+        epochs, lr, schedule, loss, optimizer, seed, patience, noise or attack differ).
 
     Returns
     -------
@@ -302,6 +302,8 @@ def fit_classifier(
     run = dict(
         n_train=len(x), batch_size=int(batch_size), epochs=int(epochs), lr=float(lr),
         loss=str(loss), optimizer=str(optimizer), seed=int(seed),
+        other=repr(dict(clr=clr, patience=patience, noise_sigma_max=noise_sigma_max,
+                        adversarial=adversarial, weight_decay=weight_decay)),
     )  # fmt: skip
     resume = Path(resume) if resume is not None else None
     start = 0

@@ -89,7 +89,7 @@ class Net1MLP(IntrospectableModel):
         With PyTorch's default (smaller weights: U(+-1/sqrt(fan_in))) the 12 x 200 ELU
         net on MNIST with the paper's learning rates in [0, 1e-5] is still at chance after
         its first 3,000-iteration cycle (11 % validation accuracy after 8 epochs of 422
-        iterations); with ``"glorot"`` it is at 68 %.
+        iterations); with ``"glorot"`` it is at 68 %, and at 91 % after three cycles.
     Aliases ``H1..H<depth>`` are the ELU outputs ``act0..``.
     """
 
