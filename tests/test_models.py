@@ -123,3 +123,46 @@ def test_cifar_resnet44_checkpoint_on_jpeg_test_set(shared_data):
     data = load_dataset("imagefolder", "test", root=shared_data / "cifar10-jpeg")
     acc = evaluate(model, data, batch_size=500)["accuracy"]
     assert acc == pytest.approx(0.827, abs=0.01)  # 93.1 % on the lossless originals
+
+
+def test_offline_weight_downloads_fail_with_the_fix(monkeypatch, tmp_path):
+    """No network and no local file: a clear error that names where to put the weights,
+    not a raw URLError (issue 15); no partial file is left in the hub cache."""
+    import urllib.error
+
+    import torch.hub
+
+    import introspect.models as models
+
+    def offline(url, dst, *a, **k):
+        open(dst, "wb").write(b"partial")
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setenv("INTROSPECT_WEIGHTS", str(tmp_path / "none"))
+    monkeypatch.setenv("INTROSPECT_DATA", str(tmp_path / "nodata"))
+    with pytest.raises(
+        FileNotFoundError, match=r"download .* failed \(URLError.*INTROSPECT_WEIGHTS"
+    ):
+        models._find_weights("cifar_resnet20", "nothing-*.th", "https://example.invalid/r20.th")
+    assert not list((tmp_path / "hub").rglob("*.th"))
+
+    import timm
+
+    def no_hub(name, pretrained=False, **kw):
+        if pretrained:
+            raise OSError("We couldn't connect to 'https://huggingface.co'")
+        return real(name, pretrained=False, **kw)
+
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", no_hub)
+    with pytest.raises(FileNotFoundError, match="Offline.*pretrained=False"):
+        create_model("timm:resnet18", pretrained=True)
+
+
+def test_a_module_where_a_recipe_name_is_expected_says_what_to_do():
+    from introspect.recipes import recipe
+
+    with pytest.raises(TypeError, match=r"got Linear.*introspect.Study\(model="):
+        recipe(torch.nn.Linear(2, 2))

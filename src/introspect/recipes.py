@@ -229,6 +229,12 @@ def recipe(spec: str | dict) -> dict:
     """The recipe dict of a name (or a dict passed through)."""
     if isinstance(spec, dict):
         return dict(spec)
+    if not isinstance(spec, str):
+        raise TypeError(
+            f"a model recipe is a name (e.g. 'small_cnn@digits', 'timm:resnet18') or a dict; "
+            f"got {type(spec).__name__}. For a model of your own, use "
+            "introspect.Study(model=..., data=...)."
+        )
     if spec in RECIPES:
         return dict(RECIPES[spec])
     if spec.startswith("timm:"):

@@ -109,7 +109,17 @@ def _find_weights(name: str, glob: str | None, url: str | None, extra=None) -> P
         target = Path(get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
-            download_url_to_file(url, str(target))
+            try:
+                download_url_to_file(url, str(target))
+            except (OSError, ValueError) as err:  # URLError, timeouts, no network, HTTP errors
+                target.unlink(missing_ok=True)
+                looked = ", ".join(str(d) for d in _weight_dirs(extra))
+                raise FileNotFoundError(
+                    f"no pretrained weights for {name!r}: not in {looked}, and the download "
+                    f"from {url} failed ({type(err).__name__}: {err}); offline? Put the file "
+                    f"({glob or target.name}) in one of those folders, set $INTROSPECT_WEIGHTS, "
+                    "or pass checkpoint=<path>."
+                ) from err
         return target
     looked = ", ".join(str(d) for d in _weight_dirs(extra))
     raise FileNotFoundError(

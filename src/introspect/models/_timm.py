@@ -112,6 +112,15 @@ class TimmModel(IntrospectableModel):
                     f"timm has no model {name!r}; see timm.list_models('{name[:4]}*')."
                 ) from err
             raise
+        except (OSError, ValueError) as err:  # the hub unreachable, no cached copy
+            if not pretrained:
+                raise
+            raise FileNotFoundError(
+                f"timm could not load the pretrained weights of {name!r} "
+                f"({type(err).__name__}: {err}). Offline? Download them once where there is "
+                "a network (they are cached under ~/.cache/huggingface), or pass "
+                "pretrained=False or checkpoint=<path>."
+            ) from err
         cfg = getattr(body, "pretrained_cfg", None) or {}
         self.normalize = Normalize(
             cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
