@@ -173,3 +173,25 @@ def test_set_overrides_change_the_profile_and_refuse_typos(tmp_path):
         cli._check_overrides({"library.fig5": {"n_attack": 5}}, ["telescope.fig03"])
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         cli.parse_overrides(["n_attack"])
+
+
+def test_library_claims_read_torchvision_digit_names_and_top3_recovery():
+    """MNIST's classes are named '0 - zero' ...: the CI(4, 9) claim still finds the digits;
+    top-3's gain is judged against what top-1 left to gain (at 0.95 agreement the most it
+    can add is 0.05)."""
+    import numpy as np
+
+    ci = np.full((10, 10), 0.01)
+    np.fill_diagonal(ci, 1.0)
+    ci[4, 9] = 0.2
+    names = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five",
+             "6 - six", "7 - seven", "8 - eight", "9 - nine"]  # fmt: skip
+    data = {"classes": names, "thetas": ["0.65"], "layers": ["CN1", "FC1"],
+            "ci": {"0.65": {"CN1": ci.tolist(), "FC1": (ci * 0.5).tolist()}}}  # fmt: skip
+    v = {c["claim"][:8]: c for c in FIGURES["library.fig3"].check_claims(data)}
+    assert v["CI(4, 9)"]["verdict"] == "reproduced"
+    lib = {"layers": ["CN1"], "top1": {"CN1": [0.9, 0.95]}, "top3": {"CN1": [0.97, 0.99]}}
+    from introspect.figures._library_claims import top3_helps
+
+    ok, nums = top3_helps(lib)  # recovers 70 % and 80 % of what top-1 missed
+    assert ok and nums["share of top-1's disagreement that top-3 recovers"]["CN1"] == 0.75

@@ -111,9 +111,10 @@ def _fc_alleviates(data):
 
 
 def _four_nine_high(data):
+    names = [str(c) for c in data["classes"]]
     need(
-        [str(c) for c in data["classes"]][:10] == [str(d) for d in range(10)],
-        "the classes are not the digits 0-9",
+        len(names) == 10 and all(n.split()[0] == str(d) for d, n in enumerate(names)),
+        f"the classes are not the digits 0-9 ({names[:3]}...)",
     )
     res, nums = {}, {}
     for t in data["thetas"]:

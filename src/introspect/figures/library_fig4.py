@@ -78,7 +78,8 @@ CLAIMS = [
         agreement_reliable,
     ),
     Claim(
-        "The three best answers improve on the single best in every layer",
+        "The three best answers recover at least half of the single best's disagreement, "
+        "in every layer",
         "Lee 2019, Fig. 4C",
         top3_helps,
     ),
