@@ -130,11 +130,12 @@ class SOMPanel(Panel):
         self.progress = ProgressBar("SOM")  # throttled by _on_progress
         self.update_interval = float(update_interval)
         self.n_updates = 0  # live updates sent by the last training (progress + curve)
+        self.train_seconds: float | None = None  # of the last study.telescope call
         self._tick_lock = threading.Lock()
         self._last_tick = -float("inf")
 
         # loss curve (bokeh, updated in place)
-        self.loss_source = ColumnDataSource(dict(step=[], qe=[]))
+        self.loss_source = ColumnDataSource(dict(step=[], qe=[]), name="loss")
         self.loss_fig = figure(
             title="SOM loss (batch quantization error)",
             width=420,
@@ -206,6 +207,7 @@ class SOMPanel(Panel):
             self.loss_source.data = dict(step=[], qe=[])
             self._last_tick, self.n_updates = -float("inf"), 0
             self.progress.reset(total=1, description=layer)
+            t0 = time.perf_counter()
             result = self.study.telescope(
                 layer,
                 int(self.size.value),
@@ -217,7 +219,9 @@ class SOMPanel(Panel):
                 seed=self.seed,
                 callback=self._on_progress,
             )
-            self.progress(1, 1)  # a cached map reports no steps
+            self.train_seconds = time.perf_counter() - t0
+            if self.n_updates == 0:
+                self.progress(1, 1)  # a cached map reports no steps
             self.progress.close()
             self._use(result)
             som = result.som
@@ -229,6 +233,7 @@ class SOMPanel(Panel):
                 f"{layer}: {som.m}x{som.n} SOM, {som.n_steps_} steps, final QE "
                 f"{qe[-min(len(qe), 50) :].mean():.4f}, "
                 f"topographic error {som.topographic_error(np.asarray(X, dtype=np.float32)):.3f}"
+                f" ({self.train_seconds:.2f} s)"
             )
         if self.error is not None:
             self.progress.fail()
