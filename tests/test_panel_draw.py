@@ -205,3 +205,11 @@ def test_som_training_streams_its_curve_throttled(digits_study):
     n_steps = panel.som.n_steps_
     assert len(panel.loss_source.data["qe"]) == n_steps
     assert panel.n_updates < n_steps / 2  # it was one per step
+
+
+def test_closing_a_view_twice_is_quiet():
+    from bokeh.plotting import figure
+
+    view = bokeh_widget(figure())
+    view.close()
+    view.close()  # BokehModel raised KeyError here (and so from __del__ after a close)

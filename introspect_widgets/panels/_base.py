@@ -349,6 +349,14 @@ def _live_bokeh_class():
             self.refresh()
             return super()._repr_mimebundle_(**kwargs)
 
+        def close(self) -> None:
+            # BokehModel.close is not idempotent (a second close, e.g. at garbage
+            # collection after a panel replaced its view, raised KeyError in __del__)
+            W.DOMWidget.close(self)
+            if self._document is not None:
+                with contextlib.suppress(KeyError):
+                    self._document.remove_on_change(self)
+
     _LIVE_CLASS = LiveBokehModel
     return LiveBokehModel
 
