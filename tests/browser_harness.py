@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -244,6 +245,25 @@ class LabPage:
         self.console_errors.clear()
         self.page.reload()
         self.open(name, timeout)
+
+    def slider(self, within, description: str):
+        """The ipywidgets slider under ``within`` whose description is ``description``."""
+        label = self.page.locator(
+            ".widget-label", has_text=re.compile(f"^{re.escape(description)}$")
+        )
+        return within.locator(".widget-slider").filter(has=label)
+
+    def drag_slider(self, slider, to: str = "left") -> None:
+        """Drag a slider's handle with the mouse past the ``to`` end of its track."""
+        slider.scroll_into_view_if_needed()  # the mouse reaches what is on screen only
+        box = slider.locator(".noUi-handle").bounding_box()
+        track = slider.locator(".noUi-target").bounding_box()
+        y = box["y"] + box["height"] / 2
+        self.page.mouse.move(box["x"] + box["width"] / 2, y)
+        self.page.mouse.down()
+        x = track["x"] - 20 if to == "left" else track["x"] + track["width"] + 20
+        self.page.mouse.move(x, y, steps=5)
+        self.page.mouse.up()
 
     def bokeh_content(self, locator) -> list[dict]:
         """What the BokehJS views inside ``locator`` hold, one dict per root view.

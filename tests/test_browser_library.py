@@ -34,9 +34,7 @@ def test_library_heatmap_and_eps_slider_in_chromium(jupyter_lab, lab_page):  # n
     panel.wait_for(state="visible")
     lab_page.wait_bokeh(panel, _ci_drawn)
 
-    eps = panel.locator(".widget-hslider").filter(
-        has=page.locator(".widget-label", has_text=re.compile(r"^eps$"))
-    )
+    eps = lab_page.slider(panel, "eps")
     readout = eps.locator(".widget-readout")
     assert readout.inner_text() == "0.1"  # the middle of 0.05, 0.1, 0.2: what was computed
 
@@ -44,15 +42,7 @@ def test_library_heatmap_and_eps_slider_in_chromium(jupyter_lab, lab_page):  # n
         return f"CPL, eps {readout.inner_text()}" in _titles(content)
 
     lab_page.wait_bokeh(panel, title_is_readout)
-    # drag the handle to the left end of the track: the slider moves to 0.05
-    eps.scroll_into_view_if_needed()  # the mouse reaches what is on screen only
-    handle = eps.locator(".noUi-handle")
-    track = eps.locator(".noUi-target").bounding_box()
-    box = handle.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(track["x"] - 20, box["y"] + box["height"] / 2, steps=5)
-    page.mouse.up()
+    lab_page.drag_slider(eps, "left")  # to the first budget, 0.05
     page.wait_for_function("(el) => el.innerText === '0.05'", arg=readout.element_handle())
     lab_page.wait_idle()
     lab_page.wait_bokeh(panel, title_is_readout)
@@ -63,10 +53,7 @@ def test_library_heatmap_and_eps_slider_in_chromium(jupyter_lab, lab_page):  # n
     panel = page.locator(".introspect-panel").first
     panel.wait_for(state="visible")
     lab_page.wait_bokeh(panel, _ci_drawn)
-    eps = panel.locator(".widget-hslider").filter(
-        has=page.locator(".widget-label", has_text=re.compile(r"^eps$"))
-    )
-    readout = eps.locator(".widget-readout")
+    readout = lab_page.slider(panel, "eps").locator(".widget-readout")
     assert readout.inner_text() == "0.05"
     lab_page.wait_bokeh(panel, title_is_readout)
     assert lab_page.js_errors() == []
