@@ -213,3 +213,34 @@ def test_closing_a_view_twice_is_quiet():
     view = bokeh_widget(figure())
     view.close()
     view.close()  # BokehModel raised KeyError here (and so from __del__ after a close)
+
+
+def test_a_view_takes_changes_from_several_threads():
+    """Fits report from worker threads while the kernel answers a reload's state request."""
+    from bokeh.plotting import figure
+
+    src = ColumnDataSource(dict(x=[], y=[]), name="s")
+    fig = figure()
+    fig.line("x", "y", source=src)
+    view = bokeh_widget(fig)
+    view._send = lambda msg, buffers=None: None  # as if a browser were attached
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(100):
+                src.stream(dict(x=[k * 1000 + i], y=[i]))
+                fig.title.text = f"thread {k} step {i}"
+        except Exception as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        view.get_state()  # a reload's state request meanwhile
+    for t in threads:
+        t.join()
+    assert errors == []
+    view.refresh()
+    assert len(bundle_source(view, "s").data["x"]) == 300

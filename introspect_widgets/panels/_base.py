@@ -316,6 +316,14 @@ def _live_bokeh_class():
                 self._stale = True  # also for changes made in the browser (selections)
                 super()._document_patched(event)
 
+        def _sync_model(self, model, content, buffers) -> None:
+            # an event from the browser (a tap, a range) changes the document too: under
+            # the same lock as the patches (bokeh's PATCH-DOC and to_json iterate the
+            # document's set of new models, which another thread's change may grow:
+            # "Set changed size during iteration")
+            with self._bundle_lock:
+                super()._sync_model(model, content, buffers)
+
         def _fresh_bundle(self):
             self._stale = False
             return self._model_to_traits(self._model)
