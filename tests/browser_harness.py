@@ -13,6 +13,11 @@ Reuse it for any panel::
         lab_page.run_all()                # runs every cell, waits for idle
         panel = lab_page.page.locator(".introspect-panel").first
         panel.get_by_role("button", name="Run").click()
+        # what the page's bokeh views hold: rows per source (by name), titles
+        lab_page.wait_bokeh(panel, lambda c: any(v["sources"].get("points") for v in c))
+        lab_page.drag_slider(lab_page.slider(panel, "eps"), "left")
+        lab_page.kernel_execute("print(panel.eps)")   # stdout of code run in the kernel
+        lab_page.reload(NOTEBOOK.name)    # save, reload, reopen on the same kernel
         ...
         assert lab_page.js_errors() == []
 
