@@ -15,23 +15,21 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 EPOCHS = 300  # 300 training images of digits in batches of 10: 9,000 steps, about 2 s
 STEPS = EPOCHS * 30
+HEADLESS = f"""
+import time
+import comm
 
-
-def _headless_train(workdir, *, seed: int) -> float:
-    """Seconds of SOMPanel(...).train() in this process: no browser, no kernel."""
-    from introspect import Study
-    from introspect_widgets.panels import SOMPanel
-
-    study = Study.from_recipe(
-        "small_cnn@digits", workdir=workdir, device="cpu", n_per_class=30, progress=False
-    )
-    study.capture("codes", layers=["CL4"])  # stored (and loaded) outside the timing
-    panel = SOMPanel(study, layer="CL4", size=10, epochs=EPOCHS, seed=seed)
+def _headless(seed):
+    create, comm.create_comm = comm.create_comm, comm.DummyComm
+    try:  # widgets with no browser side: nothing they change goes out
+        p = SOMPanel(study, layer="CL4", size=10, epochs={EPOCHS}, seed=seed)
+    finally:
+        comm.create_comm = create
     t = time.perf_counter()
-    panel.train()
-    dt = time.perf_counter() - t
-    assert panel.error is None and panel.som.n_steps_ == STEPS, panel.errors.text
-    return dt
+    p.train()
+    assert p.error is None and p.som.n_steps_ == {STEPS}, p.errors.text
+    return time.perf_counter() - t
+"""
 
 
 @pytest.mark.parametrize("jupyter_lab", [[NOTEBOOK]], indirect=True)
@@ -49,27 +47,33 @@ def test_som_notebook_trains_and_clicks_in_chromium(jupyter_lab, lab_page):  # n
     train.click()  # the notebook's settings: also loads the codes into the kernel's study
     panel.get_by_text(re.compile(r"CL4: 10x10 SOM, 150 steps, final QE")).wait_for(timeout=180_000)
 
-    # a longer fit from the browser against the same fit headless (this process, the
-    # kernel's workdir: its model and codes) before and after it; other seeds than the
-    # browser's, so that no fit comes from the cache
-    work = jupyter_lab.root / "nb" / "introspect-work"
-    headless = [_headless_train(work, seed=1)]
+    # a longer fit from the browser against the same fit headless: in the same kernel
+    # (same process, cores and study; a fit in this test process is ~1.2x faster than in
+    # any kernel), by a SOMPanel whose widgets have no comm, so nothing goes to the browser;
+    # alternated, best of three each (the least noisy estimate on shared cores); every seed
+    # differs, so no fit comes from the cache
     lab_page.kernel_execute(f"panel.epochs.value = {EPOCHS}")
-    t_click = time.perf_counter()
-    train.click()
-    status = panel.get_by_text(re.compile(rf"CL4: 10x10 SOM, {STEPS} steps, final QE"))
-    status.wait_for(state="visible", timeout=180_000)
-    t_browser = time.perf_counter() - t_click
-    headless.append(_headless_train(work, seed=2))
-    t_headless = sum(headless) / len(headless)
-    t_kernel = float(re.search(r"\(([\d.]+) s\)", status.inner_text()).group(1))
+    lab_page.kernel_execute(HEADLESS)
+    browser_s, headless_s, kernel_s = [], [], []
+    for k in range(3):
+        headless_s.append(float(lab_page.kernel_execute(f"print(_headless({1 + k}))")))
+        status = panel.get_by_text(re.compile(rf"CL4: 10x10 SOM, {STEPS} steps, final QE"))
+        lab_page.kernel_execute(f"panel.seed = {10 + k}; panel.set_status('')")
+        status.wait_for(state="detached")  # the last fit's status is gone from the page
+        t_click = time.perf_counter()
+        train.click()
+        status.wait_for(state="visible", timeout=180_000)
+        browser_s.append(time.perf_counter() - t_click)
+        kernel_s.append(float(re.search(r"\(([\d.]+) s\)$", status.inner_text()).group(1)))
+        lab_page.wait_idle()
+    ratio = min(browser_s) / min(headless_s)
     print(
-        f"\nSOM {STEPS} steps: browser {t_browser:.2f} s (in the kernel {t_kernel:.2f} s), "
-        f"headless {' and '.join(f'{t:.2f}' for t in headless)} s, "
-        f"ratio {t_browser / t_headless:.2f}"
+        f"\nSOM {STEPS} steps: browser {', '.join(f'{t:.2f}' for t in browser_s)} s (in the "
+        f"kernel {', '.join(f'{t:.2f}' for t in kernel_s)} s), headless "
+        f"{', '.join(f'{t:.2f}' for t in headless_s)} s, ratio of the best {ratio:.2f}"
     )
     # the loss curve went out on every step: 19.6 s in the browser for 0.2 s headless
-    assert t_browser <= 1.5 * t_headless
+    assert ratio <= 1.5
     # ... and the whole curve arrived, in a few throttled messages
     lab_page.wait_bokeh(panel, lambda c: any(v["sources"].get("loss") == STEPS for v in c))
 

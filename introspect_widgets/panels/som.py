@@ -60,9 +60,11 @@ class SOMPanel(Panel):
         Thumbnails shown for a clicked unit.
     update_interval : float
         Seconds between two live updates of the progress bar and the loss curve while
-        training (default 0.1: at most 10 a second; the last step is always shown). Each
-        update sends the curve's new points in one message: sending every step made a fit
-        in the browser ~100x slower than headless.
+        training (default 0.25: 4 a second; the last step is always shown). Each update
+        sends the curve's new points in one message. Sending every step made a fit in the
+        browser several times slower than headless (the browser redraws per message and
+        competes for the cores); at 10 a second a 2 s fit still took ~1.3-1.5x on 2 busy
+        cores, at 4 ~1.2-1.4x.
     """
 
     def __init__(
@@ -78,7 +80,7 @@ class SOMPanel(Panel):
         top_k: int = 10,
         seed: int = 0,
         max_thumbnails: int = 16,
-        update_interval: float = 0.1,
+        update_interval: float = 0.25,
         workdir: str = "introspect-work",
         device: str = "cpu",
         data_root: str | None = None,
