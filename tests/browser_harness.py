@@ -13,6 +13,11 @@ Reuse it for any panel::
         lab_page.run_all()                # runs every cell, waits for idle
         panel = lab_page.page.locator(".introspect-panel").first
         panel.get_by_role("button", name="Run").click()
+        # what the page's bokeh views hold: rows per source (by name), titles
+        lab_page.wait_bokeh(panel, lambda c: any(v["sources"].get("points") for v in c))
+        lab_page.drag_slider(lab_page.slider(panel, "eps"), "left")
+        lab_page.kernel_execute("print(panel.eps)")   # stdout of code run in the kernel
+        lab_page.reload(NOTEBOOK.name)    # save, reload, reopen on the same kernel
         ...
         assert lab_page.js_errors() == []
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -229,9 +235,104 @@ class LabPage:
         )
         self.wait_idle(timeout)
 
+    def save(self, timeout: float = 30.0) -> None:
+        """Save the notebook (its outputs) and wait until it is no longer dirty."""
+        self._app("return app.commands.execute('docmanager:save');")
+        self.page.wait_for_function(
+            "() => !window.jupyterapp.shell.currentWidget.context.model.dirty",
+            timeout=timeout * 1000,
+        )
+
+    def reload(self, name: str, timeout: float = 60.0) -> None:
+        """Save, reload the page, reopen ``name`` on the same kernel; JS errors start afresh."""
+        self.save()
+        self.page_errors.clear()
+        self.console_errors.clear()
+        self.page.reload()
+        self.open(name, timeout)
+
+    def slider(self, within, description: str):
+        """The ipywidgets slider under ``within`` whose description is ``description``."""
+        label = self.page.locator(
+            ".widget-label", has_text=re.compile(f"^{re.escape(description)}$")
+        )
+        return within.locator(".widget-slider").filter(has=label)
+
+    def drag_slider(self, slider, to: str = "left") -> None:
+        """Drag a slider's handle with the mouse past the ``to`` end of its track."""
+        slider.scroll_into_view_if_needed()  # the mouse reaches what is on screen only
+        box = slider.locator(".noUi-handle").bounding_box()
+        track = slider.locator(".noUi-target").bounding_box()
+        y = box["y"] + box["height"] / 2
+        self.page.mouse.move(box["x"] + box["width"] / 2, y)
+        self.page.mouse.down()
+        x = track["x"] - 20 if to == "left" else track["x"] + track["width"] + 20
+        self.page.mouse.move(x, y, steps=5)
+        self.page.mouse.up()
+
+    def bokeh_content(self, locator) -> list[dict]:
+        """What the BokehJS views inside ``locator`` hold, one dict per root view.
+
+        ``{"sources": {name or id: rows}, "titles": [...]}`` read from each view's document
+        in the page (``Bokeh.index``): the data a view draws, not the kernel's copy.
+        """
+        return locator.evaluate(_BOKEH_CONTENT_JS)
+
+    def wait_bokeh(self, locator, predicate, timeout: float = 60.0) -> list[dict]:
+        """Poll :meth:`bokeh_content` until ``predicate(content)`` holds; returns it."""
+        deadline = time.monotonic() + timeout
+        content = []
+        while time.monotonic() < deadline:
+            content = self.bokeh_content(locator)
+            if predicate(content):
+                return content
+            self.page.wait_for_timeout(200)  # let the browser run between two looks
+        raise AssertionError(f"bokeh views never matched within {timeout}s: {content}")
+
+    def kernel_execute(self, code: str, timeout: float = 120.0) -> str:
+        """Run ``code`` in the notebook's kernel (no cell); returns its stdout."""
+        return self.page.evaluate(
+            """async ([code, timeout]) => {
+                const w = window.jupyterapp.shell.currentWidget;
+                const kernel = w.sessionContext.session.kernel;
+                const future = kernel.requestExecute({code, silent: false, store_history: false});
+                let out = "", err = null;
+                future.onIOPub = (msg) => {
+                    const t = msg.header.msg_type;
+                    if (t === "stream") out += msg.content.text;
+                    if (t === "error") err = msg.content.ename + ": " + msg.content.evalue;
+                };
+                await future.done;
+                if (err !== null) throw new Error(err);
+                return out;
+            }""",
+            [code, timeout],
+        )
+
     def cell_errors(self) -> list[str]:
         """Text of error outputs in the notebook (tracebacks)."""
         return self.page.locator(".jp-OutputArea-output[data-mime-type*='error']").all_inner_texts()
+
+
+_BOKEH_CONTENT_JS = """(el) => {
+    const out = [];
+    if (typeof Bokeh === "undefined" || Bokeh.index === undefined) return out;
+    for (const view of Bokeh.index.roots) {
+        if (!view.el || !view.el.isConnected || !el.contains(view.el)) continue;
+        const sources = {}, titles = [];
+        for (const m of view.model.document.all_models) {
+            if (m.type === "ColumnDataSource") {
+                const data = m.data instanceof Map ? Object.fromEntries(m.data) : m.data;
+                const cols = Object.values(data);
+                sources[m.name || m.id] = cols.length ? cols[0].length : 0;
+            } else if (m.type === "Title") {
+                titles.push(m.text);
+            }
+        }
+        out.push({sources, titles});
+    }
+    return out;
+}"""
 
 
 @pytest.fixture(scope="module")

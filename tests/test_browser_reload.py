@@ -15,7 +15,7 @@ from introspect import Study
 from introspect_widgets.panels import ManifoldPanel
 
 study = Study.from_recipe("small_cnn@digits", workdir="work", device="cpu", progress=False)
-panel = ManifoldPanel(study, eps=[0.05], nb_iter=2, n=60)
+panel = ManifoldPanel(study, eps=["2/255", 0.05], nb_iter=2, n=60)
 panel"""
 
 
@@ -54,6 +54,17 @@ def page_nb(browser, jupyter_lab_nb):  # noqa: F811
     context.close()
 
 
+def _drawn(eps: str):
+    def drawn(content):
+        """The scatter holds one point per digit and its title the eps of the slider."""
+        titles = [t for v in content for t in v["titles"]]
+        return any(10 in v["sources"].values() for v in content) and any(
+            t.startswith(f"small_cnn@digits, eps {eps}, threshold") for t in titles
+        )
+
+    return drawn
+
+
 def test_callback_plots_draw_in_a_fresh_kernel_and_after_reload(page_nb):
     lab = page_nb
     lab.open("reload.ipynb")
@@ -63,19 +74,23 @@ def test_callback_plots_draw_in_a_fresh_kernel_and_after_reload(page_nb):
     panel.get_by_role("button", name="Compute").first.click()
     canvas = panel.locator(".bk-Canvas, .bk-Figure").first
     canvas.wait_for(state="attached", timeout=180_000)  # the first plot, made in the callback
+    lab.wait_bokeh(panel, _drawn("0.05"))  # its points, not an empty plot
     drawn = panel.locator(".bk-Canvas, .bk-Figure").count()
+    # the eps slider drags, reads the budget as written, and the titles follow it
+    eps = lab.slider(panel, "eps")
+    assert eps.locator(".widget-readout").inner_text() == "0.05"
+    lab.drag_slider(eps, "left")
+    page.wait_for_function(
+        "(el) => el.innerText === '2/255'", arg=eps.locator(".widget-readout").element_handle()
+    )
+    lab.wait_idle()
+    lab.wait_bokeh(panel, _drawn("2/255"))
     assert lab.js_errors() == []
 
-    lab._app("return app.commands.execute('docmanager:save');")
-    page.wait_for_function(
-        "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
-    )
-    lab.page_errors.clear()
-    lab.console_errors.clear()
-    page.reload()
-    lab.open("reload.ipynb")  # the same kernel: the widgets come back from it
+    lab.reload("reload.ipynb")  # the same kernel: the widgets come back from it
     panel = page.locator(".introspect-panel").first
     panel.wait_for(state="visible", timeout=60_000)
     panel.locator(".bk-Canvas, .bk-Figure").first.wait_for(state="attached", timeout=60_000)
+    lab.wait_bokeh(panel, _drawn("2/255"))
     assert panel.locator(".bk-Canvas, .bk-Figure").count() >= drawn
     assert lab.js_errors() == []

@@ -1,4 +1,5 @@
-"""Real browser: the SOM explore notebook in JupyterLab; a SOM trained and a unit clicked from chromium."""
+"""Real browser: the SOM explore notebook in JupyterLab; a SOM trained from chromium (about as
+fast as headless) and a unit clicked."""
 
 from __future__ import annotations
 
@@ -11,6 +12,24 @@ from browser_harness import REPO, browser, jupyter_lab, lab_page  # noqa: F401 (
 NOTEBOOK = REPO / "notebooks" / "explore" / "som.ipynb"
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+
+EPOCHS = 300  # 300 training images of digits in batches of 10: 9,000 steps, about 2 s
+STEPS = EPOCHS * 30
+HEADLESS = f"""
+import time
+import comm
+
+def _headless(seed):
+    create, comm.create_comm = comm.create_comm, comm.DummyComm
+    try:  # widgets with no browser side: nothing they change goes out
+        p = SOMPanel(study, layer="CL4", size=10, epochs={EPOCHS}, seed=seed)
+    finally:
+        comm.create_comm = create
+    t = time.perf_counter()
+    p.train()
+    assert p.error is None and p.som.n_steps_ == {STEPS}, p.errors.text
+    return time.perf_counter() - t
+"""
 
 
 @pytest.mark.parametrize("jupyter_lab", [[NOTEBOOK]], indirect=True)
@@ -25,10 +44,38 @@ def test_som_notebook_trains_and_clicks_in_chromium(jupyter_lab, lab_page):  # n
     panel.wait_for(state="visible")
     train = panel.get_by_role("button", name="Train")
     train.wait_for(state="visible")
-    train.click()
-    status = panel.get_by_text(re.compile(r"CL4: 10x10 SOM, \d+ steps, final QE"))
-    status.wait_for(state="visible", timeout=180_000)
-    t_train = time.monotonic() - t0
+    train.click()  # the notebook's settings: also loads the codes into the kernel's study
+    panel.get_by_text(re.compile(r"CL4: 10x10 SOM, 150 steps, final QE")).wait_for(timeout=180_000)
+
+    # a longer fit from the browser against the same fit headless: in the same kernel
+    # (same process, cores and study; a fit in this test process is ~1.2x faster than in
+    # any kernel), by a SOMPanel whose widgets have no comm, so nothing goes to the browser;
+    # alternated, best of three each (the least noisy estimate on shared cores); every seed
+    # differs, so no fit comes from the cache
+    lab_page.kernel_execute(f"panel.epochs.value = {EPOCHS}")
+    lab_page.kernel_execute(HEADLESS)
+    browser_s, headless_s, kernel_s = [], [], []
+    for k in range(3):
+        headless_s.append(float(lab_page.kernel_execute(f"print(_headless({1 + k}))")))
+        status = panel.get_by_text(re.compile(rf"CL4: 10x10 SOM, {STEPS} steps, final QE"))
+        lab_page.kernel_execute(f"panel.seed = {10 + k}; panel.set_status('')")
+        status.wait_for(state="detached")  # the last fit's status is gone from the page
+        t_click = time.perf_counter()
+        train.click()
+        status.wait_for(state="visible", timeout=180_000)
+        browser_s.append(time.perf_counter() - t_click)
+        kernel_s.append(float(re.search(r"\(([\d.]+) s\)$", status.inner_text()).group(1)))
+        lab_page.wait_idle()
+    ratio = min(browser_s) / min(headless_s)
+    print(
+        f"\nSOM {STEPS} steps: browser {', '.join(f'{t:.2f}' for t in browser_s)} s (in the "
+        f"kernel {', '.join(f'{t:.2f}' for t in kernel_s)} s), headless "
+        f"{', '.join(f'{t:.2f}' for t in headless_s)} s, ratio of the best {ratio:.2f}"
+    )
+    # the loss curve went out on every step: 19.6 s in the browser for 0.2 s headless
+    assert ratio <= 1.5
+    # ... and the whole curve arrived, in a few throttled messages
+    lab_page.wait_bokeh(panel, lambda c: any(v["sources"].get("loss") == STEPS for v in c))
 
     # the map (anywidget canvas) shows the 10x10 SOM; a click on a unit reaches Python
     grid = panel.locator(".introspect-grid canvas").first
@@ -36,8 +83,6 @@ def test_som_notebook_trains_and_clicks_in_chromium(jupyter_lab, lab_page):  # n
     assert grid.get_attribute("data-rows") == "10" and grid.get_attribute("data-cols") == "10"
     grid.click(position={"x": 11, "y": 11})  # unit (0, 0): 22-pixel cells
     panel.get_by_text(re.compile(r"unit 0 \(row 0, col 0\): \d+ SOM-tr inputs")).wait_for()
-    # the loss curve is a bokeh view
-    panel.locator(".bk-Figure, .bk-Canvas").first.wait_for(state="attached")
 
     assert lab_page.js_errors() == []
-    print(f"\nbrowser SOM test: trained after {t_train:.1f}s, total {time.monotonic() - t0:.1f}s")
+    print(f"browser SOM test: {time.monotonic() - t0:.1f} s")

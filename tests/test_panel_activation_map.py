@@ -179,8 +179,22 @@ def test_explore_notebook_runs_in_chromium(jupyter_lab, lab_page):  # noqa: F811
     panel.wait_for(state="visible")
     panel.get_by_text(re.compile(r"360 inputs mapped; accuracy 0\.\d+")).wait_for()
     panel.locator(".bk-Canvas, .bk-Figure").first.wait_for(state="attached")
+
+    def mapped(content):  # the map the browser draws holds every input (it was empty)
+        return any(v["sources"].get("points") == 360 for v in content)
+
+    lab_page.wait_bokeh(panel, mapped)
     panel.get_by_role("button", name="Run").click()
     panel.get_by_text(re.compile(r"targeted FGSM: answer \d -> \d after 100 steps")).wait_for(
         timeout=120_000
     )
+    assert lab_page.js_errors() == []
+
+    # a page reload redraws the map from the kernel's widget state, not the bundle of the
+    # (empty) document the view was made from
+    lab_page.reload(NOTEBOOK.name)
+    panel = page.locator(".introspect-panel").first
+    panel.locator(".bk-Canvas, .bk-Figure").first.wait_for(state="attached")
+    content = lab_page.wait_bokeh(panel, mapped)
+    assert any(t.startswith("step 0: answer") for v in content for t in v["titles"])
     assert lab_page.js_errors() == []

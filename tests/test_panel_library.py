@@ -95,7 +95,7 @@ def test_ci_heatmap_follows_layer_and_theta(panel, data):
 
 
 def test_eps_cpl_histogram_and_auroc(panel, data):
-    assert panel.eps_slider.options == ("0.1",)
+    assert panel.eps_slider.options == (("0.1", 0),) and panel.eps == 0.1
     ref_clean = cpl([data["scores_clean"][k][panel.theta_sliders[k].value] for k in ("A", "B")])
     np.testing.assert_allclose(panel.cpl_clean, ref_clean)
     assert panel.auroc_value == pytest.approx(auroc(panel.cpl_clean, panel.cpl_adv))

@@ -66,7 +66,8 @@ def test_scatter_shows_known_dimensions_and_the_correlation(panel):
     assert set(panel._sources) == {"A", "B"}
     _, src, _ = panel._sources["A"]
     assert src.data["dim"] == K_PER_CLASS
-    assert panel.eps_slider.options == ("0.05", "0.1") and panel.eps_slider.value == "0.1"
+    assert panel.eps_slider.options == (("0.05", 0), ("0.1", 1))
+    assert panel.eps_slider.label == panel.eps_readout == "0.1" and panel.eps == 0.1
     np.testing.assert_allclose(src.data["acc"], ACC_A[1])
     assert panel.correlations["A"]["spearman_r"] == pytest.approx(-1.0)
     ref = dim_robustness_correlation(K_PER_CLASS, ACC_B[1])
@@ -76,7 +77,7 @@ def test_scatter_shows_known_dimensions_and_the_correlation(panel):
 
 
 def test_eps_slider_updates_points_and_r(panel):
-    panel.eps_slider.value = "0.05"
+    panel.eps_slider.value = 0  # the index of 0.05
     _, src, line = panel._sources["B"]
     np.testing.assert_allclose(src.data["acc"], ACC_B[0])
     ref = dim_robustness_correlation(K_PER_CLASS, ACC_B[0])

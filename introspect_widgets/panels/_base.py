@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -35,8 +36,14 @@ __all__ = [
     "ProgressBar",
     "hold_sync",
     "bokeh_widget",
+    "bokeh_views",
+    "refresh_bokeh_views",
+    "PanelBox",
     "ensure_bokehjs",
     "guarded",
+    "eps_label",
+    "parse_eps",
+    "labels_for",
     "as_study",
     "study_name",
 ]
@@ -131,6 +138,9 @@ class ProgressBar:
         self.min_interval = min_interval
         self._last = 0.0
         self._t0 = time.perf_counter()
+        # a fit may report from a worker thread while the kernel thread resets the bar:
+        # one render at a time (hold_sync's pending-state set is not thread-safe)
+        self._lock = threading.RLock()
 
     # callback interface --------------------------------------------------
     def __call__(self, done: int, total: int | None = None) -> None:
@@ -169,15 +179,75 @@ class ProgressBar:
         return min(self.n / self.total, 1.0)
 
     def _render(self, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not force and now - self._last < self.min_interval:
-            return
-        self._last = now
-        elapsed = now - self._t0
-        rate = self.n / elapsed if elapsed > 0 else 0.0
-        with hold_sync(self.bar, self.label):
-            self.bar.value = self.fraction
-            self.label.value = f"{self.n}/{self.total} ({rate:,.0f}/s)"
+        with self._lock:
+            now = time.perf_counter()
+            if not force and now - self._last < self.min_interval:
+                return
+            self._last = now
+            elapsed = now - self._t0
+            rate = self.n / elapsed if elapsed > 0 else 0.0
+            with hold_sync(self.bar, self.label):
+                self.bar.value = self.fraction
+                self.label.value = f"{self.n}/{self.total} ({rate:,.0f}/s)"
+
+
+def eps_label(eps) -> str:
+    """How an attack budget is shown: as the user wrote it, else a short exact repr.
+
+    A string (``"8/255"``, ``" 0.1 "``) is kept as written (stripped); a float is shown by
+    its shortest round-trip repr (``0.05`` -> ``"0.05"``), or as ``"k/255"`` when it is
+    exactly ``k/255`` and that is shorter (``8/255`` -> ``"8/255"``, not
+    ``"0.03137254901960784"``; reduced: ``85/255`` -> ``"1/3"``). Parsing the label
+    (:func:`parse_eps`) gives the float back.
+    """
+    if isinstance(eps, str):
+        return eps.strip()
+    from fractions import Fraction
+
+    e = float(eps)
+    short = repr(e)
+    k = round(e * 255)
+    frac = str(Fraction(k, 255))  # 8/255 stays 8/255; 85/255 is 1/3
+    if k and float(k) / 255 == e and len(frac) < len(short):
+        return frac
+    return short
+
+
+def _eps_value(token) -> float:
+    if isinstance(token, str):
+        from fractions import Fraction
+
+        text = token.strip()
+        try:
+            return float(Fraction(text)) if "/" in text else float(text)
+        except (ValueError, ZeroDivisionError) as err:
+            raise ValueError(f"eps {text!r} is not a number or a fraction such as 8/255") from err
+    return float(token)
+
+
+def parse_eps(eps) -> tuple[list[float], list[str]]:
+    """Budgets and their labels from ``"0.05, 8/255"`` or a list of floats / strings.
+
+    Returns ``(values, labels)``; ``labels[i]`` is :func:`eps_label` of what was given,
+    so a slider over the labels reads what the user wrote.
+    """
+    tokens = (
+        [t for t in eps.replace(";", ",").split(",") if t.strip()]
+        if isinstance(eps, str)
+        else list(eps)
+    )
+    values = [_eps_value(t) for t in tokens]
+    return values, [eps_label(t) for t in tokens]
+
+
+def labels_for(values, known_values=(), known_labels=()) -> list[str]:
+    """Labels of ``values``: the known label of an equal budget, else :func:`eps_label`."""
+    out = []
+    for v in values:
+        v = float(v)
+        match = [lab for kv, lab in zip(known_values, known_labels) if abs(kv - v) <= 1e-12]
+        out.append(match[0] if match else eps_label(v))
+    return out
 
 
 def ensure_bokehjs() -> bool:
@@ -206,24 +276,150 @@ def ensure_bokehjs() -> bool:
     return True
 
 
+_LIVE_CLASS = None
+
+
+def _live_bokeh_class():
+    """The ``jupyter_bokeh.BokehModel`` subclass every panel embeds (made on first use)."""
+    global _LIVE_CLASS
+    if _LIVE_CLASS is not None:
+        return _LIVE_CLASS
+    from jupyter_bokeh import BokehModel
+
+    class LiveBokehModel(BokehModel):
+        """A ``BokehModel`` whose ``render_bundle`` follows the document.
+
+        ``BokehModel`` builds ``render_bundle`` (the document's JSON a view draws from)
+        once, when it is made, and sends later changes as patches to the views that
+        exist at that moment. A change made before the view exists (a panel given data,
+        filled before it is displayed) or a page reload (the view is rebuilt from the
+        bundle) therefore showed the document as it was at creation: empty plots. Here a
+        patch marks the bundle stale, and it is rebuilt from the document as it is now
+        when the front end asks for the widget's state (a reload, a new view) and pushed
+        when the widget or its panel is displayed (:meth:`refresh`). Patches and bundle
+        rebuilds hold one lock, so a fit reporting from a worker thread cannot serialise
+        the document while another thread does.
+        """
+
+        def __init__(self, model, **kwargs):
+            self._bundle_lock = threading.RLock()
+            self._stale = False
+            super().__init__(model, **kwargs)
+
+        @property
+        def stale(self) -> bool:
+            """Whether the document changed since ``render_bundle`` was made."""
+            return self._stale
+
+        def _document_patched(self, event) -> None:
+            with self._bundle_lock:
+                self._stale = True  # also for changes made in the browser (selections)
+                super()._document_patched(event)
+
+        def _sync_model(self, model, content, buffers) -> None:
+            # an event from the browser (a tap, a range) changes the document too: under
+            # the same lock as the patches (bokeh's PATCH-DOC and to_json iterate the
+            # document's set of new models, which another thread's change may grow:
+            # "Set changed size during iteration")
+            with self._bundle_lock:
+                super()._sync_model(model, content, buffers)
+
+        def _fresh_bundle(self):
+            self._stale = False
+            return self._model_to_traits(self._model)
+
+        def refresh(self) -> bool:
+            """Send a bundle of the document as it is now if it changed; returns whether.
+
+            Views that exist redraw from it (as a re-display does); views made later
+            start from it.
+            """
+            with self._bundle_lock:
+                if not self._stale:
+                    return False
+                self.render_bundle = self._fresh_bundle()
+                return True
+
+        def get_state(self, key=None, drop_defaults=False):
+            wants = (
+                key is None
+                or key == "render_bundle"
+                or (not isinstance(key, str) and "render_bundle" in key)
+            )
+            with self._bundle_lock:
+                if wants and self._stale:
+                    # the front end asks (a reload, a new view): give it the document as it
+                    # is; no separate update message, the state goes out with this reply
+                    self._trait_values["render_bundle"] = self._fresh_bundle()
+                return super().get_state(key=key, drop_defaults=drop_defaults)
+
+        def _repr_mimebundle_(self, **kwargs):
+            self.refresh()
+            return super()._repr_mimebundle_(**kwargs)
+
+        def close(self) -> None:
+            # BokehModel.close is not idempotent (a second close, e.g. at garbage
+            # collection after a panel replaced its view, raised KeyError in __del__)
+            W.DOMWidget.close(self)
+            if self._document is not None:
+                with contextlib.suppress(KeyError):
+                    self._document.remove_on_change(self)
+
+    _LIVE_CLASS = LiveBokehModel
+    return LiveBokehModel
+
+
 def bokeh_widget(layout) -> W.Widget:
-    """Embed a bokeh layout as a ``jupyter_bokeh.BokehModel`` widget.
+    """Embed a bokeh layout as a live ``jupyter_bokeh.BokehModel`` widget.
 
     Changes made later to the layout's models (``source.data = ...``, ``fig.title.text``)
-    are synced to the browser in place. BokehJS is published with each panel display
-    (:func:`ensure_bokehjs`, :meth:`Panel._ipython_display_`). If jupyter_bokeh cannot wrap the layout, an HTML widget
-    explaining why is returned instead, so the panel still shows.
+    are synced to the browser in place, and the widget draws the document as it is now
+    on first display, on a re-display and after a page reload (``LiveBokehModel``; fill
+    the sources before or after wrapping, both work). BokehJS is published with each
+    panel display (:func:`ensure_bokehjs`, :meth:`Panel._ipython_display_`). If
+    jupyter_bokeh cannot wrap the layout, an HTML widget explaining why is returned
+    instead, so the panel still shows.
     """
     try:
-        from jupyter_bokeh import BokehModel
-
-        return BokehModel(layout)
+        return _live_bokeh_class()(layout)
     except Exception as err:  # pragma: no cover - depends on the installed front end
         return W.HTML(
             '<div style="color:#b00020">bokeh view unavailable '
             f"({html.escape(type(err).__name__)}: {html.escape(str(err))}); "
             "install jupyter_bokeh>=4 in the kernel and the JupyterLab extension.</div>"
         )
+
+
+def bokeh_views(widget: W.Widget) -> list[W.Widget]:
+    """The live bokeh widgets (:func:`bokeh_widget`) in a widget tree, depth first."""
+    out, stack, seen = [], [widget], set()
+    while stack:
+        w = stack.pop()
+        if id(w) in seen:
+            continue
+        seen.add(id(w))
+        if callable(getattr(w, "refresh", None)) and hasattr(w, "render_bundle"):
+            out.append(w)
+        stack.extend(reversed(list(getattr(w, "children", ()) or ())))
+    return out
+
+
+def refresh_bokeh_views(widget: W.Widget) -> int:
+    """Push a current bundle to every stale bokeh view under ``widget``; returns how many."""
+    return sum(bool(v.refresh()) for v in bokeh_views(widget))
+
+
+class PanelBox(W.VBox):
+    """The ``VBox`` of a panel: displaying it publishes BokehJS and refreshes its views.
+
+    So ``display(panel.widget)`` draws as ``panel`` does: BokehJS in the page before the
+    widget, and every bokeh view drawing its document as it is now.
+    """
+
+    def _repr_mimebundle_(self, **kwargs):
+        ensure_bokehjs()
+        refresh_bokeh_views(self)
+        return super()._repr_mimebundle_(**kwargs)
 
 
 def as_study(
@@ -299,7 +495,7 @@ class Panel:
         if self._widget is None:
             parts = [self.title] if self.title is not None else []
             parts += [*self.children, self.status, self.errors]
-            self._widget = W.VBox(parts, layout=W.Layout(width="100%"))
+            self._widget = PanelBox(parts, layout=W.Layout(width="100%"))
             self._widget.add_class("introspect-panel")
         return self._widget
 
@@ -307,10 +503,13 @@ class Panel:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _ipython_display_(self):
-        """BokehJS, then the panel: each display brings what its bokeh views need."""
+        """BokehJS, then the panel: each display brings what its bokeh views need.
+
+        The panel's ``PanelBox`` publishes BokehJS and pushes a current bundle to every
+        bokeh view whose document changed since its last bundle (:func:`bokeh_widget`).
+        """
         from IPython.display import display
 
-        ensure_bokehjs()
         display(self.widget)
 
     # helpers --------------------------------------------------------------

@@ -165,7 +165,8 @@ class ActivationMapPanel(Panel):
                 index=[],
                 label_html=[],
                 answer_html=[],
-            )
+            ),
+            name="points",
         )
         p = figure(
             title="activation map",

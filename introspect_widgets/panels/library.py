@@ -11,7 +11,7 @@ from introspect import library as _lib
 
 from ..plots.images import thumbnail_uri
 from ..plots.library import ci_heatmap, cpl_histogram, histogram_data
-from ._base import Panel, as_study, bokeh_widget, hold_sync
+from ._base import Panel, as_study, bokeh_widget, hold_sync, labels_for, parse_eps
 
 __all__ = ["LibraryPanel"]
 
@@ -46,8 +46,10 @@ class LibraryPanel(Panel):
         At least two; default the study's layers.
     thetas : list of float, or dict layer -> list of float
         The theta grid of every layer, or of each.
-    eps : list of float
-        PGD budgets.
+    eps : list of float or str
+        PGD budgets; a string such as ``"8/255"`` is a fraction, and the eps slider and
+        the CPL title show each budget as it was given (``8/255`` as ``"8/255"``).
+        Default: the budgets of ``data``, else ``(0.05, 0.1, 0.2)``.
     top_k, n_attack, nb_iter, eps_iter, seed
         Passed to :func:`~introspect.library.explore` (``n_attack`` is its ``n``).
     """
@@ -59,7 +61,7 @@ class LibraryPanel(Panel):
         data: dict | None = None,
         layers=None,
         thetas=(0.8, 0.85, 0.9, 0.95),
-        eps=(0.05, 0.1, 0.2),
+        eps=None,
         top_k: int = 3,
         n_attack: int = 200,
         nb_iter: int = 40,
@@ -105,8 +107,14 @@ class LibraryPanel(Panel):
             tooltip="theta grid shared by every layer",
         )
         self._theta_dict = dict(thetas) if isinstance(thetas, dict) else None
+        if eps is None:  # the budgets of the data shown, else the default grid
+            eps = data["eps"] if data is not None else (0.05, 0.1, 0.2)
+        self._eps_values, self._eps_labels = parse_eps(eps)
         self.eps_text = W.Text(
-            value=", ".join(format(e, "g") for e in eps), description="eps list", style=style
+            value=", ".join(self._eps_labels),
+            description="eps list",
+            style=style,
+            tooltip="PGD budgets, e.g. 0.05, 8/255",
         )
         self.compute_button = self.button(
             "Compute", self.compute, button_style="primary", icon="play"
@@ -116,7 +124,11 @@ class LibraryPanel(Panel):
         self.stats_html = W.HTML()
         self.theta_sliders: dict[str, W.SelectionSlider] = {}
         self.ci_layer = W.Dropdown(options=[], description="CI layer", style=style)
-        self.eps_slider = W.SelectionSlider(options=["-"], description="eps", style=style)
+        # options are (label, index) pairs: the value is the index into data["eps"], the
+        # readout the budget as the user wrote it (no float round trip through a label)
+        self.eps_slider = W.SelectionSlider(
+            options=[("-", -1)], value=-1, description="eps", style=style
+        )
         self.auroc_html = W.HTML()
         self.input_slider = W.IntSlider(
             value=0, min=0, max=0, description="input", style=style, continuous_update=False
@@ -165,7 +177,8 @@ class LibraryPanel(Panel):
             if self.study is None:
                 raise ValueError("this panel shows precomputed data: give it a study to compute")
             layers = [s.strip() for s in self.layers_text.value.split(",") if s.strip()]
-            eps = [float(s) for s in self.eps_text.value.split(",") if s.strip()]
+            eps, labels = parse_eps(self.eps_text.value)
+            self._eps_values, self._eps_labels = eps, labels
             if not layers or not eps:
                 raise ValueError("give at least one layer and one eps")
             if self._theta_dict is not None and not self.thetas_text.value.strip():
@@ -183,6 +196,7 @@ class LibraryPanel(Panel):
     def set_data(self, data: dict) -> None:
         """Show precomputed explorer data (rebuilds the sliders)."""
         self.data = data
+        self.eps_labels = labels_for(data["eps"], self._eps_values, self._eps_labels)
         sliders = {}
         for layer in data["layers"]:
             grid = data["grid"][layer]
@@ -197,14 +211,17 @@ class LibraryPanel(Panel):
             sliders[layer] = s
         self.theta_sliders = sliders
         n = len(data["attack_labels"])
-        with hold_sync(self.ci_layer, self.eps_slider, self.input_slider):
-            self.sliders_box.children = list(sliders.values())
-            self.ci_layer.options = data["layers"]
-            self.ci_layer.value = data["layers"][0]
-            self.eps_slider.options = [format(e, "g") for e in data["eps"]]
-            self.eps_slider.value = format(data["eps"][len(data["eps"]) // 2], "g")
-            self.input_slider.max = max(n - 1, 0)
+        self.sliders_box.children = list(sliders.values())
+        # options, then value, each its own message (not under hold_sync): a selection
+        # slider sent new options and an index together kept its old readout and range
+        # in the browser and could not be dragged
+        with hold_sync(self.input_slider):  # first: the observers below read it
             self.input_slider.value = 0
+            self.input_slider.max = max(n - 1, 0)
+        self.ci_layer.options = data["layers"]
+        self.ci_layer.value = data["layers"][0]
+        self.eps_slider.options = [(lab, i) for i, lab in enumerate(self.eps_labels)]
+        self.eps_slider.value = len(data["eps"]) // 2
         self._on_theta()
 
     def theta(self, layer: str) -> float:
@@ -269,13 +286,24 @@ class LibraryPanel(Panel):
         return self.data["scores_adv"][layer][i][eps_index]
 
     def _eps_index(self) -> int:
-        return self.data["eps"].index(float(self.eps_slider.value))
+        return int(self.eps_slider.value)
+
+    @property
+    def eps(self) -> float:
+        """The budget the eps slider selects."""
+        return float(self.data["eps"][self._eps_index()])
+
+    @property
+    def eps_readout(self) -> str:
+        """The slider's readout of the selected budget (the CPL title uses the same)."""
+        return self.eps_labels[self._eps_index()]
 
     def _update_cpl_and_input(self) -> None:
         d = self.data
-        if d is None or self.eps_slider.value == "-":
+        if d is None or self.eps_slider.value is None or self.eps_slider.value < 0:
             return
         e = self._eps_index()
+        label = self.eps_labels[e]
         layers = d["layers"]
         if len(layers) >= 2:
             self.cpl_clean = _lib.cpl([self._scores(k, None) for k in layers])
@@ -286,16 +314,16 @@ class LibraryPanel(Panel):
             self.auroc_html.value = (
                 f"AUROC (clean positive) <b>{self.auroc_value:.3f}</b>; network accuracy "
                 f"{np.mean(d['attack_pred_clean'] == d['attack_labels']):.3f} clean, "
-                f"{acc:.3f} at eps {d['eps'][e]:g}"
+                f"{acc:.3f} at eps {html.escape(label)}"
             )
-            self.hist_fig.title.text = f"CPL, eps {d['eps'][e]:g}"
+            self.hist_fig.title.text = f"CPL, eps {label}"
         else:
             self.auroc_html.value = "CPL needs at least two layers"
         self._update_input()
 
     def _update_input(self) -> None:
         d = self.data
-        if d is None or self.eps_slider.value == "-":
+        if d is None or self.eps_slider.value is None or self.eps_slider.value < 0:
             return
         k = int(self.input_slider.value)
         adv = self.view_toggle.value == "adversarial"

@@ -19,7 +19,7 @@ from introspect.manifolds import (
 
 from ..plots.images import strip_uri
 from ..plots.manifolds import corr_text, fit_line, scatter_plot, scatter_source_data
-from ._base import Panel, as_study, bokeh_widget, hold_sync, study_name
+from ._base import Panel, as_study, bokeh_widget, labels_for, parse_eps, study_name
 
 __all__ = ["ManifoldPanel"]
 
@@ -86,8 +86,9 @@ class ManifoldPanel(Panel):
         The split whose images form the manifolds and are attacked.
     layer : str
         The layer of the manifolds (the thesis: ``"penultimate"``).
-    eps : list of float
-        PGD budgets computed by **Compute**.
+    eps : list of float or str
+        PGD budgets computed by **Compute**; ``"8/255"`` is a fraction. The eps slider and
+        the plot titles show each budget as it was given.
     n : int, optional
         Inputs of the split attacked (a seeded subset; None: all).
     threshold : float
@@ -146,8 +147,9 @@ class ManifoldPanel(Panel):
             layout=W.Layout(width="360px"),
             style=style,
         )
+        self._eps_given = parse_eps(eps)
         self.eps_text = W.Text(
-            value=", ".join(format(e, "g") for e in eps),
+            value=", ".join(self._eps_given[1]),
             description="eps list",
             style=style,
             tooltip="PGD budgets computed by Compute",
@@ -156,7 +158,12 @@ class ManifoldPanel(Panel):
             "Compute", self.compute, button_style="primary", icon="play"
         )
         self.compute_button.disabled = not self.studies
-        self.eps_slider = W.SelectionSlider(options=["-"], description="eps", style=style)
+        # (label, index) pairs: the value indexes self.eps_values, the readout is the label
+        self.eps_slider = W.SelectionSlider(
+            options=[("-", -1)], value=-1, description="eps", style=style
+        )
+        self.eps_values: list[float] = []
+        self.eps_labels: list[str] = []
         self.threshold_slider = W.FloatSlider(
             value=threshold,
             min=0.5,
@@ -194,7 +201,8 @@ class ManifoldPanel(Panel):
             names = list(self.model_select.value)
             if not names:
                 raise ValueError("select at least one model")
-            eps = [float(s) for s in self.eps_text.value.replace(";", ",").split(",") if s.strip()]
+            eps, labels = parse_eps(self.eps_text.value)
+            self._eps_given = (eps, labels)
             if not eps:
                 raise ValueError("give at least one eps, e.g. 0.05, 0.1")
             for name in names:
@@ -249,16 +257,19 @@ class ManifoldPanel(Panel):
                 f"the models {specs} were analysed on different classes; compare models "
                 "of one dataset (and one n_classes / seed) side by side"
             )
-        eps = self.results[specs[0]]["robustness"]["eps"]
-        labels = [format(float(e), "g") for e in eps]
+        eps = [float(e) for e in self.results[specs[0]]["robustness"]["eps"]]
+        labels = labels_for(eps, *self._eps_given)
         first = self.results[specs[0]]["manifolds"]
         self._sources = {}  # no refresh of the old view while the controls change
-        old = self.eps_slider.value
-        with hold_sync(self.eps_slider, self.class_select):
-            self.eps_slider.options = labels
-            self.eps_slider.value = old if old in labels else labels[-1]
-            self.class_select.options = [(str(n), i) for i, n in enumerate(first["class_names"])]
-            self.class_select.value = 0
+        old = self.eps if self.eps_values and self.eps_slider.value >= 0 else None
+        keep = [i for i, e in enumerate(eps) if old is not None and abs(e - old) <= 1e-12]
+        self.eps_values, self.eps_labels = eps, labels
+        # options, then value, each its own message (not under hold_sync): a selection
+        # slider sent both at once kept its old readout in the browser and did not drag
+        self.eps_slider.options = [(lab, i) for i, lab in enumerate(labels)]
+        self.eps_slider.value = keep[0] if keep else len(eps) - 1
+        self.class_select.options = [(str(n), i) for i, n in enumerate(first["class_names"])]
+        self.class_select.value = 0
         plots = []
         for spec in specs:
             p, src, line, sub = scatter_plot(self._scatter_data(spec, 0), title=spec)
@@ -283,17 +294,34 @@ class ManifoldPanel(Panel):
         curves.add_layout(span)
         self.curve_source, self.curve_figure, self.threshold_span = curve_src, curves, span
         self.bokeh_layout = column(row(*plots), curves)
-        self.view_box.children = [bokeh_widget(self.bokeh_layout)]
+        # fill the sources first, then wrap: the view that the new children make in the
+        # browser starts from a document that already holds the points (patches sent
+        # before a view exists reach no one)
         self._refresh()
+        old_views = list(self.view_box.children)
+        self.view_box.children = [bokeh_widget(self.bokeh_layout)]
+        for w in old_views:
+            w.close()
+
+    @property
+    def eps(self) -> float:
+        """The budget the eps slider selects."""
+        return self.eps_values[int(self.eps_slider.value)]
+
+    @property
+    def eps_readout(self) -> str:
+        """The slider's readout of the selected budget (the plot titles use the same)."""
+        return self.eps_labels[int(self.eps_slider.value)]
 
     def _eps_index(self, spec) -> int:
-        eps = self.results[spec]["robustness"]["eps"]
-        labels = [format(float(e), "g") for e in eps]
-        if self.eps_slider.value not in labels:
+        eps = [float(e) for e in self.results[spec]["robustness"]["eps"]]
+        match = [j for j, e in enumerate(eps) if abs(e - self.eps) <= 1e-12]
+        if not match:
             raise ValueError(
-                f"{spec} was not attacked at eps {self.eps_slider.value}; it has {labels}"
+                f"{spec} was not attacked at eps {self.eps_readout}; it has "
+                f"{labels_for(eps, *self._eps_given)}"
             )
-        return labels.index(self.eps_slider.value)
+        return match[0]
 
     def _scatter_data(self, spec, j) -> dict:
         result = self.results[spec]
@@ -320,7 +348,7 @@ class ManifoldPanel(Panel):
             src.data = d
             line.data = fit_line(d["dim"], d["acc"])
             p.title.text = (
-                f"{spec}, eps {self.eps_slider.value}, threshold {self.threshold_slider.value:.2f}"
+                f"{spec}, eps {self.eps_readout}, threshold {self.threshold_slider.value:.2f}"
             )
             self._subtitles[spec].text = corr_text(corr)
         self._update_curves()
