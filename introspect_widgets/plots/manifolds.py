@@ -15,9 +15,9 @@ CAPPED = "#999999"
 FREE = "#0072B2"
 
 
-def cam_tip(threshold=0.95) -> tuple[str, str]:
-    """The hover line that says what a CAM dimension is."""
-    pct = f"{100 * float(threshold):g} %"
+def cam_tip(threshold=None) -> tuple[str, str]:
+    """The hover line that says what a CAM dimension is (at ``threshold``, when fixed)."""
+    pct = "the threshold" if threshold is None else f"{100 * float(threshold):g} %"
     return ("CAM dimension", f"PCA components to {pct} of the class's variance, capped at n-1")
 
 
