@@ -53,12 +53,20 @@ def layer_colors(n: int) -> list[str]:
     return [PALETTE[i % len(PALETTE)] for i in range(n)]
 
 
-def legend_outside(p, *, font: str = "8pt", place: str = "right", hide: bool = True):
+def legend_outside(
+    p, *, font: str = "8pt", place: str = "right", hide: bool = True, visible: bool = True
+):
     """Move ``p``'s legend beside its frame (``place``), where it covers no data; a click
-    on an entry hides its glyphs (``hide``). Plots without a legend are left alone."""
+    on an entry hides its glyphs (``hide``). ``visible=False`` keeps it, hidden and taking
+    no room, for a plot whose key another panel of the figure shows. Plots without a
+    legend are left alone."""
     if not p.legend:
         return p
     legend = p.legend[0]
+    if not visible:
+        legend.visible = False
+        return p
+    legend.visible = True
     legend.label_text_font_size = font
     legend.spacing = 0
     legend.padding = 4

@@ -105,7 +105,7 @@ def roc_plot(curves: dict, title: str = "ROC", width=360, height=320):
     return p, sources
 
 
-def spearman_heatmap(s: dict, title: str = "", width=300, height=280):
+def spearman_heatmap(s: dict, title: str = "", width=370, height=280):
     """Spearman rho between the measures (``{"names", "rho", "p"}``) as a heatmap."""
     names = list(s["names"])
     xs, ys, rho, pv = [], [], [], []

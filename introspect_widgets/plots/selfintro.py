@@ -88,8 +88,8 @@ def _map_figure(
     unless ``height``)."""
     p = figure(
         title=title,
-        width=size,
-        height=size if height is None else height,
+        frame_width=size - 40,
+        frame_height=(size if height is None else height) - 40,
         x_range=Range1d(-extent, extent),
         y_range=Range1d(-extent, extent),
         output_backend=output_backend,
@@ -105,8 +105,7 @@ def _class_key(p, classes, visible=True, place="right"):
     """A legend of the class colours (empty glyphs: a key, not data), beside the plot."""
     for name, color in zip(classes, class_palette(len(classes))):
         p.scatter([], [], color=color, size=7, legend_label=str(name))
-    legend_outside(p, font="7pt", place=place)
-    p.legend.visible = visible
+    legend_outside(p, font="7pt", place=place, visible=visible)
     return p
 
 
@@ -156,9 +155,7 @@ def activation_map(
         p.scatter([], [], marker="x", color="black", size=point_size + 4,
                   legend_label="x: misclassified")  # fmt: skip
     p.add_tools(HoverTool(renderers=renderers, tooltips=[("label", "@label"), ("answer", "@pred")]))
-    legend_outside(p, font="7pt")
-    if not legend:
-        p.legend.visible = False
+    legend_outside(p, font="7pt", visible=legend)
     return p
 
 
@@ -228,8 +225,7 @@ def _trajectories(rec: dict, classes, title: str, size=300):
             tooltips=[("label", "@label"), ("", "end of the code's path (grey: early epochs)")],
         )
     )
-    legend_outside(p, font="7pt")
-    p.legend.visible = False  # the train map beside it shows the same class key
+    legend_outside(p, visible=False)  # the test map of the first row shows the class key
     return p
 
 
@@ -243,12 +239,12 @@ def fig2(data: dict):
         tr, te = _arrays(pn["train"], *keys), _arrays(pn["test"], *keys)
         rec = _arrays(pn["record"], "z", "labels")
         auroc = lambda d: f", AUROC {d['auroc']:.2f}" if "auroc" in d else ""  # noqa: E731
-        a = _trajectories(rec, classes, f"(a) {spec}: {len(rec['epochs'])} records", size=260)
+        a = _trajectories(rec, classes, f"(a) {spec}: {len(rec['epochs'])} records", size=240)
         b = activation_map(
             tr["z"], tr["labels"], classes, title=f"(b) train, acc {tr['accuracy']:.3f}",
-            size=260, legend=False,
+            size=240, legend=False,
         )  # fmt: skip
-        c = _map_figure(f"(c) estimated error{auroc(tr)}", 300)
+        c = _map_figure(f"(c) estimated error{auroc(tr)}", 280)
         # colour range of the estimates at the data, not of the extrapolated corners
         le = np.asarray(tr["log10_error_hat"])
         _surface(c, pn["surface"], low=float(le.min()), high=float(le.max()))
@@ -286,7 +282,7 @@ def fig2(data: dict):
             classes,
             pred=te["pred"],
             title=f"(d) test, acc {te['accuracy']:.3f}{auroc(te)}",
-            size=260,
+            size=240,
             legend=n_row == 0,  # one class key (and the crosses) for the whole figure
         )
         rows.append([a, b, c, d])
@@ -427,6 +423,7 @@ def fig4(data: dict):
         )  # fmt: skip
         m.toolbar_location = None
         m.axis.visible = False
+        m.frame_width = m.frame_height = 150
         acts = np.asarray(data["activations_reordered"][i])
         M = (
             acts.reshape(len(layers), widths[0])
@@ -442,7 +439,7 @@ def fig4(data: dict):
         if last:  # the scales are shared: one bar each at the end of a row
             colour_bar(m, e_map, E_HAT_BAR)
             colour_bar(h, a_map, "activation (units reordered)")
-            m.frame_width = h.frame_width = 160
+            h.frame_width = 150
         cols.append(column(img, m, h))
     return one_toolbar(column([row(cols[s : s + n]) for s in range(0, len(cols), n)]))
 
@@ -510,12 +507,10 @@ def fig5(data: dict):
                       legend_label="clean input")  # fmt: skip
             f.add_tools(HoverTool(tooltips=[("z1, z2", "$x{0.00}, $y{0.00}"),
                                             ("colour", "the network's answer to the noisy copy")]))  # fmt: skip
-            legend_outside(f, font="7pt")
-            f.legend.visible = False
+            legend_outside(f, visible=False)
             panels.append(f)
         if n_row == 0:  # one class key for every map: the answers' colours
             _class_key(panels[-1], classes)
-            panels[-1].width += 70
         rows.append(row(panels))
     return one_toolbar(column(rows))
 
@@ -555,7 +550,6 @@ def fig6(data: dict):
         m.scatter([z[0, 0, 0]], [z[0, 0, 1]], marker="cross", size=16, color="black", line_width=3)
         m.text([z[0, 0, 0]], [z[0, 0, 1]], text=["start"], text_font_size="9pt", y_offset=-8)
         legend_outside(m, font="7pt")
-        m.width = 600
         rows.append(row(img, m))
     return one_toolbar(column(rows))
 

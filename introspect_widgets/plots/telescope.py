@@ -138,10 +138,11 @@ def _grid_panel(title, m, n, width=260, flip=True):
     """A square panel for an m x n SOM; x = column, y = row (row 0 at the top)."""
     from bokeh.models import Range1d
 
+    # a fixed frame of the map's aspect: a legend below or a bar beside it adds room
     p = figure(
         title=title,
-        width=width,
-        height=int(width * m / n) + 30,
+        frame_width=width - 50,
+        frame_height=int((width - 50) * m / n),
         x_range=Range1d(-0.5, n - 0.5),
         y_range=Range1d(m - 0.5, -0.5) if flip else Range1d(-0.5, m - 0.5),
         tools="pan,wheel_zoom,reset,save,hover",
@@ -299,8 +300,8 @@ def _density_grid(data: dict):
             last = j == len(data["layers"]) - 1
             p = figure(
                 title=f"{spec} {layer}",
-                width=260 + (110 if last else 0),
-                height=270,
+                frame_width=210,
+                frame_height=int(210 * m / n),
                 x_range=(-0.5, n - 0.5),
                 y_range=(m - 0.5, -0.5),
                 tools="pan,wheel_zoom,reset,save,hover",
@@ -362,12 +363,12 @@ def _class_bmus(data: dict):
                     fill_alpha=0.5,
                     line_color=colors[split],
                     line_width=1.5,
-                    legend_label="SOM-tr (train)" if split == "train" else "SOM-val (val)",
+                    legend_label="SOM-tr" if split == "train" else "SOM-val",
                 )
             ce = b["centre"]
             p.scatter(
                 [ce[1]], [ce[0]], marker="x", size=12, line_width=3, color="black",
-                legend_label="class centre",
+                legend_label="centre",
             )  # fmt: skip
             p.hover.tooltips = [
                 ("row, col", "@r, @c"),
@@ -375,8 +376,7 @@ def _class_bmus(data: dict):
                 ("", "marker size: inputs of the class with this unit among their top BMUs"),
             ]
             if p.legend:  # one legend, under the first panel; the others share it
-                legend_outside(p, font="7pt", place="below")
-                p.legend.visible = first
+                legend_outside(p, font="7pt", place="below", visible=first)
                 first = False
             row.append(p)
         rows.append(row)
