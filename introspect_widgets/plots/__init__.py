@@ -76,6 +76,8 @@ def legend_outside(
         legend.click_policy = "hide"
     if place in ("below", "above"):
         legend.orientation = "horizontal"
+    elif len(legend.items) > 20:  # e.g. 100 classes: columns of 20, not one tall strip
+        legend.nrows = 20
     p.add_layout(legend, place)
     return p
 

@@ -82,7 +82,6 @@ def detectors(data: dict):
             if k == 0:
                 p.legend.visible = True
                 legend_outside(p, font="7pt")
-                p.width += 200
             panels.append(stretch(p))
         rows += [panels[s : s + 4] for s in range(0, len(panels), 4)]
     return grid(rows)
