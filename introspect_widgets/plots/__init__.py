@@ -83,10 +83,14 @@ def legend_outside(
 
 
 def colour_bar(p, mapper, title: str, *, place: str = "right", **kw):
-    """A colour bar of ``mapper`` titled with what the colour shows and its units."""
+    """A colour bar of ``mapper`` titled with what the colour shows and its units.
+
+    Beside the frame (``place="right"``) keep ``title`` short, it sits above the bar; a
+    long one goes ``"below"`` the frame, along a horizontal bar.
+    """
     from bokeh.models import ColorBar
 
-    kw.setdefault("width", 8)
+    kw.setdefault("height" if place in ("below", "above") else "width", 8)
     bar = ColorBar(color_mapper=mapper, title=title, title_text_font_size="8pt", **kw)
     p.add_layout(bar, place)
     return bar

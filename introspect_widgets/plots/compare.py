@@ -122,7 +122,7 @@ def spearman_heatmap(s: dict, title: str = "", width=370, height=280):
                                              ("rho", "Spearman rank correlation over the "
                                                      "classes")])  # fmt: skip
     mapper = LinearColorMapper(palette=list(RdBu11)[::-1], low=-1, high=1, nan_color="#eeeeee")
-    colour_bar(p, mapper, "Spearman rho (-1 to 1)")
+    colour_bar(p, mapper, "rho (-1 to 1)")
     p.rect("x", "y", 1, 1, source=src, fill_color={"field": "rho", "transform": mapper},
            line_color="white")  # fmt: skip
     p.text("x", "y", text="label", source=src, text_align="center", text_baseline="middle",

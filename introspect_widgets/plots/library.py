@@ -143,7 +143,7 @@ def ci_heatmap(ci, classes, title: str = "", width: int = 330, height: int = 250
         fill_color={"field": "ci", "transform": mapper},
         line_color=None,
     )
-    colour_bar(p, mapper, "confusion index CI (0-1)")
+    colour_bar(p, mapper, "CI (0 to 1)")
     p.axis.major_label_text_font_size = "7pt"
     p.xaxis.major_label_orientation = 0.9 if max(len(n) for n in names) > 2 else 0
     return p

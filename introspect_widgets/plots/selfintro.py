@@ -159,7 +159,7 @@ def activation_map(
     return p
 
 
-def _surface(p, surface: dict, *, low=None, high=None, with_bar=True, mapper=None):
+def _surface(p, surface: dict, *, low=None, high=None, with_bar=True, mapper=None, place="below"):
     """The estimated error over the map as an image; ``mapper`` (shared by several maps)
     or a new one from ``low``/``high`` (default: the surface's range)."""
     img = np.asarray(surface["log10_error_hat"])
@@ -173,7 +173,7 @@ def _surface(p, surface: dict, *, low=None, high=None, with_bar=True, mapper=Non
     r = p.image(image=[img], x=-e, y=-e, dw=2 * e, dh=2 * e, color_mapper=mapper, alpha=0.9)
     p.add_tools(HoverTool(renderers=[r], tooltips=[(E_HAT, "@image{0.00}"), E_HAT_TIP]))
     if with_bar:
-        colour_bar(p, mapper, E_HAT_BAR)
+        colour_bar(p, mapper, E_HAT_BAR if place == "below" else E_HAT, place=place)
     return mapper
 
 
@@ -275,7 +275,7 @@ def fig2(data: dict):
                 ],
             )
         )
-        legend_outside(c, font="7pt", place="below")
+        legend_outside(c, font="7pt", place="above")
         d = activation_map(
             te["z"],
             te["labels"],
@@ -384,7 +384,7 @@ def fig3(data: dict):
                   what="E[h|H_k]")
         )  # fmt: skip
     for k in range(1, len(heat), 2):  # one bar per row of the grid, on its right
-        colour_bar(heat[k], mapper, "E[h|H_k] (per layer, max |.| = 1)")
+        colour_bar(heat[k], mapper, "E[h|H_k]")  # each layer scaled to max |.| = 1
         heat[k].width += 90
     return one_toolbar(row(top, column(*[row(*heat[s : s + 2]) for s in range(0, len(heat), 2)])))
 
@@ -437,8 +437,8 @@ def fig4(data: dict):
                   axes=False)  # fmt: skip
         h.toolbar_location = None
         if last:  # the scales are shared: one bar each at the end of a row
-            colour_bar(m, e_map, E_HAT_BAR)
-            colour_bar(h, a_map, "activation (units reordered)")
+            colour_bar(m, e_map, E_HAT)
+            colour_bar(h, a_map, "activation")
             h.frame_width = 150
         cols.append(column(img, m, h))
     return one_toolbar(column([row(cols[s : s + n]) for s in range(0, len(cols), n)]))

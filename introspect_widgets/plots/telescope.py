@@ -295,9 +295,8 @@ def _density_grid(data: dict):
     rows = []
     for spec in data["models"]:
         row = []
-        for j, layer in enumerate(data["layers"]):
+        for layer in data["layers"]:
             d = np.asarray(data["density"][spec][layer])
-            last = j == len(data["layers"]) - 1
             p = figure(
                 title=f"{spec} {layer}",
                 frame_width=210,
@@ -315,8 +314,8 @@ def _density_grid(data: dict):
                 ("density", "@image{0.00000} per grid unit^2"),
                 ("", f"Gaussian KDE of the BMUs on the torus; uniform = {1 / (m * n):.4f}"),
             ]
-            if last:  # one colour bar per row: every panel shares the scale
-                colour_bar(p, mapper, "BMU density (per grid unit², from 0)")
+            # every panel shares the scale; a bar under each keeps the row's maps aligned
+            colour_bar(p, mapper, "BMU density per grid unit² (from 0)", place="below")
             p.grid.grid_line_color = None
             p.axis.axis_label_text_font_size = "8pt"
             row.append(p)
