@@ -35,7 +35,10 @@ __all__ = [
 EXTENT = 4.0
 
 E_HAT = "log10 ê"
-E_HAT_TIP = (E_HAT, "the error estimator's log10 of 1/2||y - y_hat||^2 (lower: surer answer)")
+E_HAT_TIP = (
+    E_HAT,
+    "the error estimator's log10 of 1/2||y - y_hat||^2 (low: the answer is likely right)",
+)
 E_HAT_BAR = "log10 ê (estimated log10 ½‖y − ŷ‖²)"
 
 
@@ -218,7 +221,9 @@ def _trajectories(rec: dict, classes, title: str, size=300):
                 label=[name] * int(mask.sum()),
             )
         )
-        ends.append(p.scatter("z1", "z2", source=end, color="color", size=5, legend_label=name))
+        ends.append(
+            p.scatter("z1", "z2", source=end, color="color", size=5, legend_label=str(name))
+        )
     p.add_tools(
         HoverTool(
             renderers=ends,
