@@ -14,7 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["build_plot", "show_plot", "save_data", "PALETTE", "layer_colors"]
+__all__ = [
+    "build_plot",
+    "show_plot",
+    "save_data",
+    "PALETTE",
+    "layer_colors",
+    "legend_outside",
+    "colour_bar",
+    "stretch",
+    "one_toolbar",
+    "grid",
+]
 
 # Okabe-Ito (colour-blind safe) followed by Category20 for more classes.
 PALETTE = [
@@ -40,6 +51,108 @@ PALETTE = [
 def layer_colors(n: int) -> list[str]:
     """``n`` distinguishable colours (cycled beyond the palette)."""
     return [PALETTE[i % len(PALETTE)] for i in range(n)]
+
+
+def legend_outside(
+    p, *, font: str = "8pt", place: str = "right", hide: bool = True, visible: bool = True
+):
+    """Move ``p``'s legend beside its frame (``place``), where it covers no data; a click
+    on an entry hides its glyphs (``hide``). ``visible=False`` keeps it, hidden and taking
+    no room, for a plot whose key another panel of the figure shows. Plots without a
+    legend are left alone."""
+    if not p.legend:
+        return p
+    legend = p.legend[0]
+    if not visible:
+        legend.visible = False
+        return p
+    legend.visible = True
+    legend.label_text_font_size = font
+    legend.spacing = 0
+    legend.padding = 4
+    legend.margin = 4
+    legend.glyph_height = legend.glyph_width = 14
+    if hide:
+        legend.click_policy = "hide"
+    if place in ("below", "above"):
+        legend.orientation = "horizontal"
+    elif len(legend.items) > 20:  # e.g. 100 classes: columns of 20, not one tall strip
+        legend.nrows = 20
+    p.add_layout(legend, place)
+    return p
+
+
+def colour_bar(p, mapper, title: str, *, place: str = "right", **kw):
+    """A colour bar of ``mapper`` titled with what the colour shows and its units.
+
+    Beside the frame (``place="right"``) keep ``title`` short, it sits above the bar; a
+    long one goes ``"below"`` the frame, along a horizontal bar.
+    """
+    from bokeh.models import ColorBar
+
+    kw.setdefault("height" if place in ("below", "above") else "width", 8)
+    bar = ColorBar(color_mapper=mapper, title=title, title_text_font_size="8pt", **kw)
+    p.add_layout(bar, place)
+    return bar
+
+
+def stretch(p, min_width: int = 200):
+    """Let a line, bar or box plot take the width it is given (a notebook column, a 1280 px
+    window), keeping its height; images and maps keep their fixed size and aspect."""
+    p.sizing_mode = "stretch_width"
+    p.min_width = min_width
+    return p
+
+
+def one_toolbar(layout, *, stretch_width: bool | None = None):
+    """``layout`` (a plot, a row or column, nested) under one merged toolbar on the right.
+
+    ``stretch_width`` (default: when any plot in it stretches) lets the whole layout take
+    the width of its container.
+    """
+    from bokeh.layouts import gridplot
+    from bokeh.models import Plot
+
+    plots = list(layout.select({"type": Plot}))
+    if stretch_width is None:
+        stretch_width = any(p.sizing_mode == "stretch_width" for p in plots)
+    if stretch_width:
+        _stretch_containers(layout)
+    return gridplot(
+        [[layout]],
+        toolbar_location="right",
+        merge_tools=True,
+        sizing_mode="stretch_width" if stretch_width else None,
+    )
+
+
+def grid(children, ncols: int | None = None):
+    """``gridplot`` of ``children`` with one merged toolbar on the right; the grid stretches
+    to its container's width when any of its plots does."""
+    from bokeh.layouts import gridplot
+    from bokeh.models import LayoutDOM, Plot
+
+    flat = [c for r in children for c in (r if isinstance(r, list) else [r])]
+    plots = [p for c in flat if isinstance(c, LayoutDOM) for p in c.select({"type": Plot})]
+    stretchy = any(p.sizing_mode == "stretch_width" for p in plots)
+    return gridplot(
+        children,
+        ncols=ncols,
+        toolbar_location="right",
+        merge_tools=True,
+        sizing_mode="stretch_width" if stretchy else None,
+    )
+
+
+def _stretch_containers(layout):
+    """Rows and columns holding a stretching plot stretch too (bokeh sizes from the outside in)."""
+    from bokeh.models import Column, GridBox, GridPlot, Row
+
+    for kind in (Row, Column, GridBox, GridPlot):
+        for box in layout.select({"type": kind}):
+            box.sizing_mode = "stretch_width"
+    if isinstance(layout, (Row, Column, GridBox, GridPlot)):
+        layout.sizing_mode = "stretch_width"
 
 
 def build_plot(figure_id: str, data: dict):

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
-from bokeh.layouts import column, gridplot, row
 from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, LinearColorMapper, Range1d
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
-from . import layer_colors
+from . import colour_bar, grid, layer_colors, legend_outside, stretch
+
+CPL_TIP = (
+    "CPL",
+    "consistency of the libraries' predictions: mean cosine similarity of the layers' "
+    "score vectors (high: the layers agree, as on clean inputs)",
+)
+CI_TIP = (
+    "CI(d1, d2)",
+    "CA(d1, d2) / CA(d1, d1): how strongly the library's answers to d1 also favour d2 "
+    "(0 never, 1 as much as d1)",
+)
 
 __all__ = [
     "fig2",
@@ -31,16 +41,16 @@ def sweep_plots(data: dict, width: int = 300, height: int = 260):
     """
     colors = layer_colors(len(data["layers"]))
     panels = [
-        ("size", "library size (nodes)", "log"),
-        ("top1", "agreement with the DNN (top-1)", "linear"),
-        ("top3", "agreement with the DNN (top-3)", "linear"),
+        ("size", "library size (nodes, log scale)", "log"),
+        ("top1", "agreement with the DNN, top-1 (fraction)", "linear"),
+        ("top3", "agreement with the DNN, top-3 (fraction)", "linear"),
     ]
     figs = []
     for key, label, scale in panels:
         p = figure(
             width=width,
             height=height,
-            x_axis_label="theta",
+            x_axis_label="theta (cosine-similarity threshold)",
             y_axis_label=label,
             y_axis_type=scale,
             title={"size": "A", "top1": "B", "top3": "C"}[key],
@@ -69,30 +79,35 @@ def sweep_plots(data: dict, width: int = 300, height: int = 260):
                     ("size", "@size"),
                     ("top-1", "@top1{0.000}"),
                     ("top-3", "@top3{0.000}"),
+                    (
+                        "size",
+                        "patterns stored: an input is stored when no stored one is within theta",
+                    ),
+                    ("top-k", "share of inputs whose DNN answer is in the library's top k"),
                 ]
             )
         )
-        p.legend.location = "top_left" if key == "size" else "bottom_right"
-        p.legend.label_text_font_size = "8pt"
+        legend_outside(p)
         figs.append(p)
     return figs
 
 
 def fig2(data: dict):
     """Library size and agreement vs theta (CNN / MNIST)."""
-    return row(*sweep_plots(data))
+    return grid([[stretch(p) for p in sweep_plots(data)]])
 
 
 def fig4(data: dict):
     """The same as :func:`fig2` for the ResNet (each block on its own theta range)."""
-    return row(*sweep_plots(data))
+    return grid([[stretch(p) for p in sweep_plots(data)]])
 
 
-def ci_heatmap(ci, classes, title: str = "", width: int = 260, height: int = 250):
+def ci_heatmap(ci, classes, title: str = "", width: int = 330, height: int = 250):
     """Heatmap of one confusion index matrix; the diagonal (always 1) is left blank.
 
     Its source (``p.select_one({"name": "ci"})``) holds columns d1, d2 (class names), ci
-    and ci_text; the colour mapper is ``p.select_one(LinearColorMapper)``.
+    and ci_text; the colour mapper is ``p.select_one(LinearColorMapper)``, on the fixed
+    scale [0, 1] of CI (so two heatmaps compare), with a titled colour bar.
     """
     ci = np.asarray(ci, dtype=float)
     names = [str(c) for c in classes]
@@ -103,9 +118,7 @@ def ci_heatmap(ci, classes, title: str = "", width: int = 260, height: int = 250
             d2.append(names[j])
             vals.append(np.nan if i == j else ci[i, j])
     vals = np.asarray(vals)
-    finite = vals[np.isfinite(vals)]
-    high = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    mapper = LinearColorMapper(palette=Viridis256, low=0, high=high, nan_color="#f0f0f0")
+    mapper = LinearColorMapper(palette=Viridis256, low=0, high=1, nan_color="#f0f0f0")
     src = ColumnDataSource(
         dict(d1=d1, d2=d2, ci=vals, ci_text=[f"{v:.3f}" if np.isfinite(v) else "-" for v in vals]),
         name="ci",
@@ -119,7 +132,7 @@ def ci_heatmap(ci, classes, title: str = "", width: int = 260, height: int = 250
         x_axis_label="d2 (library's answer)",
         y_axis_label="d1 (true class)",
         tools="hover,save",
-        tooltips=[("d1", "@d1"), ("d2", "@d2"), ("CI", "@ci_text")],
+        tooltips=[("d1", "@d1"), ("d2", "@d2"), ("CI", "@ci_text"), CI_TIP],
     )
     p.rect(
         "d2",
@@ -130,6 +143,7 @@ def ci_heatmap(ci, classes, title: str = "", width: int = 260, height: int = 250
         fill_color={"field": "ci", "transform": mapper},
         line_color=None,
     )
+    colour_bar(p, mapper, "CI (0 to 1)")
     p.axis.major_label_text_font_size = "7pt"
     p.xaxis.major_label_orientation = 0.9 if max(len(n) for n in names) > 2 else 0
     return p
@@ -143,7 +157,7 @@ def fig3(data: dict):
             plots.append(
                 ci_heatmap(data["ci"][t][layer], data["classes"], title=f"{layer}, theta={t}")
             )
-    return gridplot(plots, ncols=len(data["layers"]))
+    return grid(plots, ncols=len(data["layers"]))
 
 
 def histogram_data(clean, adversarial, bins: int = 30, density: bool = True) -> dict:
@@ -172,8 +186,8 @@ def cpl_histogram(
     density: bool = True,
     labels=("clean", "adversarial"),
     alpha=(0.5, 0.5),
-    x_axis_label: str = "CPL",
-    y_axis_label: str = "density",
+    x_axis_label: str = "CPL (mean cosine similarity of the layers' scores)",
+    y_axis_label: str | None = None,
     **figure_kwargs,
 ):
     """Histograms of CPL, clean vs adversarial; source ``p.select_one({"name": "cpl-hist"})``.
@@ -183,21 +197,38 @@ def cpl_histogram(
     ``tools``).
     """
     src = ColumnDataSource(histogram_data(clean, adversarial, bins, density), name="cpl-hist")
+    if y_axis_label is None:
+        y_axis_label = "density (per unit CPL)" if density else "inputs (count)"
     figure_kwargs.update(x_axis_label=x_axis_label, y_axis_label=y_axis_label)
     p = figure(title=title, width=width, height=height, **figure_kwargs)
     bars = (("clean", "#0072B2"), ("adversarial", "#D55E00"))
+    quads = []
     for (top, color), a, label in zip(bars, alpha, labels):
-        p.quad(
-            left="left",
-            right="right",
-            bottom=0,
-            top=top,
-            source=src,
-            alpha=a,
-            color=color,
-            legend_label=label,
+        quads.append(
+            p.quad(
+                left="left",
+                right="right",
+                bottom=0,
+                top=top,
+                source=src,
+                alpha=a,
+                color=color,
+                legend_label=label,
+            )
         )
-    p.legend.location = "top_left"
+    what = "density" if density else "inputs"
+    p.add_tools(
+        HoverTool(
+            renderers=quads,
+            tooltips=[
+                ("CPL", "@left{0.000} to @right{0.000}"),
+                (f"{labels[0]} {what}", "@clean{0.00}"),
+                (f"{labels[1]} {what}", "@adversarial{0.00}"),
+                CPL_TIP,
+            ],
+        )
+    )
+    legend_outside(p)
     return p
 
 
@@ -234,7 +265,7 @@ def auroc_plot(result: dict, title: str = "", width=340, height=280):
         width=width,
         height=height,
         x_axis_label="eps ([0, 1] pixels)",
-        y_axis_label="AUROC",
+        y_axis_label="AUROC of CPL (clean vs adversarial)",
         y_range=(0.0, 1.02),
         x_range=Range1d(0.0, hi),
     )
@@ -257,10 +288,16 @@ def auroc_plot(result: dict, title: str = "", width=340, height=280):
         p.line("eps", "auroc", source=src, color=color, line_width=2, legend_label=name)
         p.scatter("eps", "auroc", source=src, color=color, size=5)
     p.add_tools(
-        HoverTool(tooltips=[("set", "@set"), ("eps", "@units"), ("AUROC", "@auroc{0.000}")])
+        HoverTool(
+            tooltips=[
+                ("set", "@set"),
+                ("eps", "@units"),
+                ("AUROC", "@auroc{0.000}"),
+                ("", "how well CPL tells clean from adversarial inputs (0.5: chance)"),
+            ]
+        )
     )
-    p.legend.location = "bottom_right"
-    p.legend.label_text_font_size = "8pt"
+    legend_outside(p)
     return p
 
 
@@ -278,4 +315,4 @@ def fig5(data: dict):
         auroc_plot(data["results"][m], title=f"{'BCDEFG'[k]}: {m}")
         for k, m in enumerate(data["models"])
     ]
-    return column(row(hist, *curves))
+    return grid([[stretch(p) for p in (hist, *curves)]])

@@ -6,11 +6,27 @@ Each builder takes what ``introspect.figures.manifolds_<name>.compute`` returns.
 from __future__ import annotations
 
 import numpy as np
-from bokeh.layouts import column, gridplot, row
 from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Span
 from bokeh.plotting import figure
 
-from . import layer_colors
+from . import grid, layer_colors, legend_outside, stretch
+
+CAPPED = "#999999"
+FREE = "#0072B2"
+
+
+def cam_tip(threshold=None) -> tuple[str, str]:
+    """The hover line that says what a CAM dimension is (at ``threshold``, when fixed)."""
+    pct = "the threshold" if threshold is None else f"{100 * float(threshold):g} %"
+    return ("CAM dimension", f"PCA components to {pct} of the class's variance, capped at n-1")
+
+
+def _key(p, entries, place="right"):
+    """A legend of colours that no glyph of ``p`` carries by itself (empty glyphs: a key)."""
+    for label, color, marker in entries:
+        p.scatter([], [], color=color, marker=marker, size=8, legend_label=label)
+    legend_outside(p, font="7pt", place=place, hide=False)
+
 
 __all__ = [
     "dims",
@@ -26,7 +42,7 @@ __all__ = [
 ]
 
 
-def _key(e) -> str:
+def _eps_key(e) -> str:
     return format(float(e), "g")
 
 
@@ -41,10 +57,7 @@ def corr_text(c) -> str:
 
 
 def _legend_outside(p):
-    if p.legend:
-        legend = p.legend[0]
-        legend.click_policy = "hide"
-        p.add_layout(legend, "right")
+    legend_outside(p)
 
 
 def curves_plot(m: dict, title: str = "", width=380, height=300, highlight=None):
@@ -72,14 +85,22 @@ def curves_plot(m: dict, title: str = "", width=380, height=300, highlight=None)
         title=title or f"explained variance per class (threshold {m['threshold']:.2f})",
         width=width,
         height=height,
-        x_axis_label="principal components",
-        y_axis_label="cumulative explained variance",
+        x_axis_label="principal components (count)",
+        y_axis_label="cumulative explained variance (fraction)",
         y_range=(0, 1.02),
         x_range=(0.5, max(2, min(longest, 3 * max(m["dims"], default=1) + 5)) + 0.5),
     )
-    p.multi_line("xs", "ys", source=src, line_color="color", line_alpha="alpha", line_width=1.5)
+    p.multi_line(
+        "xs", "ys", source=src, line_color="color", line_alpha="alpha", line_width=1.5,
+        legend_group="name",
+    )  # fmt: skip
     p.add_layout(Span(location=m["threshold"], dimension="width", line_dash="dashed"))
-    p.add_tools(HoverTool(tooltips=[("class", "@name"), ("dim", "@dim"), ("n", "@n")]))
+    p.add_tools(
+        HoverTool(
+            tooltips=[("class", "@name"), ("dim", "@dim"), ("n", "@n"), cam_tip(m["threshold"])]
+        )
+    )
+    legend_outside(p, font="7pt", hide=False)
     return p, src
 
 
@@ -93,7 +114,7 @@ def dims_bar(m: dict, title: str = "", width=380, height=300):
             n=list(m["n"]),
             pr=[round(v, 2) for v in m["participation_ratio"]],
             capped=["yes" if c else "no" for c in m["capped"]],
-            color=["#999999" if c else "#0072B2" for c in m["capped"]],
+            color=[CAPPED if c else FREE for c in m["capped"]],
         )
     )
     p = figure(
@@ -102,13 +123,13 @@ def dims_bar(m: dict, title: str = "", width=380, height=300):
         width=width,
         height=height,
         x_axis_label="class",
-        y_axis_label="dimension",
+        y_axis_label="CAM dimension (PCA components)",
     )
     p.vbar(x="name", top="dim", width=0.8, color="color", source=src)
     p.scatter("name", "pr", source=src, color="#D55E00", size=6, legend_label="PR")
     p.xaxis.major_label_orientation = 0.9 if len(names) > 12 else 0
     p.y_range.start = 0
-    _legend_outside(p)
+    _key(p, [("dimension", FREE, "square"), ("capped at n-1", CAPPED, "square")])
     p.add_tools(
         HoverTool(
             tooltips=[
@@ -117,6 +138,8 @@ def dims_bar(m: dict, title: str = "", width=380, height=300):
                 ("n", "@n"),
                 ("PR", "@pr"),
                 ("capped", "@capped"),
+                cam_tip(m["threshold"]),
+                ("PR", "participation ratio (sum λ)² / sum λ² of the PCA spectrum"),
             ]
         )
     )
@@ -129,10 +152,9 @@ def dims(data: dict):
     for spec in data["models"]:
         m = data["results"][spec]
         curves, _ = curves_plot(m, title=f"{spec}: explained variance per class")
-        rows.append(
-            row(curves, dims_bar(m, title=f"{spec}: CAM dimension (mean {np.mean(m['dims']):.1f})"))
-        )
-    return column(*rows)
+        bars = dims_bar(m, title=f"{spec}: CAM dimension (mean {np.mean(m['dims']):.1f})")
+        rows.append([stretch(curves), stretch(bars)])
+    return grid(rows)
 
 
 def scatter_source_data(result: dict, eps_index: int) -> dict:
@@ -147,7 +169,7 @@ def scatter_source_data(result: dict, eps_index: int) -> dict:
         n_attacked=list(rob["n"]),
         pr=[round(v, 2) for v in m["participation_ratio"]],
         clean=list(rob["clean_acc"]),
-        color=["#999999" if c else "#0072B2" for c in m["capped"]],
+        color=[CAPPED if c else FREE for c in m["capped"]],
     )
 
 
@@ -178,11 +200,11 @@ def scatter_plot(data: dict, title: str, width=380, height=320, subtitle: str = 
         title=title,
         width=width,
         height=height,
-        x_axis_label="CAM dimension",
-        y_axis_label="PGD accuracy of the class",
+        x_axis_label="CAM dimension (PCA components)",
+        y_axis_label="PGD accuracy of the class (fraction)",
         y_range=(-0.03, 1.03),
     )
-    p.line("x", "y", source=line, color="#D55E00", line_dash="dashed")
+    p.line("x", "y", source=line, color="#D55E00", line_dash="dashed", legend_label="fit")
     p.scatter("dim", "acc", source=src, size=8, color="color", alpha=0.8)
     p.add_tools(
         HoverTool(
@@ -192,9 +214,11 @@ def scatter_plot(data: dict, title: str, width=380, height=320, subtitle: str = 
                 ("PR", "@pr"),
                 ("PGD acc", "@acc{0.00} (of @n_attacked)"),
                 ("clean acc", "@clean{0.00}"),
+                cam_tip(),
             ]
         )
     )
+    _key(p, [("class", FREE, "circle"), ("capped at n-1", CAPPED, "circle")], place="below")
     p.title.text_font_size = "9pt"
     sub = Title(text=subtitle, text_font_size="8pt", text_font_style="normal")
     p.add_layout(sub, "above")
@@ -210,11 +234,11 @@ def robustness(data: dict):
             p, _, _, _ = scatter_plot(
                 scatter_source_data(r, j),
                 title=f"{spec}, eps {e:.3g}",
-                subtitle=corr_text(r["correlation"][_key(e)]),
+                subtitle=corr_text(r["correlation"][_eps_key(e)]),
             )
-            plots.append(p)
+            plots.append(stretch(p))
     ncols = max(1, min(3, len(data["eps"])))
-    return gridplot(plots, ncols=ncols)
+    return grid(plots, ncols=ncols)
 
 
 def _means_plot(data: dict, labels):
@@ -224,15 +248,15 @@ def _means_plot(data: dict, labels):
         title="mean CAM dimension vs mean PGD accuracy, per model",
         width=420,
         height=320,
-        x_axis_label="mean CAM dimension",
-        y_axis_label="PGD accuracy",
+        x_axis_label="mean CAM dimension (PCA components)",
+        y_axis_label="PGD accuracy (fraction)",
         y_range=(-0.03, 1.03),
     )
     for e, color in zip(data["eps"], colors):
         src = ColumnDataSource(
             dict(
                 dim=across["mean_dim"],
-                acc=across["adv_accuracy"][_key(e)],
+                acc=across["adv_accuracy"][_eps_key(e)],
                 model=list(labels),
                 pr=[round(v, 2) for v in across["mean_pr"]],
                 clean=across["clean_accuracy"],
@@ -259,12 +283,13 @@ def _means_plot(data: dict, labels):
                 ("mean PR", "@pr"),
                 ("PGD acc", "@acc{0.000}"),
                 ("clean", "@clean{0.000}"),
+                cam_tip(),
             ]
         )
     )
     p.x_range.range_padding = 0.3
     _legend_outside(p)
-    return p
+    return stretch(p)
 
 
 def _r_bars(data: dict, labels):
@@ -273,7 +298,7 @@ def _r_bars(data: dict, labels):
     xs, rs, tips = [], [], []
     for spec, label in zip(data["models"], labels):
         for e in eps:
-            c = data["results"][spec]["correlation"][_key(e)]
+            c = data["results"][spec]["correlation"][_eps_key(e)]
             xs.append((label, f"eps {e:.3g}"))
             rs.append(float("nan") if c is None else c["spearman_r"])
             tips.append(corr_text(c))
@@ -284,7 +309,7 @@ def _r_bars(data: dict, labels):
             x=xs,
             r=[0.02 if np.isnan(v) else v for v in rs],
             tip=tips,
-            color=["#BBBBBB" if np.isnan(v) else "#0072B2" for v in rs],
+            color=["#BBBBBB" if np.isnan(v) else FREE for v in rs],
         )
     )
     p = figure(
@@ -293,18 +318,20 @@ def _r_bars(data: dict, labels):
         width=max(420, 60 * len(xs)),
         height=320,
         y_range=(-1.05, 1.05),
-        y_axis_label="Spearman r",
+        x_axis_label="model, eps",
+        y_axis_label="Spearman r (per class, -1 to 1)",
     )
     p.vbar(x="x", top="r", width=0.8, source=src, color="color")
     p.xaxis.major_label_orientation = 0.9
     p.add_tools(HoverTool(tooltips=[("", "@x"), ("", "@tip")]))
-    return p
+    _key(p, [("r", FREE, "square"), ("undefined (no variation)", "#BBBBBB", "square")])
+    return stretch(p)
 
 
 def models(data: dict):
     """manifolds.models: per-model means and per-class correlations."""
     labels = data.get("labels") or data["models"]
-    return row(_means_plot(data, labels), _r_bars(data, labels))
+    return grid([[_means_plot(data, labels), _r_bars(data, labels)]])
 
 
 def adversarial_training(data: dict):
@@ -319,7 +346,7 @@ def adversarial_training(data: dict):
         width=460,
         height=320,
         x_axis_label="class",
-        y_axis_label="dimension",
+        y_axis_label="CAM dimension (PCA components)",
     )
     for spec, label, color in zip(data["models"], labels, colors):
         m = data["results"][spec]["manifolds"]
@@ -334,7 +361,9 @@ def adversarial_training(data: dict):
         p.line("name", "dim", source=src, color=color, line_width=2, legend_label=label)
         p.scatter("name", "dim", source=src, color=color, size=6)
     p.add_tools(
-        HoverTool(tooltips=[("model", "@model"), ("class", "@name"), ("dim", "@dim (n @n)")])
+        HoverTool(
+            tooltips=[("model", "@model"), ("class", "@name"), ("dim", "@dim (n @n)"), cam_tip()]
+        )
     )
     p.y_range.start = 0
     _legend_outside(p)
@@ -343,8 +372,8 @@ def adversarial_training(data: dict):
         title="PGD accuracy vs eps",
         width=380,
         height=320,
-        x_axis_label="eps",
-        y_axis_label="accuracy",
+        x_axis_label="eps ([0, 1] pixels)",
+        y_axis_label="PGD accuracy (fraction)",
         y_range=(-0.03, 1.03),
     )
     for spec, label, color in zip(data["models"], labels, colors):
@@ -360,4 +389,4 @@ def adversarial_training(data: dict):
         q.scatter("eps", "acc", source=src, color=color, size=6)
     q.add_tools(HoverTool(tooltips=[("model", "@model"), ("eps", "@eps"), ("acc", "@acc{0.000}")]))
     _legend_outside(q)
-    return column(row(p, q), row(_means_plot(data, labels), _r_bars(data, labels)))
+    return grid([[stretch(p), stretch(q)], [_means_plot(data, labels), _r_bars(data, labels)]])
