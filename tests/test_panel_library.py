@@ -92,6 +92,8 @@ def test_ci_heatmap_follows_layer_and_theta(panel, data):
         atol=1e-12,
     )
     assert "A, theta 0.9" in panel.ci_fig.title.text
+    # one colour scale, [0, 1], for every layer and theta (it followed each heatmap's max)
+    assert (panel.ci_mapper.low, panel.ci_mapper.high) == (0, 1)
 
 
 def test_eps_cpl_histogram_and_auroc(panel, data):

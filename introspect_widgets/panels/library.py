@@ -266,7 +266,6 @@ class LibraryPanel(Panel):
         names = d["classes"]
         vals = ci.copy()
         np.fill_diagonal(vals, np.nan)
-        finite = vals[np.isfinite(vals)]
         flat = vals.ravel()
         self.ci_fig.x_range.factors = names
         self.ci_fig.y_range.factors = list(reversed(names))
@@ -276,7 +275,7 @@ class LibraryPanel(Panel):
             ci=flat,
             ci_text=[f"{v:.3f}" if np.isfinite(v) else "-" for v in flat],
         )
-        self.ci_mapper.high = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        # the scale stays [0, 1] (the builder's), so heatmaps of layers and thetas compare
         self.ci_fig.title.text = f"confusion index: {layer}, theta {self.theta(layer):g}"
 
     def _scores(self, layer: str, eps_index: int | None):
