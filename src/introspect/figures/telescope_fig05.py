@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Claim, Param
-from ._claims import all_of, r3
+from ._base import Param
 from ._telescope import (
     DENSITY_PARAMS,
     PAPER_MODELS,
@@ -12,6 +11,7 @@ from ._telescope import (
     density_data,
     density_summary,
 )
+from ._telescope_claims import DENSITY_CLAIMS
 
 ID = "telescope.fig05"
 PAPER = "telescope"
@@ -45,25 +45,4 @@ def summarize(data: dict) -> str:
     return density_summary(data)
 
 
-def _some_units_preferred(data):
-    """The busiest unit takes >= 3x the share a uniform spread gives each unit."""
-    m, n = data["shape"]
-    uniform = 1.0 / (m * n)
-    res, nums = {}, {}
-    for spec in data["models"]:
-        for layer in data["layers"]:
-            s = data["stats"][spec][layer]
-            res[f"{spec} {layer}"] = s["top_unit_share"] >= 3 * uniform
-            nums[f"{spec} {layer} top-unit share / uniform"] = r3(s["top_unit_share"] / uniform)
-            nums[f"{spec} {layer} effective units of {m * n}"] = r3(s["effective_units"])
-    return all_of(res), nums
-
-
-CLAIMS = [
-    Claim(
-        "Some SOM units are chosen as BMUs far more often than others: a finite set of "
-        "functional codes (the busiest unit takes at least 3x a uniform share)",
-        "Lee & Vijayan 2023, Sec. 3.1, Fig. 5 and Supplementary Fig. 1",
-        _some_units_preferred,
-    ),
-]
+CLAIMS = DENSITY_CLAIMS
