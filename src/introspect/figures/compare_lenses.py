@@ -183,7 +183,16 @@ def _negative(a: str):
             out[f"{spec} {layer} rho"] = v
             if v is not None:
                 verdicts.append(v < 0)
-        return (all(verdicts) if verdicts else None), out
+        if not verdicts:
+            return (
+                None,
+                out,
+                (
+                    f"Spearman r of {a} vs class-wise PGD accuracy is undefined: one of them is "
+                    "the same for every class here (e.g. PGD wins on every input at this eps)"
+                ),
+            )
+        return all(verdicts), out
 
     return check
 
