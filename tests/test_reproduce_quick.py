@@ -5,8 +5,10 @@ README's test command leaves it out, and ``.ci/run`` runs it as a second step.
 """
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,4 +47,13 @@ def test_reproduce_quick_profile_of_every_figure(tmp_path):
         html = (out / f"{fid}.html").read_text()
         assert "Traceback" not in html, fid
         assert (out / "figures" / f"{fid}.html").is_file(), f"{fid} saved no plot"
+    # every plot of this run explains itself (legends, colour bars, units, hovers): the
+    # checks of test_plots_legends on the figures this run saved, none of them skipped
+    env = {**os.environ, "INTROSPECT_QUICK_FIGURES": str(out / "figures")}
+    legends = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+         str(Path(__file__).with_name("test_plots_legends.py"))],
+        capture_output=True, text=True, timeout=1200, env=env,
+    )  # fmt: skip
+    assert legends.returncode == 0 and " skipped" not in legends.stdout, legends.stdout[-4000:]
     print(proc.stdout)
