@@ -166,3 +166,22 @@ def test_a_module_where_a_recipe_name_is_expected_says_what_to_do():
 
     with pytest.raises(TypeError, match=r"got Linear.*introspect.Study\(model="):
         recipe(torch.nn.Linear(2, 2))
+
+
+def test_recipes_say_what_they_miss_on_this_machine(tmp_path, monkeypatch):
+    """Menus mark recipes whose data or weights are absent (issue 15); nothing is fetched."""
+    monkeypatch.setenv("INTROSPECT_DATA", str(tmp_path / "nodata"))
+    monkeypatch.delenv("INTROSPECT_WEIGHTS", raising=False)
+    from introspect.recipes import recipe_missing
+    from introspect_widgets.panels import CapturePanel
+
+    assert recipe_missing("small_cnn@digits", tmp_path) is None  # embedded data
+    why = recipe_missing("mnist_cnn", tmp_path)
+    assert "mnist under" in why and "mnist_cnn_pytorch_examples_net_*.pt" in why
+    (tmp_path / "MNIST" / "raw").mkdir(parents=True)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "mnist_cnn_pytorch_examples_net_c3477c07.pt").write_bytes(b"")
+    assert recipe_missing("mnist_cnn", tmp_path) is None
+    labels = [lab for lab, _ in CapturePanel(data_root=str(tmp_path / "none")).model_select.options]
+    assert any("mnist_cnn  (recipe" in lab and "[unavailable: needs mnist" in lab for lab in labels)
+    assert any(lab.startswith("small_cnn@digits") and "unavailable" not in lab for lab in labels)

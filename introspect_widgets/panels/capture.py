@@ -133,7 +133,7 @@ class CapturePanel(Panel):
         narrow = W.Layout(width="250px")
         style = {"description_width": "90px"}
         if study is None:
-            options = self._model_options(model)
+            options = self._model_options(model, data_root)
             splits = list(SPLITS)
         else:
             name = study_name(study, type(study.model).__name__)
@@ -254,9 +254,13 @@ class CapturePanel(Panel):
         self._on_model(None, layers=layers)
 
     # ------------------------------------------------------------------ models
-    def _model_options(self, initial: str) -> list[tuple[str, str]]:
+    def _model_options(self, initial: str, data_root=None) -> list[tuple[str, str]]:
         opts = [(f"{k}  (your model)", f"user:{k}") for k in self._user_models]
-        opts += [(_recipe_label(k, r), f"recipe:{k}") for k, r in _recipes.RECIPES.items()]
+        for k, r in _recipes.RECIPES.items():
+            # a recipe whose data or weights are not here says so in the menu
+            why = _recipes.recipe_missing(k, data_root)
+            label = _recipe_label(k, r) + (f"  [unavailable: {why}]" if why else "")
+            opts.append((label, f"recipe:{k}"))
         opts += [(f"{k}  (untrained)", f"arch:{k}") for k in list_models()]
         keys = {v for _, v in opts}
         key = self._key_of(initial, keys)

@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from . import pipeline
 
-__all__ = ["RECIPES", "recipe", "load_recipe", "recipe_data", "recipe_transform"]
+__all__ = [
+    "RECIPES",
+    "recipe",
+    "recipe_missing",
+    "load_recipe",
+    "recipe_data",
+    "recipe_transform",
+]
 
 _QUICK_TRAIN = dict(epochs=8, lr=3e-3, batch_size=64)
 
@@ -249,6 +256,41 @@ def recipe(spec: str | dict) -> dict:
     raise ValueError(
         f"unknown model recipe {spec!r}; known: {', '.join(RECIPES)} or 'timm:<name>'."
     )
+
+
+def recipe_missing(spec, data_root=None) -> str | None:
+    """What a recipe needs that is not on this machine, in words; None when nothing is.
+
+    Checks the dataset's files under the data root (``data_root``, else
+    ``$INTROSPECT_DATA``) and, for a registered model with ``pretrained=True``, its weight
+    file (or a download URL). Only what can be told without a network: a ``timm:`` model's
+    hub weights count as available. Menus use it to mark what cannot run here.
+    """
+    from pathlib import Path
+
+    from ._utils import default_data_root
+    from .models import _REGISTRY, _weight_dirs
+
+    r = recipe(spec)
+    root = Path(data_root).expanduser() if data_root else default_data_root()
+    dataset = r.get("dataset", "digits")
+    needs = {
+        "mnist": [root / "MNIST" / "raw"],
+        "cifar10": [root / "cifar-10-batches-py", root / "cifar10-jpeg", root / "cifar10"],
+        "cifar100": [root / "cifar-100-python"],
+        "svhn": [root / "train_32x32.mat", root / "test_32x32.mat"],
+    }
+    missing = []
+    if dataset in needs and not any(p.exists() for p in needs[dataset]):
+        missing.append(f"{dataset} under {root}")
+    entry = _REGISTRY.get(str(r.get("model")))
+    if r.get("pretrained") and entry is not None:
+        _, glob, url = entry
+        dirs = _weight_dirs(root / "weights")
+        have = glob and any(d.is_dir() and any(d.glob(glob)) for d in dirs)
+        if not have and url is None:
+            missing.append(f"weights {glob}")
+    return "needs " + " and ".join(missing) if missing else None
 
 
 def load_recipe(spec, *, workdir, device="cpu", data_root=None, seed=0, progress=False):
