@@ -381,11 +381,10 @@ def _ipc_kernel_manager():
     return IPCKernelManager
 
 
-def _read_claims(path: Path, since: float) -> list[dict] | None:
-    """The verdicts a figure's notebook wrote in this run (None if none, or an older file)."""
+def _read_claims(path: Path) -> list[dict] | None:
+    """The verdicts a figure's notebook wrote (None if it wrote none: the run removes the
+    file before each notebook, so a file left by an earlier run is never read)."""
     try:
-        if path.stat().st_mtime < since - 1:
-            return None  # left by an earlier run: not this run's verdict
         return json.loads(path.read_text())["claims"]
     except (OSError, ValueError, KeyError):
         return None
@@ -523,7 +522,7 @@ def reproduce(
                 ": "
             ) or ("".join(traceback.format_exception_only(type(err), err)).strip())
         row["seconds"] = time.time() - t0
-        row["claims"] = _read_claims(out / "figures" / f"{fid}.claims.json", t0)
+        row["claims"] = _read_claims(out / "figures" / f"{fid}.claims.json")
         if target.is_file():
             row["links"]["notebook"] = target.name
             try:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ._base import NotTestable
 
-__all__ = ["NotTestable", "r3", "trend", "need", "all_of", "torus_mean_distance"]
+__all__ = ["NotTestable", "r3", "trend", "need", "all_of", "median_d_class"]
 
 
 def r3(values):
@@ -45,12 +45,6 @@ def all_of(results: dict) -> bool:
     return bool(results) and all(bool(v) for v in results.values())
 
 
-def torus_mean_distance(rows, cols, counts, centre, shape) -> float:
-    """Count-weighted mean torus distance from grid points to ``centre`` on an m x n torus."""
-    m, n = shape
-    r = np.abs(np.asarray(rows, float) - centre[0]) % m
-    c = np.abs(np.asarray(cols, float) - centre[1]) % n
-    r = np.minimum(r, m - r)
-    c = np.minimum(c, n - c)
-    w = np.asarray(counts, float)
-    return float((np.hypot(r, c) * w).sum() / w.sum())
+def median_d_class(data, spec, split) -> list:
+    """Median D_class per layer of one model and split, from a figure's ``d_class_box``."""
+    return [data["d_class_box"][spec][ly][split]["median"] for ly in data["layers"]]

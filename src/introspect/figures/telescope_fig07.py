@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import telescope
 from ._base import Claim, Param
-from ._claims import all_of, r3, trend
+from ._claims import all_of, median_d_class, r3, trend
 from ._telescope import SOM_PAPER, SOM_PARAMS, box_stats, som_kwargs, som_run
 
 ID = "telescope.fig07"
@@ -82,7 +82,7 @@ def _d_class_smaller_deep(data):
     res, nums = {}, {}
     for spec in data["models"]:
         for split in ("train", "val"):
-            med = [data["d_class_box"][spec][ly][split]["median"] for ly in data["layers"]]
+            med = median_d_class(data, spec, split)
             res[f"{spec} {split}"] = med[-1] < med[0]
             nums[f"{spec} {split} median D_class"] = r3(med)
             nums[f"{spec} {split} trend"] = trend(med)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..recipes import recipe as _recipe
 from ._base import Claim, Param
-from ._claims import all_of, r3
+from ._claims import all_of, median_d_class, r3
 from ._telescope import SOM_PAPER, SOM_PARAMS, box_stats, som_kwargs, som_run
 
 ID = "telescope.fig09"
@@ -73,7 +73,7 @@ def _holds_beyond_imagenet(data):
     res, nums = {}, {}
     for spec in data["models"]:
         for split in ("train", "val"):
-            med = [data["d_class_box"][spec][ly][split]["median"] for ly in data["layers"]]
+            med = median_d_class(data, spec, split)
             res[f"{spec} {split}"] = med[-1] < med[0]
             nums[f"{spec} {split} median D_class"] = r3(med)
     datasets = sorted({str(_recipe(s).get("dataset")) for s in data["models"]})
