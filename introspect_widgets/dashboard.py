@@ -62,6 +62,8 @@ from bokeh.models import (
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
+from introspect import progress
+
 from .panels._base import Panel, ProgressBar, bokeh_widget, guarded, hold_sync
 from .plots.library import cpl_histogram, histogram_data
 from .plots.selfintro import EXTENT, _map_figure, class_palette
@@ -509,7 +511,6 @@ class Dashboard(Panel):
         self._syncing = False
         self._thread: threading.Thread | None = None
         self._started = False
-        self._pending = False
         self._x: torch.Tensor | None = None
         self.labels: np.ndarray | None = None
         self.preds: np.ndarray | None = None
@@ -697,67 +698,35 @@ class Dashboard(Panel):
         return bundle
 
     def _start_after_display(self) -> None:
-        """Compute once the dashboard is on screen.
+        """Compute once the dashboard is on screen, as a long action with progress and Cancel.
 
-        In a Jupyter kernel the computation is queued on the kernel's event loop, so it
-        runs right after the cell that displayed the dashboard, in the kernel's own thread:
-        the widgets update live while it runs (their messages go out through the kernel's
-        IOPub thread), and the next cells run after it, so nothing else uses the model
-        meanwhile (capture hooks are installed on it). Without an event loop it runs in a
-        background thread (:meth:`start`).
+        The lenses are computed in a background thread (:meth:`start`), so the dashboard,
+        its progress line and its Cancel button stay live while they compute. Capture
+        hooks record only the thread that installed them, so a cell that runs the study's
+        model meanwhile does not disturb the capture; call :meth:`wait` before reading
+        what the dashboard computed.
         """
-        import asyncio
-
         self._started = True
-        try:
-            from IPython import get_ipython
+        self.set_status("on screen; computing the lenses...")
+        self.start()
 
-            shell = get_ipython()
-            loop = (
-                asyncio.get_running_loop()
-                if shell is not None and hasattr(shell, "kernel")
-                else None
-            )
-        except (ImportError, RuntimeError):
-            loop = None
-        if loop is None:
-            self.start()
-            return
-        self._pending = True
-        self._set_state("queued")
-        self.set_status("on screen; computing the lenses right after this cell...")
-        loop.call_soon(self._run_pending)
-
-    def _run_pending(self) -> None:
-        if not self._pending:
-            return
-        self._pending = False
-        try:
-            self.compute()
-        except BaseException as err:  # an interrupt must not escape into the kernel's loop
-            self.errors.show(err, "dashboard")
-            self._set_state("error")
-
-    def start(self) -> threading.Thread:
+    def start(self) -> threading.Thread | None:
         """Compute every lens in a background thread (the widgets update as it goes).
 
-        The kernel stays free meanwhile; do not run the study's model in other cells until
-        it is done (:meth:`wait`): the capture hooks are installed on that model.
+        The kernel stays free meanwhile (Cancel stops the computation at its next step;
+        nothing half-done is cached). Returns the worker thread.
         """
         with self._lock:
             self._started = True
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self.compute, name="introspect-dashboard", daemon=True
-                )
-                self._thread.start()
+            if not self.running:
+                self.run_task("computing the lenses", self.compute, background=True)
         return self._thread
 
     def wait(self, timeout: float | None = None) -> Dashboard:
-        """Wait until the lenses are computed (runs a queued computation now)."""
-        self._run_pending()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait until the lenses are computed (or the computation was cancelled)."""
+        if self.autostart and not self._started:
+            self.start()
+        super().wait(timeout)
         return self
 
     def compute(self) -> Dashboard:
@@ -775,9 +744,18 @@ class Dashboard(Panel):
         ]
         self._set_state("computing")
         self.progress.reset(total=len(stages), description="lenses")
+        try:
+            return self._compute_stages(stages)
+        except progress.Cancelled:
+            self.progress.fail()
+            self._set_state("cancelled")
+            raise
+
+    def _compute_stages(self, stages) -> Dashboard:
         failed = []
         t_all = time.perf_counter()
-        for stage, what in stages:
+        for k, (stage, what) in enumerate(stages):
+            progress.report("lenses", k, len(stages))
             if stage != "data" and self.labels is None:
                 failed.append(stage)
                 self._tab_status(stage, "not computed: the test inputs could not be loaded", True)

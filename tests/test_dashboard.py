@@ -289,6 +289,44 @@ def test_the_dashboard_is_on_screen_before_it_computes(dash):
     assert d.highlighted()["selfintro"] == [1]
 
 
+def test_cancel_stops_the_dashboard_and_caches_no_half_fitted_map(dash, tmp_path, monkeypatch):
+    import threading
+
+    from introspect import progress, som
+    from introspect_widgets import Dashboard
+
+    s = dash.study
+    mine = Study(s.model, train=s.data("train"), test=s.data("test"), layers=s.layers,
+                 workdir=tmp_path, device="cpu", progress=False)  # fmt: skip
+    gate, orig = threading.Event(), som.ToroidalSOM.fit
+
+    def held(self, *args, **kwargs):  # hold the worker inside its first SOM fit
+        progress.report("SOM held", 0, 1)
+        gate.wait(60)
+        progress.report("SOM held", 1, 1)  # the first report after Cancel stops here
+        return orig(self, *args, **kwargs)
+
+    monkeypatch.setattr(som.ToroidalSOM, "fit", held)
+    d = Dashboard(mine, autostart=False)
+    d.start()
+    deadline = time.perf_counter() + 120
+    while d._tracker.stage != "SOM held":
+        assert time.perf_counter() < deadline, d._tracker.describe()
+        gate.wait(0.02)
+    assert d.running and d.task.widget.layout.display is None
+    assert d.cancel()
+    gate.set()
+    d.wait(120)
+    assert d.last_task["outcome"] == "cancelled", d.last_task
+    assert 'data-state="cancelled"' in d.state_html.value and not d.ready["telescope"]
+    assert not list((tmp_path / "som").rglob("result*"))  # no map was stored
+    monkeypatch.setattr(som.ToroidalSOM, "fit", orig)
+    d.start()  # a second start computes to the end
+    d.wait(600)
+    assert d.last_task["outcome"] == "done" and all(d.ready.values()), d.errors.text
+    assert list((tmp_path / "som").rglob("result*"))
+
+
 def test_class_names_and_text_are_html_escaped(tmp_path):
     from introspect_widgets import Dashboard
 

@@ -46,6 +46,8 @@ __all__ = [
     "labels_for",
     "as_study",
     "study_name",
+    "TaskBar",
+    "in_kernel",
 ]
 
 
@@ -189,6 +191,75 @@ class ProgressBar:
             with hold_sync(self.bar, self.label):
                 self.bar.value = self.fraction
                 self.label.value = f"{self.n}/{self.total} ({rate:,.0f}/s)"
+
+
+def in_kernel() -> bool:
+    """Whether this runs inside a Jupyter kernel (the front end can click meanwhile)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+class TaskBar:
+    """What a long action is doing: stage, k/n and time left, a bar, and a Cancel button.
+
+    Hidden while nothing runs. :meth:`show` is the sink's display
+    (:class:`introspect.progress.Tracker` calls it, throttled); :meth:`finish` leaves the
+    last line visible with how it ended. ``cancel_button`` asks the running action to
+    stop at its next progress report.
+    """
+
+    def __init__(self):
+        self.bar = W.FloatProgress(
+            value=0.0, min=0.0, max=1.0, layout=W.Layout(width="240px"), bar_style="info"
+        )
+        self.label = W.HTML(value="")
+        self.cancel_button = W.Button(
+            description="Cancel",
+            button_style="danger",
+            icon="stop",
+            tooltip="stop the running action at its next step; nothing half-done is stored",
+            layout=W.Layout(width="100px"),
+        )
+        self.widget = W.HBox([self.cancel_button, self.bar, self.label])
+        self.widget.add_class("introspect-task")
+        self.widget.layout.display = "none"
+        self._lock = threading.RLock()
+
+    def start(self, what: str) -> None:
+        with self._lock, hold_sync(self.bar, self.label, self.cancel_button):
+            self.bar.value, self.bar.bar_style = 0.0, "info"
+            self.label.value = f"{html.escape(what)}: starting"
+            self.cancel_button.disabled = False
+            self.cancel_button.description = "Cancel"
+            self.widget.layout.display = None
+        self.what = what
+
+    def show(self, tracker) -> None:
+        with self._lock, hold_sync(self.bar, self.label):
+            frac = (tracker.done / tracker.total) if tracker.total else 0.0
+            self.bar.value = min(max(frac, 0.0), 1.0)
+            self.label.value = (
+                f"{html.escape(self.what)}: {html.escape(tracker.describe())}"
+                f" <small>({tracker.elapsed:.0f} s)</small>"
+            )
+
+    def cancelling(self) -> None:
+        with self._lock:
+            self.cancel_button.disabled = True
+            self.cancel_button.description = "Cancelling"
+
+    def finish(self, text: str, style: str) -> None:
+        with self._lock, hold_sync(self.bar, self.label, self.cancel_button):
+            if style == "success":
+                self.bar.value = 1.0
+            self.bar.bar_style = style
+            self.label.value = html.escape(text)
+            self.cancel_button.disabled = True
+            self.cancel_button.description = "Cancel"
 
 
 def eps_label(eps) -> str:
@@ -488,29 +559,63 @@ class Panel:
         self.errors = ErrorBox()
         self.children: list[W.Widget] = []
         self._widget: W.VBox | None = None
+        self.task = TaskBar()
+        self.task.cancel_button.on_click(lambda _b: self.cancel())
+        #: run long actions in a worker thread (None: when in a Jupyter kernel, so that
+        #: Cancel and the other controls stay live while they run)
+        self.background: bool | None = None
+        self.last_task: dict | None = None
+        self._tracker = None
+        self._active = False
+        self._thread: threading.Thread | None = None
+        self._task_lock = threading.Lock()
+        self._on_display: list[Callable[[], None]] = []
+        self._clicking = 0
 
     # layout ---------------------------------------------------------------
     @property
     def widget(self) -> W.VBox:
         if self._widget is None:
             parts = [self.title] if self.title is not None else []
-            parts += [*self.children, self.status, self.errors]
+            parts += [*self.children, self.task.widget, self.status, self.errors]
             self._widget = PanelBox(parts, layout=W.Layout(width="100%"))
             self._widget.add_class("introspect-panel")
         return self._widget
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        self._displayed()
+        return bundle
 
     def _ipython_display_(self):
         """BokehJS, then the panel: each display brings what its bokeh views need.
 
         The panel's ``PanelBox`` publishes BokehJS and pushes a current bundle to every
         bokeh view whose document changed since its last bundle (:func:`bokeh_widget`).
+        Work the constructor deferred (:meth:`after_display`) starts now, with the panel
+        on screen.
         """
         from IPython.display import display
 
         display(self.widget)
+        self._displayed()
+
+    def after_display(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the panel is on screen (in a kernel), else right now.
+
+        For a long first step that a constructor was asked for (``fit=True``): in a
+        notebook the panel shows first, with its progress line and Cancel, and the step
+        runs as a background action; headless (a script, a test) it runs at once.
+        """
+        if in_kernel():
+            self._on_display.append(lambda: self._as_click(action))
+        else:
+            action()
+
+    def _displayed(self) -> None:
+        pending, self._on_display = self._on_display, []
+        for action in pending:
+            action()
 
     # helpers --------------------------------------------------------------
     @property
@@ -524,8 +629,16 @@ class Panel:
     def button(self, description: str, handler: Callable[[], None], **kwargs) -> W.Button:
         """A button whose ``handler()`` (no arguments) shows its errors in the panel."""
         b = W.Button(description=description, **kwargs)
-        b.on_click(guarded(self.errors, lambda _b: handler(), description))
+        b.on_click(guarded(self.errors, lambda _b: self._as_click(handler), description))
         return b
+
+    def _as_click(self, action: Callable[[], object]):
+        """Run ``action`` as the front end's request: its long actions go to the background."""
+        self._clicking += 1
+        try:
+            return action()
+        finally:
+            self._clicking -= 1
 
     def observe(self, widget: W.Widget, handler: Callable, names: str | Iterable[str] = "value"):
         """``widget.observe`` with the handler's errors shown in the panel."""
@@ -550,3 +663,106 @@ class Panel:
         finally:
             for w in disable:
                 w.disabled = False
+
+    # long actions -------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """Whether a long action (:meth:`run_task`) is running."""
+        return self._active
+
+    def run_task(
+        self,
+        what: str,
+        fn: Callable[[], object],
+        *disable: W.Widget,
+        background: bool | None = None,
+    ) -> None:
+        """Run ``fn()`` as a long action: progress line, Cancel, errors in the panel.
+
+        The toolkit's loops report their stage and k/n to the panel's
+        :class:`~introspect.progress.Tracker` (shown as "capture 120/360, 4 s left");
+        :meth:`cancel` (the Cancel button) stops ``fn`` at its next report with
+        :class:`introspect.progress.Cancelled`, and since every cached stage stores its
+        result only when it finished, nothing half-done is stored. ``disable`` widgets
+        are disabled meanwhile.
+
+        Where it runs: with ``background=True`` (here or as the panel's ``background``)
+        in a worker thread; with ``background`` None, in a worker thread when a button
+        was clicked in a notebook (or a deferred first step started on display), so
+        Cancel and the views stay live while it runs, and here otherwise: a call from
+        code (``panel.compute()`` in a cell, a script, a test) returns when it is done,
+        with its results in place. :meth:`wait` blocks until a worker ends.
+
+        ``last_task`` records how the last action ended: ``{"what", "outcome"
+        ("done" | "cancelled" | "failed"), "seconds", "stage"}``.
+        """
+        from introspect import progress
+
+        with self._task_lock:
+            if self.running:
+                raise RuntimeError(
+                    f"{self.task.what} is still running: wait for it to finish "
+                    "(panel.wait()) or press Cancel"
+                )
+            tracker = progress.Tracker(on_change=self.task.show, max_rate=4.0)
+            self._tracker, self._active = tracker, True
+            for w in disable:
+                w.disabled = True
+            self.errors.clear()
+            self.set_status(f"{what}...")
+            self.task.start(what)
+
+            def work():
+                outcome, t0 = "failed", time.perf_counter()
+                try:
+                    with progress.watch(tracker):
+                        fn()
+                    outcome = "done"
+                except progress.Cancelled as err:
+                    outcome = "cancelled"
+                    self.set_status(f"{what} cancelled: {err}")
+                except Exception as err:  # shown in the panel, kept in errors.error
+                    self.errors.show(err, what)
+                    self.set_status(f"{what} failed")
+                finally:
+                    dt = time.perf_counter() - t0
+                    self.last_task = dict(
+                        what=what, outcome=outcome, seconds=dt, stage=tracker.describe()
+                    )
+                    style = {"done": "success", "cancelled": "warning"}.get(outcome, "danger")
+                    self.task.finish(f"{what}: {outcome} after {dt:.1f} s", style)
+                    for w in disable:
+                        w.disabled = False
+                    self._active = False
+
+            if background is None:
+                background = self.background
+            if background is None:  # a click in a notebook: keep the kernel free for Cancel
+                background = bool(self._clicking) and in_kernel()
+            background = bool(background)
+            if background:
+                self._thread = threading.Thread(target=work, name=f"introspect-{what}", daemon=True)
+                self._thread.start()
+                return
+        work()
+
+    def _finished_ok(self) -> bool:
+        """Whether the last long action ended here and succeeded (not running, not failed)."""
+        return not self._active and (self.last_task or {}).get("outcome") == "done"
+
+    def cancel(self) -> bool:
+        """Ask the running long action to stop at its next step; returns whether one ran."""
+        tracker = self._tracker
+        if tracker is None or not self._active:
+            return False
+        tracker.cancel()
+        self.task.cancelling()
+        return True
+
+    def wait(self, timeout: float | None = None):
+        """Block until the running long action ends (returns the panel)."""
+        self._displayed()  # a deferred first step not yet started (no display) starts now
+        th = self._thread
+        if th is not None:
+            th.join(timeout)
+        return self

@@ -148,8 +148,8 @@ class ActivationMapPanel(Panel):
             W.HBox([self.play, self.step]),
             self.view,
         ]
-        if fit:
-            self._fit()
+        if fit:  # in a notebook: once the panel is on screen, with progress and Cancel
+            self.after_display(self._fit)
 
     # ------------------------------------------------------------------ views
     def _build_views(self):
@@ -247,7 +247,7 @@ class ActivationMapPanel(Panel):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self):
-        with self.busy("fitting the self-introspective map", self.fit_button):
+        def body():
             self.si = self.study.selfintro(
                 self.layers, vae=self.vae, estimator=self.estimator, seed=self.seed
             )
@@ -274,6 +274,8 @@ class ActivationMapPanel(Panel):
             acc = float((self.result["pred"] == self.labels).mean())
             self.set_status(f"{len(x)} inputs mapped; accuracy {acc:.4f}")
             self.select(0)
+
+        self.run_task("fitting the self-introspective map", body, self.fit_button)
 
     def _fill_points(self):
         r = self.result
@@ -364,7 +366,7 @@ class ActivationMapPanel(Panel):
             self.step_size.value = 0.3 if noise else 0.01
 
     def _run_trajectory(self):
-        with self.busy(f"running {self.attack.value}", self.run_button):
+        def body():
             if self.selected is None:
                 raise RuntimeError("select an input first (click a point or type its index)")
             self.trajectory = self.run_trajectory(
@@ -382,6 +384,8 @@ class ActivationMapPanel(Panel):
                 f"{self.attack.value}: answer {self.classes[t['pred'][0]]} -> "
                 f"{self.classes[t['pred'][-1]]} after {len(t['z']) - 1} steps"
             )
+
+        self.run_task(f"running {self.attack.value}", body, self.run_button)
 
     def run_trajectory(self, i, attack, target, steps, step) -> dict:
         """The path of input ``i`` on the map under an attack or a noise sweep (core calls).

@@ -389,7 +389,8 @@ class CapturePanel(Panel):
     # ------------------------------------------------------------------ run
     def run(self) -> ActivationStore | None:
         """Build or take the study, capture, show the result; the Run button calls this."""
-        with self.busy("capture", self.run_button):
+
+        def body():
             self.progress.reset(total=1, description="loading")
             layers = self.layers()
             if not layers:
@@ -412,9 +413,16 @@ class CapturePanel(Panel):
             self.set_status(f"done: {store.n} images, accuracy {acc:.1%}; {shapes}")
             for cb in list(self._callbacks):
                 guarded(self.errors, cb, "on_store callback")(study, store)
-            return store
-        self.progress.fail()
-        return None
+
+        def guarded_body():
+            try:
+                body()
+            except BaseException:
+                self.progress.fail()
+                raise
+
+        self.run_task("capture", guarded_body, self.run_button)
+        return self.store if self._finished_ok() else None
 
     def on_store(self, callback: Callable[[Study, ActivationStore], None]) -> None:
         """Call ``callback(study, store)`` after every capture (at once if a store exists).

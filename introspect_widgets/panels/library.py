@@ -173,7 +173,8 @@ class LibraryPanel(Panel):
     # ------------------------------------------------------------------ compute
     def compute(self) -> None:
         """:func:`introspect.library.explore` of the study with the panel's settings."""
-        with self.busy("compute", self.compute_button):
+
+        def body():
             if self.study is None:
                 raise ValueError("this panel shows precomputed data: give it a study to compute")
             layers = [s.strip() for s in self.layers_text.value.split(",") if s.strip()]
@@ -191,6 +192,8 @@ class LibraryPanel(Panel):
             data = _lib.explore(self.study, layers, thetas, eps, **self.settings)
             self.set_data(data)
             self.set_status(f"{data['n_test']} test inputs, {len(data['attack_labels'])} attacked")
+
+        self.run_task("compute", body, self.compute_button)
 
     # ------------------------------------------------------------------ views
     def set_data(self, data: dict) -> None:

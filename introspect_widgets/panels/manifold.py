@@ -197,7 +197,8 @@ class ManifoldPanel(Panel):
     # ------------------------------------------------------------------ compute
     def compute(self) -> None:
         """``study.manifolds`` of every selected study (cached in its workdir), shown."""
-        with self.busy("compute", self.compute_button):
+
+        def body():
             names = list(self.model_select.value)
             if not names:
                 raise ValueError("select at least one model")
@@ -230,6 +231,8 @@ class ManifoldPanel(Panel):
             self.set_status(
                 "; ".join(f"{s}: mean dim {self.results[s]['mean_dim']:.1f}" for s in names)
             )
+
+        self.run_task("compute", body, self.compute_button)
 
     def _thumbs(self, study, result) -> list[str]:
         labels = study.labels(self.split)

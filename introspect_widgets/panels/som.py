@@ -205,7 +205,8 @@ class SOMPanel(Panel):
     def train(self):
         """``study.telescope`` of the chosen layer with the panel's settings; shows the map."""
         layer = self.layer_select.value
-        with self.busy(f"training a SOM on {layer}", self.train_button):
+
+        def body():
             self.loss_source.data = dict(step=[], qe=[])
             self._last_tick, self.n_updates = -float("inf"), 0
             self.progress.reset(total=1, description=layer)
@@ -237,10 +238,16 @@ class SOMPanel(Panel):
                 f"topographic error {som.topographic_error(np.asarray(X, dtype=np.float32)):.3f}"
                 f" ({self.train_seconds:.2f} s)"
             )
-        if self.error is not None:
-            self.progress.fail()
-            return None
-        return self.result
+
+        def guarded_body():
+            try:
+                body()
+            except BaseException:
+                self.progress.fail()
+                raise
+
+        self.run_task(f"training a SOM on {layer}", guarded_body, self.train_button)
+        return self.result if self._finished_ok() else None
 
     def _on_progress(self, step: int, n_steps: int, history: dict) -> None:
         """The fit's callback: progress and the curve's new points, <= 1 / update_interval Hz.

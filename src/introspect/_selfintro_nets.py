@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import progress as _progress
 from ._threads import for_model
 
 __all__ = ["elu_mlp", "gaussian_mmd", "train_minibatches", "make_scheduler"]
@@ -97,11 +98,7 @@ def train_minibatches(
     opt = torch.optim.Adam(module.parameters(), lr=float(lr))
     sched = make_scheduler(opt, clr, steps)
     history: dict[str, list[float]] = {}
-    iterator = range(int(epochs))
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc=desc, leave=False)
+    iterator = _progress.bar(range(int(epochs)), desc=desc, leave=False, disable=not progress)
     module.train()
     with for_model(module, tensors[0][:1].to(device), batch_size):  # small MLPs: 1 thread
         for _ in iterator:

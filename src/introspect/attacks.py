@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import progress as _progress
 from ._checks import check_eps, check_images, check_labels
 from ._threads import for_model
 from ._utils import resolve_device
@@ -178,10 +179,12 @@ def pgd(
             if seed is not None:
                 torch.manual_seed(batch_seed(seed, first_batch + k))
             xb, yb = x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev)
+            _progress.report("pgd", s, len(x))
             adv = attack.perturb(xb, yb).detach()
             # advertorch already projects and clips; enforce it exactly against float round-off.
             adv = torch.min(torch.max(adv, xb - eps), xb + eps).clamp_(0.0, 1.0)
             out.append(adv.cpu())
+    _progress.report("pgd", len(x), len(x))
     return torch.cat(out)
 
 
@@ -262,6 +265,7 @@ def carlini_wagner_l2(
     out = []
     with for_model(model, x[:1].to(dev), batch_size):
         for s in range(0, len(x), batch_size):
+            _progress.report("cw", s, len(x))
             xb, yb = x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev)
             out.append(attack.perturb(xb, yb).detach().clamp_(0.0, 1.0).cpu())
     return torch.cat(out)
@@ -308,7 +312,8 @@ def iterative_fgsm(
         for s in range(0, len(x), batch_size):
             cur, tb = x[s : s + batch_size].to(dev), target[s : s + batch_size].to(dev)
             traj = [cur.cpu()] if record else None
-            for _ in range(steps):
+            for k in range(steps):
+                _progress.report("fgsm", s * steps + k * len(cur), len(x) * steps)
                 cur = step.perturb(cur, tb).detach()
                 if record:
                     traj.append(cur.cpu())

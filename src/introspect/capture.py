@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import progress as _progress
 from ._checks import check_images, check_labels
 from ._threads import for_model
 from ._utils import resolve_device
@@ -106,6 +108,11 @@ class LayerHooks:
     every convolution of a block, as torchvision's ResNet blocks do) is recorded at its
     last call only; :meth:`take` warns (:class:`ModuleReuseWarning`, once per layer)
     naming the module and how many times it ran.
+
+    Only the forward passes of the thread that entered the hooks are recorded: a panel
+    capturing in a worker thread is not disturbed by a notebook cell that runs the same
+    model meanwhile (``torch.nn.DataParallel``, which runs replicas in threads, is not
+    supported; use ``torch.distributed``, see :mod:`introspect.distributed`).
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str], reduce: Callable):
@@ -122,12 +129,16 @@ class LayerHooks:
         self._calls: dict[str, int] = {}  # hook calls per layer in the current forward pass
         self._reused: dict[str, int] = {}  # layer -> most calls seen in one pass
         self._warned: set[str] = set()
+        self._owner = threading.get_ident()
 
     def _new_pass(self, module, args):
-        self._calls = {}
+        if threading.get_ident() == self._owner:
+            self._calls = {}
 
     def _hook(self, name: str, use_input: bool):
         def fn(module, args, output):
+            if threading.get_ident() != self._owner:
+                return  # another thread's forward pass (a notebook cell using the model)
             n = self._calls[name] = self._calls.get(name, 0) + 1
             if n > 1:
                 self._reused[name] = max(n, self._reused.get(name, 0))
@@ -153,6 +164,7 @@ class LayerHooks:
         )
 
     def __enter__(self):
+        self._owner = threading.get_ident()  # only this thread's forward passes are recorded
         modules = dict(self.model.named_modules())
         try:
             # each forward pass of the model starts the per-pass call counts afresh
@@ -433,9 +445,9 @@ class _Run:
         model_device = next(iter(self.model.parameters()), torch.empty(0)).device
         if model_device != self.dev:
             self.model.to(self.dev)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=initial, desc="capture", unit="img", disable=not show)
+        bar = _progress.bar(
+            total=total, initial=initial, desc="capture", unit="img", disable=not show
+        )
         x0 = _batch(self.dataset, 0, 1, self.n)[0].to(self.dev)
         threads = for_model(self.model, x0, self.batch_size)  # decided before the hooks exist
         with bar, threads, LayerHooks(self.model, self.layers, self.reduce) as hooks:

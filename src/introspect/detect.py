@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import progress as _progress
 from ._estimator import NotFittedError
 
 __all__ = [
@@ -845,6 +846,7 @@ def run_detection(
 
     def tick(info: str) -> None:
         step[0] += 1
+        _progress.report("detect", step[0], total)
         if bar is not None:
             bar.set_postfix_str(info, refresh=False)
             bar.update(1)

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from introspect import progress as _progress
 from introspect._checks import check_labels, check_scores
 from introspect._estimator import Estimator
 from introspect._utils import check_is_fitted, renamed_keyword, resolve_device
@@ -339,12 +340,12 @@ class LibraryNetwork(Estimator):
         n_features = None
         sketch = None  # random projection that proposes candidate matches (wide layers)
         ws = _Workspace()
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            total = H.shape[0] if _is_array_like(H) else None
-            bar = tqdm(total=total, desc=f"library theta={theta:g}", unit="pattern")
+        bar = _progress.bar(
+            total=H.shape[0] if _is_array_like(H) else None,
+            desc=f"library theta={theta:g}",
+            unit="pattern",
+            disable=not progress,
+        )
         for chunk in _iter_chunks(H, bs):
             X = _normalise(_to_rows(chunk, device, dtype), where, n_seen, ws)
             if n_features is None:
@@ -371,10 +372,8 @@ class LibraryNetwork(Estimator):
                     segments.append(rows)
                 kept.append(new.cpu().numpy() + n_seen)
             n_seen += X.shape[0]
-            if bar is not None:
-                bar.update(X.shape[0])
-        if bar is not None:
-            bar.close()
+            bar.update(X.shape[0])
+        bar.close()
         if n_seen == 0:
             raise ValueError("H is empty: a library needs at least one pattern.")
         lib = _concat_freeing(segments)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from introspect import progress as _progress
 from introspect._checks import check_finite
 from introspect._estimator import Estimator
 from introspect._threads import intra_op_threads, threads_for
@@ -335,11 +336,7 @@ class ToroidalSOM(Estimator):
         cosine = metric == "cosine"
         x_norm = torch.linalg.vector_norm(Xt, dim=1).clamp_min_(1e-12) if cosine else None
 
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_steps, desc="SOM", unit="batch")
+        bar = _progress.bar(total=n_steps, desc="SOM", unit="batch", disable=not progress)
 
         # a step is two (batch x features x units) products: small ones give a thread up
         # as soon as other processes compete for the cores
@@ -380,8 +377,7 @@ class ToroidalSOM(Estimator):
                     history["epoch"].append(epoch)
                     history["samples"].append(step * B)
                     step += 1
-                    if bar is not None:
-                        bar.update(1)
+                    bar.update(1)
                     if callback is not None and (step % every == 0 or step == n_steps):
                         history["qe"] = qe_buf[:step].cpu().tolist()
                         if callback(step, n_steps, history) is False:
@@ -389,8 +385,7 @@ class ToroidalSOM(Estimator):
                             break
                 if stopped:
                     break
-        if bar is not None:
-            bar.close()
+        bar.close()
 
         history["qe"] = qe_buf[:step].cpu().tolist()
         self.weights_ = W.cpu().numpy().astype(np.float32, copy=False)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import progress as _progress
 from ._checks import check_images, check_labels
 from ._threads import for_model
 from ._utils import resolve_device, seed_everything
@@ -262,7 +263,6 @@ def fit_classifier(
         eval mode and propagates, so that no caller can mistake the half-trained model for
         a finished one (the pipeline's cache stores nothing).
     """
-    from tqdm.auto import tqdm
 
     dev = resolve_device(device)
     if val is None and patience is not None:
@@ -339,7 +339,7 @@ def fit_classifier(
         torch.save(ck, tmp)
         os.replace(tmp, resume)
 
-    bar = tqdm(
+    bar = _progress.bar(
         range(start, epochs), desc="train", initial=start, total=epochs, disable=not progress
     )
     threads = for_model(model, x[:1].to(dev), batch_size)  # one thread for small models
@@ -350,6 +350,7 @@ def fit_classifier(
             perm = torch.randperm(len(x), generator=gen)
             tot_loss, tot_correct = 0.0, 0
             for s in range(0, len(x), batch_size):
+                _progress.report("train", epoch, epochs)  # a Cancel stops between batches
                 idx = perm[s : s + batch_size]
                 xb, yb = x[idx], y[idx]
                 if noise_sigma_max > 0:
