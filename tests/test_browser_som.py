@@ -85,4 +85,32 @@ def test_som_notebook_trains_and_clicks_in_chromium(jupyter_lab, lab_page):  # n
     panel.get_by_text(re.compile(r"unit 0 \(row 0, col 0\): \d+ SOM-tr inputs")).wait_for()
 
     assert lab_page.js_errors() == []
+
+    # a long fit shows its stage, k/n and time left, and Cancel stops it: the kernel is
+    # free while it runs (the fit is in a worker thread), the cancelled map is not used
+    lab_page.kernel_execute("panel.epochs.value = 20000; panel.seed = 99")  # 600,000 steps
+    train.click()
+    task = panel.locator(".introspect-task")
+    task.get_by_text(re.compile(r"SOM \d+/600000, .* left")).wait_for(timeout=120_000)
+    assert lab_page.kernel_execute("print(panel.running)").strip() == "True"  # kernel is free
+    task.get_by_role("button", name="Cancel").click()
+    task.get_by_text(re.compile(r"training a SOM on CL4: cancelled after")).wait_for(timeout=60_000)
+    out = lab_page.kernel_execute(
+        "print(panel.last_task['outcome'], panel.som.n_steps_, panel.train_button.disabled)"
+    )
+    assert out.split() == ["cancelled", str(STEPS), "False"], out  # the old map stays
+    assert (
+        "cancelled"
+        in panel.locator(".widget-html").filter(has_text="cancelled at SOM").first.inner_text()
+    )
+    assert lab_page.js_errors() == []
+
+    lab_page.reload(NOTEBOOK.name)  # the same panel after a page reload
+    panel = page.locator(".introspect-panel").first
+    panel.wait_for(state="visible")
+    panel.locator(".introspect-task").get_by_text(
+        re.compile(r"training a SOM on CL4: cancelled after")
+    ).wait_for()
+    lab_page.wait_bokeh(panel, lambda c: any(v["sources"].get("loss") == STEPS for v in c))
+    assert lab_page.js_errors() == []
     print(f"browser SOM test: {time.monotonic() - t0:.1f} s")

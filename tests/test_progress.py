@@ -260,3 +260,20 @@ def test_capture_hooks_record_only_their_own_thread(digits_small_cnn):
     go.set()
     t.join(60)
     assert got[layer].shape[0] == 3  # the worker's batch, not the main thread's 5
+
+
+def test_a_cancelled_som_fit_keeps_the_map_shown_and_its_curve(digits_study):
+    from introspect_widgets.panels import SOMPanel
+
+    panel = SOMPanel(digits_study, layer="FC", size=4, epochs=2)
+    panel.train()  # from code: runs here, to its end
+    first, n_first = panel.som, len(panel.som.history_["qe"])
+    assert panel.last_task["outcome"] == "done" and n_first > 0
+    panel.epochs.value, panel.seed, panel.background = 50_000, 7, True
+    panel.train_button.click()
+    _wait_for(lambda: panel._tracker.stage == "SOM" and panel._tracker.done > 0)
+    assert panel.cancel()
+    panel.wait(120)
+    assert panel.last_task["outcome"] == "cancelled"
+    assert panel.som is first and len(panel.loss_source.data["qe"]) == n_first
+    assert panel.progress.bar.bar_style == "danger"

@@ -244,6 +244,10 @@ class SOMPanel(Panel):
                 body()
             except BaseException:
                 self.progress.fail()
+                if self.result is not None:  # a failed or cancelled fit: the map shown stays,
+                    qe = self.som.history_["qe"]  # with its own loss curve
+                    with self._tick_lock:
+                        self.loss_source.data = dict(step=list(range(len(qe))), qe=list(qe))
                 raise
 
         self.run_task(f"training a SOM on {layer}", guarded_body, self.train_button)
