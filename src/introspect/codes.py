@@ -119,7 +119,7 @@ def _codes_blockwise(flat, b, c, h, w, com):
     out = flat.new_empty(n_stats, *lead)  # [max, mean, std, com] (com_y, com_x) per row
     mx, mean, std = out[0], out[1], out[2]
     buf = torch.empty_like(flat[:rows])  # the layout of the map's rows, as before
-    low = flat.new_empty(rows)
+    low = flat.new_empty(flat[:rows].shape[:-1])  # the rows' minima
     if com == "flat":
         pos = _positions(n, flat.device, flat.dtype)
         num = flat.new_empty(lead)  # position-weighted sums of the clamped weights
