@@ -54,3 +54,47 @@ def test_token_tensors_need_a_channel_dim_and_get_the_codes_of_their_channels():
     assert torch.equal(vector_codes(tokens.transpose(1, 2), channel_dim=1), codes)
     with pytest.raises(ValueError, match="batch"):
         vector_codes(tokens, channel_dim=0)
+
+
+def _reference_codes(fmap, com="flat"):
+    """The codes by their definition, each statistic one whole-map expression."""
+    b, c, h, w = fmap.shape
+    flat = fmap.reshape(b, c, h * w)
+    mean = flat.mean(-1)
+    std = ((flat - mean[..., None]) ** 2).mean(-1).sqrt()
+    weights = flat.clamp_min(0)
+
+    def centre(wts, n):
+        pos = torch.linspace(0, 1, n, dtype=wts.dtype) if n > 1 else torch.full((1,), 0.5)
+        total = wts.sum(-1)
+        return torch.where(total > 0, (wts * pos).sum(-1) / total, torch.full_like(total, 0.5))
+
+    if com == "flat":
+        coms = [centre(weights, h * w)]
+    else:
+        wts = weights.reshape(b, c, h, w)
+        coms = [centre(wts.sum(-1), h), centre(wts.sum(-2), w)]
+    return torch.cat([flat.amax(-1), mean, std, *coms], dim=1)
+
+
+@pytest.mark.parametrize("com", ["flat", "yx"])
+@pytest.mark.parametrize("block_bytes", [None, 4096])
+def test_blockwise_codes_match_the_definition(monkeypatch, com, block_bytes):
+    # blocks of rows (as the CPU computes them) give the codes of the whole map: post-ReLU
+    # images, images with negative values after them (the sums of earlier blocks are made
+    # afresh), all-zero and constant channels, a NaN-free 1 x 7 map and 56 x 56 maps
+    import introspect.codes as codes_module
+
+    if block_bytes is not None:
+        monkeypatch.setattr(codes_module, "_BLOCK_BYTES", block_bytes)
+    g = torch.Generator().manual_seed(0)
+    for shape in [(12, 20, 9, 11), (3, 5, 1, 7), (4, 16, 56, 56)]:
+        x = torch.randn(shape, generator=g)
+        x[: shape[0] // 2] = x[: shape[0] // 2].relu()  # later images have negative values
+        x[:, 1] = 0.0  # an all-zero channel: centre 0.5, std 0
+        x[:, 2] = 0.25  # a constant channel
+        for fmap in (x, x.relu()):
+            got = vector_codes(fmap, com=com)
+            torch.testing.assert_close(got, _reference_codes(fmap, com), rtol=1e-6, atol=1e-6)
+            exact = _reference_codes(fmap.double(), com).float()
+            torch.testing.assert_close(got, exact, rtol=1e-5, atol=1e-6)

@@ -121,9 +121,11 @@ def threads_for(flops_per_op: float, device="cpu") -> int | None:
         return rule
     if torch.device(device).type != "cpu":
         return None
+    current = torch.get_num_threads()
+    if current == 1:  # nothing to give up: no need to measure (its first window sleeps 50 ms)
+        return None
     slack = 0.1 if flops_per_op < SMALL_OP_FLOPS else 0.5
     busy = max(0.0, others_busy() - slack)
-    current = torch.get_num_threads()
     n = max(1, min(current, _cores() - math.ceil(busy)))
     return None if n == current else n
 

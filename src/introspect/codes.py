@@ -24,12 +24,14 @@ def _positions(n: int, device, dtype) -> torch.Tensor:
     return torch.linspace(0.0, 1.0, n, device=device, dtype=dtype)
 
 
-def _centre(w: torch.Tensor, pos: torch.Tensor, total: torch.Tensor | None = None) -> torch.Tensor:
-    # w: (B, C, L) non-negative weights; pos: (L,); total: w.sum(-1) when the caller has it.
+_BLOCK_BYTES = 2 << 20
+"""Bytes of feature map the CPU reduces per block (see :func:`_codes_blockwise`)."""
+
+
+def _centre(num: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    # num: position-weighted sums of non-negative weights, total: their sums.
     # Centre of mass, 0.5 where all weights are 0.
-    if total is None:
-        total = w.sum(-1)
-    com = (w @ pos) / total.clamp_min(torch.finfo(w.dtype).tiny)
+    com = num / total.clamp_min(torch.finfo(num.dtype).tiny)
     return torch.where(total > 0, com, torch.full_like(com, 0.5))
 
 
@@ -86,29 +88,78 @@ def vector_codes(
             f"vector codes need (B, C, H, W) feature maps or (B, D) dense outputs; got shape {tuple(fmap.shape)}."
         )
     b, c, h, w = fmap.shape
-    flat = fmap.reshape(b, c, h * w)
-    # each statistic is one vectorised pass (torch.var_mean and torch.aminmax are several
-    # times slower than these on the CPU); std is the two-pass population formula
-    mx = flat.amax(-1)
-    mean = flat.mean(-1)
-    std = torch.linalg.vector_norm(flat - mean.unsqueeze(-1), dim=-1) / math.sqrt(h * w)
-    if fmap.device.type == "cpu" and bool((flat.amin(-1) >= 0).all()):
-        weights, total = flat, mean * (h * w)  # post-ReLU maps: no clamped copy, sum known
-    else:
-        weights, total = flat.clamp_min(0), None
+    flat = fmap.reshape(b, c, h * w)  # a view where fmap's strides allow it, as before
+    try:
+        flat = flat.view(b * c, h * w)  # rows that can be cut into blocks
+    except RuntimeError:  # channels not next to each other (tokens, channels-last): one block
+        pass
+    return _codes_blockwise(flat, b, c, h, w, com)
+
+
+def _codes_blockwise(flat, b, c, h, w, com):
+    """The codes of ``flat``: the (B * C, H * W) rows of the maps, block of rows by block
+    (or a (B, C, H * W) view of them, as one block).
+
+    On the CPU each block is ~2 MB, so every statistic after the first read of a block
+    finds it in the cache, and the centred copy that the standard deviation needs is one
+    block-sized buffer used again and again: a whole-map temporary of a large map (a
+    ResNet's 56 x 56 maps: 49 MB for 64 images) is fresh memory every call, and its page
+    faults cost more than all the statistics together. Blocks are multiples of 16 rows
+    because a BLAS matrix-vector product treats rows in groups (MKL: 4) and a remainder
+    differently: the codes are then bit for bit those of one whole-map pass. On an
+    accelerator the map is one block.
+    """
+    rows_total, n, lead = flat.shape[0], flat.shape[-1], flat.shape[:-1]
+    cpu = flat.device.type == "cpu"
+    rows = rows_total
+    if cpu and flat.ndim == 2:
+        rows = max(16, _BLOCK_BYTES // max(1, n * flat.element_size()) // 16 * 16)
+    rows = min(rows, rows_total)
+    n_stats = 4 if com == "flat" else 5
+    out = flat.new_empty(n_stats, *lead)  # [max, mean, std, com] (com_y, com_x) per row
+    mx, mean, std = out[0], out[1], out[2]
+    buf = torch.empty_like(flat[:rows])  # the layout of the map's rows, as before
+    low = flat.new_empty(flat[:rows].shape[:-1])  # the rows' minima
     if com == "flat":
-        parts = [mx, mean, std, _centre(weights, _positions(h * w, fmap.device, fmap.dtype), total)]
+        pos = _positions(n, flat.device, flat.dtype)
+        num = flat.new_empty(lead)  # position-weighted sums of the clamped weights
+        total = None  # their sums, made when a block has negative activations
     else:
-        wy = weights.reshape(b, c, h, w).sum(-1)
-        wx = weights.reshape(b, c, h, w).sum(-2)
-        parts = [
-            mx,
-            mean,
-            std,
-            _centre(wy, _positions(h, fmap.device, fmap.dtype)),
-            _centre(wx, _positions(w, fmap.device, fmap.dtype)),
-        ]
-    return torch.cat(parts, dim=1)
+        wy, wx = flat.new_empty(*lead, h), flat.new_empty(*lead, w)
+    done = []  # blocks before the first one with negative activations
+    for s in range(0, rows_total, rows):
+        e = min(s + rows, rows_total)
+        x, tmp = flat[s:e], buf[: e - s]
+        torch.amax(x, -1, out=mx[s:e])
+        torch.mean(x, -1, out=mean[s:e])
+        torch.sub(x, mean[s:e].unsqueeze(-1), out=tmp)
+        torch.linalg.vector_norm(tmp, dim=-1, out=std[s:e])
+        # post-ReLU maps need no clamped copy (the CPU can tell without a device sync; the
+        # rows' minima, then theirs: x.min() over the block is several times slower)
+        nonneg = cpu and torch.amin(x, -1, out=low[: e - s]).min().item() >= 0
+        weights = x if nonneg else torch.clamp_min(x, 0, out=tmp)
+        if com == "flat":
+            torch.matmul(weights, pos, out=num[s:e])
+            if weights is x and total is None:
+                done.append((s, e))
+                continue
+            if total is None:  # the first block with negative values: the sums of all
+                total = flat.new_empty(lead)
+                for s0, e0 in done:
+                    torch.sum(flat[s0:e0], -1, out=total[s0:e0])
+            torch.sum(weights, -1, out=total[s:e])
+        else:
+            w3 = weights.reshape(*weights.shape[:-1], h, w)
+            torch.sum(w3, -1, out=wy[s:e])
+            torch.sum(w3, -2, out=wx[s:e])
+    std /= math.sqrt(n)  # population standard deviation (two-pass: centred, then norm)
+    if com == "flat":
+        # a map without negative values: the weights' sums are the means times n
+        out[3] = _centre(num, mean * n if total is None else total)
+    else:
+        out[3] = _centre(wy @ _positions(h, flat.device, flat.dtype), wy.sum(-1))
+        out[4] = _centre(wx @ _positions(w, flat.device, flat.dtype), wx.sum(-1))
+    return out.reshape(n_stats, b, c).transpose(0, 1).reshape(b, n_stats * c)
 
 
 def code_names(channels: int, com: str = "flat") -> list[str]:
