@@ -163,3 +163,8 @@ def test_models_on_different_classes_are_refused():
     b["manifolds"]["classes"] = [5, 6, 7, 8, 9]
     with pytest.raises(ValueError, match="different classes"):
         ManifoldPanel(results={"A": a, "B": b})
+
+
+def test_precomputed_results_show_plots_not_the_empty_state(panel):
+    assert panel.empty_state not in panel.view_box.children
+    assert len(panel.view_box.children) == 1
