@@ -59,7 +59,8 @@ def test_map_shows_every_input_coloured_by_class_with_hover_images(panel, fitted
     assert d["label"][:5] == [str(int(t)) for t in test.targets[:5]]
     assert panel.map_figure.output_backend == "webgl"
     assert panel.index.max == n - 1
-    assert panel.target.value == 0 and panel.selected == 0
+    # the FGSM target: the runner-up class of the selected input, never its own label
+    assert panel.selected == 0 and panel.target.value == panel.runner_up(0) != panel.labels[0]
     assert "accuracy" in panel.status.value
     # the map is the study's own (one cache for the panel and the user)
     np.testing.assert_allclose(panel.si.vae_.encode(np.zeros((1, 64), np.float32)),
