@@ -12,6 +12,7 @@ from introspect import library as _lib
 from ..plots.images import thumbnail_uri
 from ..plots.library import ci_heatmap, cpl_histogram, histogram_data
 from ._base import Panel, as_study, bokeh_widget, hold_sync, labels_for, parse_eps
+from ._empty import EmptyState
 
 __all__ = ["LibraryPanel"]
 
@@ -154,15 +155,32 @@ class LibraryPanel(Panel):
                     W.VBox([self.eps_text, self.compute_button]),
                 ]
             ),
-            W.HBox([self.sliders_box, self.stats_html]),
-            W.HBox(
-                [
-                    W.VBox([self.ci_layer, self.ci_view]),
-                    W.VBox([self.eps_slider, self.auroc_html, self.hist_view]),
-                ]
+            # until there is data (Compute, or data=) a message instead of a placeholder
+            # heatmap and an empty histogram; the views show when the heatmap gets its
+            # first real matrix
+            EmptyState(
+                W.VBox(
+                    [
+                        W.HBox([self.sliders_box, self.stats_html]),
+                        W.HBox(
+                            [
+                                W.VBox([self.ci_layer, self.ci_view]),
+                                W.VBox([self.eps_slider, self.auroc_html, self.hist_view]),
+                            ],
+                            layout=W.Layout(flex_flow="row wrap"),
+                        ),
+                        W.HBox([W.VBox([self.input_slider, self.view_toggle]), self.input_html]),
+                    ]
+                ),
+                "Press Compute to build the library networks of each layer at every theta "
+                "(on the training split), attack test inputs with PGD at each eps, and show "
+                "here: library size and agreement per layer, the confusion index heatmap, "
+                "CPL histograms clean vs adversarial with their AUROC, and single inputs.",
+                sources=[self.ci_source],
+                width=640,
             ),
-            W.HBox([W.VBox([self.input_slider, self.view_toggle]), self.input_html]),
         ]
+        self.results_box = self.children[-1]
         self.observe(self.ci_layer, lambda _c: self._update_ci())
         self.observe(self.eps_slider, lambda _c: self._update_cpl_and_input())
         self.observe(self.input_slider, lambda _c: self._update_input())
