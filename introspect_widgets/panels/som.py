@@ -152,6 +152,7 @@ class SOMPanel(Panel):
             x_axis_label="step",
             y_axis_label="QE",
             tools="pan,wheel_zoom,reset,save",
+            toolbar_location="above",  # beside it, the toolbar pushed the plot into the map
         )
         self.loss_fig.line("step", "qe", source=self.loss_source, line_width=2)
         self.loss_view = bokeh_widget(self.loss_fig)
@@ -166,15 +167,16 @@ class SOMPanel(Panel):
         )
 
         # the map
+        buttons = {**style, "button_width": "76px"}  # three in a row beside the settings
         self.color_by = W.ToggleButtons(
-            options=list(COLOR_BY), value="density", description="colour", style=style
+            options=list(COLOR_BY), value="density", description="colour", style=buttons
         )
         splits = list(self.study.datasets)
         self.split_select = W.ToggleButtons(
             options=[(_SPLIT_LABELS.get(s, s), s) for s in splits],
             value=splits[0],
             description="inputs",
-            style=style,
+            style=buttons,
         )
         self.class_select = W.Dropdown(
             options=[("(none)", -1)] + [(f"{i}: {c}", i) for i, c in enumerate(self.classes)],
@@ -183,7 +185,10 @@ class SOMPanel(Panel):
             style=style,
         )
         self.grid = GridView(cell_size=22, title="")
-        self.unit_info = W.HTML(value="<i>train a SOM, then click a unit</i>")
+        self.unit_info = W.HTML(
+            value="<i>train a SOM, then click a unit</i>",
+            layout=W.Layout(flex="1 1 120px", min_width="120px", margin="0 0 0 6px"),
+        )
 
         self.observe(self.color_by, self._on_view_change)
         self.observe(self.split_select, self._on_view_change)
@@ -207,13 +212,17 @@ class SOMPanel(Panel):
                     self.color_by,
                     self.split_select,
                     self.class_select,
-                    W.HBox([self.grid, self.unit_info]),
+                    W.HBox([self.grid, self.unit_info], layout=W.Layout(flex_flow="row wrap")),
                 ]
             ),
             self._empty_text(self.layer_select.value),
             width=420,
         )
-        self.children = [W.HBox([settings, self.map_box])]
+        # the settings keep their width (the map shrank them under itself at 1280 px); the
+        # map takes the rest, or wraps below them in a narrow notebook
+        settings.layout = W.Layout(flex="0 0 auto", margin="0 12px 0 0")
+        self.map_box.layout = W.Layout(flex="1 1 300px", min_width="0")
+        self.children = [W.HBox([settings, self.map_box], layout=W.Layout(flex_flow="row wrap"))]
 
     def _empty_text(self, layer: str) -> str:
         return (
