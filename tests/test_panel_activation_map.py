@@ -120,6 +120,15 @@ def test_fgsm_trajectory_grows_step_by_step(panel):
     assert "step 12" in panel.image_figure.title.text
 
 
+def test_one_toolbar_for_the_map_and_the_activations(panel):
+    from bokeh.models import GridPlot, Plot, TapTool
+
+    own = [p for p in panel.layout.select({"type": Plot}) if p.toolbar_location is not None]
+    grids = [g for g in panel.layout.select({"type": GridPlot}) if g.toolbar_location]
+    assert len(own) + len(grids) == 1
+    assert panel.map_figure.select_one(TapTool) is not None  # still taps
+
+
 def test_noise_sweep_starts_at_the_clean_input(panel):
     x = torch.rand(1, 8, 8)
     p = noise_path(x, 0.3, 6)

@@ -34,6 +34,7 @@ from bokeh.plotting import figure
 from introspect.attacks import iterative_fgsm, noise_path
 from introspect.selfintro import SelfIntrospector
 
+from ..plots import one_toolbar
 from ..plots.images import thumbnail_uri
 from ..plots.selfintro import EXTENT, class_palette, image_rgba
 from ._base import Panel, as_study, bokeh_widget, hold_sync
@@ -261,7 +262,10 @@ class ActivationMapPanel(Panel):
         b.y_range.flipped = True
         b.x_range = h.x_range
         self.brainbow_figure = b
-        self.layout = row(p, column(row(im), h, b))
+        # the map and the input side by side, the activations under them: 750 px wide (the
+        # activations beside the map made 1,270 px, clipped in a notebook at 1280 px)
+        # one merged toolbar for the four plots (as every figure's layout: plots.one_toolbar)
+        self.layout = one_toolbar(column(row(p, im), h, b))
 
     # ------------------------------------------------------------------ fitting
     def _fit(self):

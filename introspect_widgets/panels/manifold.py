@@ -17,6 +17,7 @@ from introspect.manifolds import (
     manifold_summary,
 )
 
+from ..plots import one_toolbar
 from ..plots.images import strip_uri
 from ..plots.manifolds import corr_text, fit_line, scatter_plot, scatter_source_data
 from ._base import Panel, as_study, bokeh_widget, labels_for, parse_eps, study_name
@@ -305,7 +306,8 @@ class ManifoldPanel(Panel):
         span = Span(location=self.threshold_slider.value, dimension="width", line_dash="dashed")
         curves.add_layout(span)
         self.curve_source, self.curve_figure, self.threshold_span = curve_src, curves, span
-        self.bokeh_layout = column(row(*plots), curves)
+        # one merged toolbar for the scatters and the curves (plots.one_toolbar)
+        self.bokeh_layout = one_toolbar(column(row(*plots), curves))
         # fill the sources first, then wrap: the view that the new children make in the
         # browser starts from a document that already holds the points (patches sent
         # before a view exists reach no one)
