@@ -138,7 +138,9 @@ class LibraryPanel(Panel):
         self.input_html = W.HTML()
 
         self.ci_fig = ci_heatmap(np.eye(2), ["0", "1"], title="confusion index")
-        self.hist_fig = cpl_histogram([0.0], [0.0], title="CPL")
+        # 400 px: at 340 the x-axis label (CPL, the mean cosine similarity ...) was wider
+        # than the plot and cut at both ends
+        self.hist_fig = cpl_histogram([0.0], [0.0], title="CPL", width=400)
         self.ci_source = self.ci_fig.select_one({"name": "ci"})
         self.hist_source = self.hist_fig.select_one({"name": "cpl-hist"})
         from bokeh.models import LinearColorMapper
@@ -167,7 +169,6 @@ class LibraryPanel(Panel):
                                 W.VBox([self.ci_layer, self.ci_view]),
                                 W.VBox([self.eps_slider, self.auroc_html, self.hist_view]),
                             ],
-                            layout=W.Layout(flex_flow="row wrap"),
                         ),
                         W.HBox([W.VBox([self.input_slider, self.view_toggle]), self.input_html]),
                     ]
@@ -372,7 +373,7 @@ class LibraryPanel(Panel):
         )
         cpl_txt = "" if self.input_info["cpl"] is None else f"CPL {self.input_info['cpl']:.3f}<br>"
         self.input_html.value = (
-            f"<div style='display:flex;gap:12px'>{img}<div>true class "
+            f"<div style='display:flex;gap:12px;align-items:flex-start'>{img}<div>true class "
             f"<b>{html.escape(self.input_info['label'])}</b><br>network answer "
             f"<b>{html.escape(self.input_info['dnn'])}</b><br>{cpl_txt}"
             f"<table cellpadding='2'><tr><th>layer</th><th>library's top answer</th></tr>"
