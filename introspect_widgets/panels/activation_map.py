@@ -131,7 +131,12 @@ class ActivationMapPanel(Panel):
             value=100, min=1, max=10_000, description="steps", style=style
         )
         self.step_size = W.BoundedFloatText(
-            value=0.01, min=0.0, max=1.0, step=0.005, description="step / σ max", style=style
+            value=0.01,
+            min=0.0,
+            max=1.0,
+            step=0.005,
+            description="step / σ max",
+            style={"description_width": "95px"},  # at 80 px it read "step / σ m..."
         )
         self.run_button = self.button("Run", self._run_trajectory, button_style="warning")
         self.step = W.IntSlider(value=0, min=0, max=0, description="step", continuous_update=True)
