@@ -63,6 +63,7 @@ from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
 from .panels._base import Panel, ProgressBar, bokeh_widget, guarded, hold_sync
+from .plots import one_toolbar
 from .plots.library import cpl_histogram, histogram_data
 from .plots.selfintro import EXTENT, _map_figure, class_palette
 from .widgets import GridView
@@ -525,8 +526,15 @@ class Dashboard(Panel):
         self._build_inspector()
         pages = [self.pages[k] for k in TABS]
         self.tabs = W.Tab(children=pages, titles=[_TITLES[k] for k in TABS])
-        self.tabs.layout = W.Layout(flex="1 1 auto", min_width="500px")
-        body = W.HBox([self.tabs, self.inspector_box], layout=W.Layout(width="100%"))
+        # the tabs need ~780 px (the library and detect views); with less room beside the
+        # inspector (a 1280 px window with JupyterLab's file browser open leaves ~850 px)
+        # the inspector wraps below them instead of squeezing them (their plots were
+        # clipped, the Run detection button shrank to "R")
+        self.tabs.layout = W.Layout(flex="1 1 auto", min_width="780px")
+        body = W.HBox(
+            [self.tabs, self.inspector_box],
+            layout=W.Layout(width="100%", flex_flow="row wrap"),
+        )
         self.children = [self.header, body]
         self.state.observe(guarded(self.errors, self._on_selection), names=["selection"])
 
@@ -1262,7 +1270,8 @@ class Dashboard(Panel):
         _class_axis(pp.yaxis, self.names)
         _small_legend(pp)
         self.lib_path_figure, self.lib_pred_figure = pc, pp
-        self.lib_view = self._view(column(row(ci), h, row(pc, pp)), "library")
+        # one merged toolbar for the four plots (plots.one_toolbar, as the figures)
+        self.lib_view = self._view(one_toolbar(column(row(ci), h, row(pc, pp))), "library")
         self.lib_layer.observe(guarded(self.errors, lambda _c: self._render_ci()), "value")
         self._page("library", self.lib_layer, self.lib_view)
 
@@ -1450,7 +1459,7 @@ class Dashboard(Panel):
         _hover(q, qs, tips)
         _small_legend(q)
         self.man_path_figure = q
-        self.man_view = self._view(column(row(p, s), q), "manifolds")
+        self.man_view = self._view(one_toolbar(column(row(p, s), q)), "manifolds")
         self._page("manifolds", self.man_view)
 
     def _on_class_tap(self, indices):
@@ -1534,8 +1543,11 @@ class Dashboard(Panel):
             description="attack",
             style=style,
             value=next(k for k, v in ATTACKS.items() if v == a["kind"]),
+            layout=W.Layout(width="100%"),  # 300 px + the label stuck out of the inspector
         )
-        self.target = W.Dropdown(options=[], description="target", style=style)
+        self.target = W.Dropdown(
+            options=[], description="target", style=style, layout=W.Layout(width="100%")
+        )
         self.steps = _number(W.BoundedIntText, int(a["steps"]), 1, 500, "steps", style)
         self.step_size = _number(
             W.BoundedFloatText, float(a["step_size"]), 0.0, 1.0, "step size", style, step=0.005
@@ -1804,14 +1816,14 @@ class Dashboard(Panel):
         self.det_button = W.Button(description="Run detection", button_style="primary")
         self.det_button.on_click(guarded(self.errors, lambda _b: self._detect_clicked()))
         self.det_roc_figure, self.det_roc = roc_plot(
-            dict.fromkeys(names, ([], [])), title="ROC (perturbed = positive)", width=420,
-            height=380,
+            dict.fromkeys(names, ([], [])), title="ROC (perturbed = positive)", width=360,
+            height=360,
         )  # fmt: skip
         self.det_roc_figure.legend.visible = len(names) <= 12
         self.det_hist = ColumnDataSource(dict(left=[], right=[], clean=[], perturbed=[]))
         self.det_points = ColumnDataSource(dict(x=[], y=[], index=[], side=[], label=[], color=[]))
         h = _figure(
-            "scores: clean vs perturbed (tap a point to select its input)", 420, 380,
+            "scores: clean vs perturbed (tap a point to select its input)", 380, 360,
             "score (higher = more suspicious)", "inputs", "tap,box_select,reset,save",
         )  # fmt: skip
         h.quad(left="left", right="right", top="clean", bottom=0, source=self.det_hist,
@@ -1826,10 +1838,14 @@ class Dashboard(Panel):
         self.det_points.selected.on_change("indices", self._guarded_cb(self._on_det_tap))
         for w in (self.det_attack, self.det_eps, self.det_detector):
             w.observe(guarded(self.errors, lambda _c: self._render_detect()), names="value")
-        self.det_view = self._view(row(self.det_roc_figure, h), "detect")
+        self.det_view = self._view(one_toolbar(row(self.det_roc_figure, h)), "detect")
+        self.det_button.layout = W.Layout(flex="0 0 auto", width="auto")
         self._page(
             "detect",
-            W.HBox([self.det_button, self.det_attack, self.det_eps, self.det_detector]),
+            W.HBox(
+                [self.det_button, self.det_attack, self.det_eps, self.det_detector],
+                layout=W.Layout(flex_flow="row wrap"),
+            ),
             self.det_view,
         )
 

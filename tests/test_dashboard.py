@@ -289,6 +289,19 @@ def test_the_dashboard_is_on_screen_before_it_computes(dash):
     assert d.highlighted()["selfintro"] == [1]
 
 
+def test_one_toolbar_per_view_and_room_for_the_tabs(dash):
+    from bokeh.models import GridPlot, Plot
+
+    for view in (dash.som_view, dash.lib_view, dash.map_view, dash.man_view, dash.det_view):
+        layout = view._model
+        own = [p for p in layout.select({"type": Plot}) if p.toolbar_location is not None]
+        grids = [g for g in layout.select({"type": GridPlot}) if g.toolbar_location]
+        assert len(own) + len(grids) <= 1, view._dom_classes
+    # too narrow for tabs and inspector side by side, the inspector goes below the tabs
+    assert dash.tabs.layout.min_width == "780px"
+    assert dash.children[-1].layout.flex_flow == "row wrap"
+
+
 def test_class_names_and_text_are_html_escaped(tmp_path):
     from introspect_widgets import Dashboard
 
