@@ -249,6 +249,22 @@ def _class_axis(axis, names, offset=0) -> None:
     axis.major_label_overrides = dict(zip(ticks, names))
 
 
+def _empty_note(fig, source, text: str) -> None:
+    """``text`` in an empty plot (instead of bare axes), hidden while ``source`` has rows."""
+    from bokeh.models import Label
+
+    note = Label(
+        x=12, y=fig.height / 2 - 20, x_units="screen", y_units="screen", text=text,
+        text_font_size="11px", text_color="#666666",
+    )  # fmt: skip
+    fig.add_layout(note)
+
+    def follow(attr, old, new):
+        note.visible = not any(len(v) for v in (new or {}).values())
+
+    source.on_change("data", follow)
+
+
 def _small_legend(fig) -> None:
     fig.legend.location = "top_left"
     fig.legend.label_text_font_size = "8pt"
@@ -1256,6 +1272,7 @@ class Dashboard(Panel):
         self.lib_path_pred = ColumnDataSource(dict(step=[], y=[], who=[], color=[]))
         self.lib_cur = ColumnDataSource(dict(step=[], cpl=[]))
         pc = _figure("attack path: CPL per step", 290, 200, "step", "CPL")
+        _empty_note(pc, self.lib_path, "Attack this input (inspector): its path")
         pcs = _path(pc, "step", "cpl", self.lib_path)
         _star(pc, "step", "cpl", self.lib_cur)
         tips = [("step", "@step"), ("CPL", "@cpl{0.000}"), ("answers", "@answers")]
@@ -1269,6 +1286,7 @@ class Dashboard(Panel):
         _hover(pp, pps, [("step", "@step"), ("", "@who")])
         _class_axis(pp.yaxis, self.names)
         _small_legend(pp)
+        _empty_note(pp, self.lib_path_pred, "each layer's answer per step, after an attack")
         self.lib_path_figure, self.lib_pred_figure = pc, pp
         # one merged toolbar for the four plots (plots.one_toolbar, as the figures)
         self.lib_view = self._view(one_toolbar(column(row(ci), h, row(pc, pp))), "library")
@@ -1444,6 +1462,7 @@ class Dashboard(Panel):
         self.man_path = ColumnDataSource(dict(step=[], residual=[], residual_pred=[], answer=[]))
         self.man_cur = ColumnDataSource(dict(step=[], residual=[]))
         q = _figure("attack path: distance to the class manifold", 600, 220, "step", "residual")
+        _empty_note(q, self.man_path, "Attack this input (inspector) to draw its path here")
         qs = _path(q, "step", "residual", self.man_path, legend_label="true class")
         q.line(
             "step",
@@ -1543,10 +1562,10 @@ class Dashboard(Panel):
             description="attack",
             style=style,
             value=next(k for k, v in ATTACKS.items() if v == a["kind"]),
-            layout=W.Layout(width="100%"),  # 300 px + the label stuck out of the inspector
+            layout=W.Layout(width="calc(100% - 4px)"),  # its 2 px margins: 300 px stuck out
         )
         self.target = W.Dropdown(
-            options=[], description="target", style=style, layout=W.Layout(width="100%")
+            options=[], description="target", style=style, layout=W.Layout(width="calc(100% - 4px)")
         )
         self.steps = _number(W.BoundedIntText, int(a["steps"]), 1, 500, "steps", style)
         self.step_size = _number(
@@ -1834,6 +1853,8 @@ class Dashboard(Panel):
         tips = [("input", "#@index"), ("label", "@label"), ("", "@side"), ("score", "@x{0.000}")]
         _hover(h, pts, tips, tap=True)
         _small_legend(h)
+        _empty_note(h, self.det_hist, "Press Run detection: scores of clean and perturbed")
+        _empty_note(self.det_roc_figure, self.det_hist, "Press Run detection to draw ROC curves")
         self.det_hist_figure = h
         self.det_points.selected.on_change("indices", self._guarded_cb(self._on_det_tap))
         for w in (self.det_attack, self.det_eps, self.det_detector):
