@@ -65,6 +65,7 @@ from bokeh.plotting import figure
 from introspect import progress
 
 from .panels._base import Panel, ProgressBar, bokeh_widget, guarded, hold_sync
+from .plots import one_toolbar
 from .plots.library import cpl_histogram, histogram_data
 from .plots.selfintro import EXTENT, _map_figure, class_palette
 from .widgets import GridView
@@ -248,6 +249,22 @@ def _class_axis(axis, names, offset=0) -> None:
     ticks = [k + offset for k in range(len(names))]
     axis.ticker = ticks
     axis.major_label_overrides = dict(zip(ticks, names))
+
+
+def _empty_note(fig, source, text: str) -> None:
+    """``text`` in an empty plot (instead of bare axes), hidden while ``source`` has rows."""
+    from bokeh.models import Label
+
+    note = Label(
+        x=12, y=fig.height / 2 - 20, x_units="screen", y_units="screen", text=text,
+        text_font_size="11px", text_color="#666666",
+    )  # fmt: skip
+    fig.add_layout(note)
+
+    def follow(attr, old, new):
+        note.visible = not any(len(v) for v in (new or {}).values())
+
+    source.on_change("data", follow)
 
 
 def _small_legend(fig) -> None:
@@ -526,8 +543,15 @@ class Dashboard(Panel):
         self._build_inspector()
         pages = [self.pages[k] for k in TABS]
         self.tabs = W.Tab(children=pages, titles=[_TITLES[k] for k in TABS])
-        self.tabs.layout = W.Layout(flex="1 1 auto", min_width="500px")
-        body = W.HBox([self.tabs, self.inspector_box], layout=W.Layout(width="100%"))
+        # the tabs need ~780 px (the library and detect views); with less room beside the
+        # inspector (a 1280 px window with JupyterLab's file browser open leaves ~850 px)
+        # the inspector wraps below them instead of squeezing them (their plots were
+        # clipped, the Run detection button shrank to "R")
+        self.tabs.layout = W.Layout(flex="1 1 auto", min_width="780px")
+        body = W.HBox(
+            [self.tabs, self.inspector_box],
+            layout=W.Layout(width="100%", flex_flow="row wrap"),
+        )
         self.children = [self.header, body]
         self.state.observe(guarded(self.errors, self._on_selection), names=["selection"])
 
@@ -1226,6 +1250,7 @@ class Dashboard(Panel):
         self.lib_path_pred = ColumnDataSource(dict(step=[], y=[], who=[], color=[]))
         self.lib_cur = ColumnDataSource(dict(step=[], cpl=[]))
         pc = _figure("attack path: CPL per step", 290, 200, "step", "CPL")
+        _empty_note(pc, self.lib_path, "Attack this input (inspector): its path")
         pcs = _path(pc, "step", "cpl", self.lib_path)
         _star(pc, "step", "cpl", self.lib_cur)
         tips = [("step", "@step"), ("CPL", "@cpl{0.000}"), ("answers", "@answers")]
@@ -1239,8 +1264,10 @@ class Dashboard(Panel):
         _hover(pp, pps, [("step", "@step"), ("", "@who")])
         _class_axis(pp.yaxis, self.names)
         _small_legend(pp)
+        _empty_note(pp, self.lib_path_pred, "each layer's answer per step, after an attack")
         self.lib_path_figure, self.lib_pred_figure = pc, pp
-        self.lib_view = self._view(column(row(ci), h, row(pc, pp)), "library")
+        # one merged toolbar for the four plots (plots.one_toolbar, as the figures)
+        self.lib_view = self._view(one_toolbar(column(row(ci), h, row(pc, pp))), "library")
         self.lib_layer.observe(guarded(self.errors, lambda _c: self._render_ci()), "value")
         self._page("library", self.lib_layer, self.lib_view)
 
@@ -1413,6 +1440,7 @@ class Dashboard(Panel):
         self.man_path = ColumnDataSource(dict(step=[], residual=[], residual_pred=[], answer=[]))
         self.man_cur = ColumnDataSource(dict(step=[], residual=[]))
         q = _figure("attack path: distance to the class manifold", 600, 220, "step", "residual")
+        _empty_note(q, self.man_path, "Attack this input (inspector) to draw its path here")
         qs = _path(q, "step", "residual", self.man_path, legend_label="true class")
         q.line(
             "step",
@@ -1428,7 +1456,7 @@ class Dashboard(Panel):
         _hover(q, qs, tips)
         _small_legend(q)
         self.man_path_figure = q
-        self.man_view = self._view(column(row(p, s), q), "manifolds")
+        self.man_view = self._view(one_toolbar(column(row(p, s), q)), "manifolds")
         self._page("manifolds", self.man_view)
 
     def _on_class_tap(self, indices):
@@ -1512,8 +1540,11 @@ class Dashboard(Panel):
             description="attack",
             style=style,
             value=next(k for k, v in ATTACKS.items() if v == a["kind"]),
+            layout=W.Layout(width="calc(100% - 4px)"),  # its 2 px margins: 300 px stuck out
         )
-        self.target = W.Dropdown(options=[], description="target", style=style)
+        self.target = W.Dropdown(
+            options=[], description="target", style=style, layout=W.Layout(width="calc(100% - 4px)")
+        )
         self.steps = _number(W.BoundedIntText, int(a["steps"]), 1, 500, "steps", style)
         self.step_size = _number(
             W.BoundedFloatText, float(a["step_size"]), 0.0, 1.0, "step size", style, step=0.005
@@ -1782,14 +1813,14 @@ class Dashboard(Panel):
         self.det_button = W.Button(description="Run detection", button_style="primary")
         self.det_button.on_click(guarded(self.errors, lambda _b: self._detect_clicked()))
         self.det_roc_figure, self.det_roc = roc_plot(
-            dict.fromkeys(names, ([], [])), title="ROC (perturbed = positive)", width=420,
-            height=380,
+            dict.fromkeys(names, ([], [])), title="ROC (perturbed = positive)", width=360,
+            height=360,
         )  # fmt: skip
         self.det_roc_figure.legend.visible = len(names) <= 12
         self.det_hist = ColumnDataSource(dict(left=[], right=[], clean=[], perturbed=[]))
         self.det_points = ColumnDataSource(dict(x=[], y=[], index=[], side=[], label=[], color=[]))
         h = _figure(
-            "scores: clean vs perturbed (tap a point to select its input)", 420, 380,
+            "scores: clean vs perturbed (tap a point to select its input)", 380, 360,
             "score (higher = more suspicious)", "inputs", "tap,box_select,reset,save",
         )  # fmt: skip
         h.quad(left="left", right="right", top="clean", bottom=0, source=self.det_hist,
@@ -1800,14 +1831,20 @@ class Dashboard(Panel):
         tips = [("input", "#@index"), ("label", "@label"), ("", "@side"), ("score", "@x{0.000}")]
         _hover(h, pts, tips, tap=True)
         _small_legend(h)
+        _empty_note(h, self.det_hist, "Press Run detection: scores of clean and perturbed")
+        _empty_note(self.det_roc_figure, self.det_hist, "Press Run detection to draw ROC curves")
         self.det_hist_figure = h
         self.det_points.selected.on_change("indices", self._guarded_cb(self._on_det_tap))
         for w in (self.det_attack, self.det_eps, self.det_detector):
             w.observe(guarded(self.errors, lambda _c: self._render_detect()), names="value")
-        self.det_view = self._view(row(self.det_roc_figure, h), "detect")
+        self.det_view = self._view(one_toolbar(row(self.det_roc_figure, h)), "detect")
+        self.det_button.layout = W.Layout(flex="0 0 auto", width="auto")
         self._page(
             "detect",
-            W.HBox([self.det_button, self.det_attack, self.det_eps, self.det_detector]),
+            W.HBox(
+                [self.det_button, self.det_attack, self.det_eps, self.det_detector],
+                layout=W.Layout(flex_flow="row wrap"),
+            ),
             self.det_view,
         )
 

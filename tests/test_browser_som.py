@@ -45,7 +45,7 @@ def test_som_notebook_trains_and_clicks_in_chromium(jupyter_lab, lab_page):  # n
     train = panel.get_by_role("button", name="Train")
     train.wait_for(state="visible")
     train.click()  # the notebook's settings: also loads the codes into the kernel's study
-    panel.get_by_text(re.compile(r"CL4: 10x10 SOM, 150 steps, final QE")).wait_for(timeout=180_000)
+    panel.get_by_text(re.compile(r"CL4: 10x10 SOM, 3000 steps, final QE")).wait_for(timeout=180_000)
 
     # a longer fit from the browser against the same fit headless: in the same kernel
     # (same process, cores and study; a fit in this test process is ~1.2x faster than in

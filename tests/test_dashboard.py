@@ -416,6 +416,29 @@ def test_subspace_residual_equals_a_direct_numpy_computation():
         subspace_residual(queries[:1], 5, subspaces)
 
 
+def test_one_toolbar_per_view_and_room_for_the_tabs(dash):
+    from bokeh.models import GridPlot, Plot
+
+    for view in (dash.som_view, dash.lib_view, dash.map_view, dash.man_view, dash.det_view):
+        layout = view._model
+        own = [p for p in layout.select({"type": Plot}) if p.toolbar_location is not None]
+        grids = [g for g in layout.select({"type": GridPlot}) if g.toolbar_location]
+        assert len(own) + len(grids) <= 1, view._dom_classes
+    # a note instead of bare axes in the plots that wait for an attack or a detection
+    from bokeh.models import Label
+
+    for fig, src in [
+        (dash.lib_path_figure, dash.lib_path),
+        (dash.man_path_figure, dash.man_path),
+        (dash.det_hist_figure, dash.det_hist),
+    ]:
+        note = next(m for m in fig.center if isinstance(m, Label))
+        assert note.visible == (not any(len(v) for v in src.data.values()))
+    # too narrow for tabs and inspector side by side, the inspector goes below the tabs
+    assert dash.tabs.layout.min_width == "780px"
+    assert dash.children[-1].layout.flex_flow == "row wrap"
+
+
 # ----------------------------------------------------------------------------- real browser
 NOTEBOOK = REPO / "notebooks" / "explore" / "00_start_here.ipynb"
 _NO_LAB = importlib.util.find_spec("jupyterlab") is None

@@ -59,7 +59,8 @@ def test_map_shows_every_input_coloured_by_class_with_hover_images(panel, fitted
     assert d["label"][:5] == [str(int(t)) for t in test.targets[:5]]
     assert panel.map_figure.output_backend == "webgl"
     assert panel.index.max == n - 1
-    assert panel.target.value == 0 and panel.selected == 0
+    # the FGSM target: the runner-up class of the selected input, never its own label
+    assert panel.selected == 0 and panel.target.value == panel.runner_up(0) != panel.labels[0]
     assert "accuracy" in panel.status.value
     # the map is the study's own (one cache for the panel and the user)
     np.testing.assert_allclose(panel.si.vae_.encode(np.zeros((1, 64), np.float32)),
@@ -117,6 +118,15 @@ def test_fgsm_trajectory_grows_step_by_step(panel):
     assert len(panel.traj.data["z1"]) == 13
     assert t["pred"][-1] == target  # 12 steps of 0.05 fool this small MLP
     assert "step 12" in panel.image_figure.title.text
+
+
+def test_one_toolbar_for_the_map_and_the_activations(panel):
+    from bokeh.models import GridPlot, Plot, TapTool
+
+    own = [p for p in panel.layout.select({"type": Plot}) if p.toolbar_location is not None]
+    grids = [g for g in panel.layout.select({"type": GridPlot}) if g.toolbar_location]
+    assert len(own) + len(grids) == 1
+    assert panel.map_figure.select_one(TapTool) is not None  # still taps
 
 
 def test_noise_sweep_starts_at_the_clean_input(panel):

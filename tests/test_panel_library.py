@@ -198,3 +198,13 @@ def test_explore_notebook_runs_and_detects_the_attack(tmp_path):
     # clean from PGD inputs better than chance
     assert out["stats"]["FC2"]["top1"] > 0.8
     assert out["auroc"] > 0.6
+
+
+def test_empty_state_until_there_is_data(digits_study, data):
+    from introspect_widgets.panels import LibraryPanel
+
+    panel = LibraryPanel(digits_study)  # nothing computed: a message, no placeholder plots
+    assert panel.results_box.empty and "Press Compute" in panel.results_box.text
+    panel.set_data(data)  # what Compute ends with
+    assert not panel.results_box.empty
+    assert LibraryPanel(data=data).results_box.empty is False  # given data: the plots at once

@@ -163,3 +163,17 @@ def test_models_on_different_classes_are_refused():
     b["manifolds"]["classes"] = [5, 6, 7, 8, 9]
     with pytest.raises(ValueError, match="different classes"):
         ManifoldPanel(results={"A": a, "B": b})
+
+
+def test_precomputed_results_show_plots_not_the_empty_state(panel):
+    assert panel.empty_state not in panel.view_box.children
+    assert len(panel.view_box.children) == 1
+
+
+def test_one_toolbar_for_the_scatters_and_the_curves(panel):
+    from bokeh.models import GridPlot, Plot
+
+    layout = panel.bokeh_layout
+    own = [p for p in layout.select({"type": Plot}) if p.toolbar_location is not None]
+    grids = [g for g in layout.select({"type": GridPlot}) if g.toolbar_location is not None]
+    assert len(own) + len(grids) == 1

@@ -12,6 +12,7 @@ from introspect import library as _lib
 from ..plots.images import thumbnail_uri
 from ..plots.library import ci_heatmap, cpl_histogram, histogram_data
 from ._base import Panel, as_study, bokeh_widget, hold_sync, labels_for, parse_eps
+from ._empty import EmptyState
 
 __all__ = ["LibraryPanel"]
 
@@ -137,7 +138,9 @@ class LibraryPanel(Panel):
         self.input_html = W.HTML()
 
         self.ci_fig = ci_heatmap(np.eye(2), ["0", "1"], title="confusion index")
-        self.hist_fig = cpl_histogram([0.0], [0.0], title="CPL")
+        # 400 px: at 340 the x-axis label (CPL, the mean cosine similarity ...) was wider
+        # than the plot and cut at both ends
+        self.hist_fig = cpl_histogram([0.0], [0.0], title="CPL", width=400)
         self.ci_source = self.ci_fig.select_one({"name": "ci"})
         self.hist_source = self.hist_fig.select_one({"name": "cpl-hist"})
         from bokeh.models import LinearColorMapper
@@ -154,15 +157,31 @@ class LibraryPanel(Panel):
                     W.VBox([self.eps_text, self.compute_button]),
                 ]
             ),
-            W.HBox([self.sliders_box, self.stats_html]),
-            W.HBox(
-                [
-                    W.VBox([self.ci_layer, self.ci_view]),
-                    W.VBox([self.eps_slider, self.auroc_html, self.hist_view]),
-                ]
+            # until there is data (Compute, or data=) a message instead of a placeholder
+            # heatmap and an empty histogram; the views show when the heatmap gets its
+            # first real matrix
+            EmptyState(
+                W.VBox(
+                    [
+                        W.HBox([self.sliders_box, self.stats_html]),
+                        W.HBox(
+                            [
+                                W.VBox([self.ci_layer, self.ci_view]),
+                                W.VBox([self.eps_slider, self.auroc_html, self.hist_view]),
+                            ],
+                        ),
+                        W.HBox([W.VBox([self.input_slider, self.view_toggle]), self.input_html]),
+                    ]
+                ),
+                "Press Compute to build the library networks of each layer at every theta "
+                "(on the training split), attack test inputs with PGD at each eps, and show "
+                "here: library size and agreement per layer, the confusion index heatmap, "
+                "CPL histograms clean vs adversarial with their AUROC, and single inputs.",
+                sources=[self.ci_source],
+                width=640,
             ),
-            W.HBox([W.VBox([self.input_slider, self.view_toggle]), self.input_html]),
         ]
+        self.results_box = self.children[-1]
         self.observe(self.ci_layer, lambda _c: self._update_ci())
         self.observe(self.eps_slider, lambda _c: self._update_cpl_and_input())
         self.observe(self.input_slider, lambda _c: self._update_input())
@@ -357,7 +376,7 @@ class LibraryPanel(Panel):
         )
         cpl_txt = "" if self.input_info["cpl"] is None else f"CPL {self.input_info['cpl']:.3f}<br>"
         self.input_html.value = (
-            f"<div style='display:flex;gap:12px'>{img}<div>true class "
+            f"<div style='display:flex;gap:12px;align-items:flex-start'>{img}<div>true class "
             f"<b>{html.escape(self.input_info['label'])}</b><br>network answer "
             f"<b>{html.escape(self.input_info['dnn'])}</b><br>{cpl_txt}"
             f"<table cellpadding='2'><tr><th>layer</th><th>library's top answer</th></tr>"

@@ -22,6 +22,7 @@ from ._base import (
     bokeh_widget,
     hold_sync,
 )
+from ._empty import EmptyState
 
 __all__ = ["SOMPanel"]
 
@@ -55,7 +56,13 @@ class SOMPanel(Panel):
     layer : str, optional
         Initial layer, one of ``study.layers`` (default: the last, as ``Study.telescope``).
     size, epochs, batch_size, sigma, alpha, top_k, seed
-        Initial settings of ``Study.telescope`` (the paper: 20, 5, 10, 10.0, 0.1, top-10).
+        Initial settings of ``Study.telescope``. The defaults (10x10, 100 epochs of batches
+        of 10, sigma 3, alpha 1) suit a few hundred training codes: on the explore
+        notebook's 300 digits (CL4 of the small CNN) about 58 % of the units are the BMU
+        of a training input (70 % of a test input), in about 1.5 s on a CPU. The paper's
+        settings (20, 5, 10, 10.0, 0.1, top-10) were made for 50,000 images: 5 epochs are
+        25,000 steps there but 150 here, too few to unfold the map, which then left ~90 %
+        of its units empty (every class on one or two units).
     max_thumbnails : int
         Thumbnails shown for a clicked unit.
     update_interval : float
@@ -73,10 +80,10 @@ class SOMPanel(Panel):
         *,
         layer: str | None = None,
         size: int = 10,
-        epochs: int = 5,
+        epochs: int = 100,
         batch_size: int = 10,
-        sigma: float = 10.0,
-        alpha: float = 0.1,
+        sigma: float = 3.0,
+        alpha: float = 1.0,
         top_k: int = 10,
         seed: int = 0,
         max_thumbnails: int = 16,
@@ -145,20 +152,31 @@ class SOMPanel(Panel):
             x_axis_label="step",
             y_axis_label="QE",
             tools="pan,wheel_zoom,reset,save",
+            toolbar_location="above",  # beside it, the toolbar pushed the plot into the map
         )
         self.loss_fig.line("step", "qe", source=self.loss_source, line_width=2)
         self.loss_view = bokeh_widget(self.loss_fig)
+        # before the first Train: a message, not an empty plot (the curve shows at its
+        # first streamed point)
+        self.loss_box = EmptyState(
+            self.loss_view,
+            "Press Train to fit the SOM: its loss curve (batch quantization error per step) "
+            "draws here as it trains.",
+            sources=[self.loss_source],
+            width=420,
+        )
 
         # the map
+        buttons = {**style, "button_width": "76px"}  # three in a row beside the settings
         self.color_by = W.ToggleButtons(
-            options=list(COLOR_BY), value="density", description="colour", style=style
+            options=list(COLOR_BY), value="density", description="colour", style=buttons
         )
         splits = list(self.study.datasets)
         self.split_select = W.ToggleButtons(
             options=[(_SPLIT_LABELS.get(s, s), s) for s in splits],
             value=splits[0],
             description="inputs",
-            style=style,
+            style=buttons,
         )
         self.class_select = W.Dropdown(
             options=[("(none)", -1)] + [(f"{i}: {c}", i) for i, c in enumerate(self.classes)],
@@ -167,7 +185,10 @@ class SOMPanel(Panel):
             style=style,
         )
         self.grid = GridView(cell_size=22, title="")
-        self.unit_info = W.HTML(value="<i>train a SOM, then click a unit</i>")
+        self.unit_info = W.HTML(
+            value="<i>train a SOM, then click a unit</i>",
+            layout=W.Layout(flex="1 1 120px", min_width="120px", margin="0 0 0 6px"),
+        )
 
         self.observe(self.color_by, self._on_view_change)
         self.observe(self.split_select, self._on_view_change)
@@ -182,18 +203,32 @@ class SOMPanel(Panel):
                 W.HBox([self.sigma, self.alpha, self.top_k]),
                 self.train_button,
                 self.progress.widget,
-                self.loss_view,
+                self.loss_box,
             ]
         )
-        view = W.VBox(
-            [
-                self.color_by,
-                self.split_select,
-                self.class_select,
-                W.HBox([self.grid, self.unit_info]),
-            ]
+        self.map_box = EmptyState(
+            W.VBox(
+                [
+                    self.color_by,
+                    self.split_select,
+                    self.class_select,
+                    W.HBox([self.grid, self.unit_info], layout=W.Layout(flex_flow="row wrap")),
+                ]
+            ),
+            self._empty_text(self.layer_select.value),
+            width=420,
         )
-        self.children = [W.HBox([settings, view])]
+        # the settings keep their width (the map shrank them under itself at 1280 px); the
+        # map takes the rest, or wraps below them in a narrow notebook
+        settings.layout = W.Layout(flex="0 0 auto", margin="0 12px 0 0")
+        self.map_box.layout = W.Layout(flex="1 1 300px", min_width="0")
+        self.children = [W.HBox([settings, self.map_box], layout=W.Layout(flex_flow="row wrap"))]
+
+    def _empty_text(self, layer: str) -> str:
+        return (
+            f"Press Train to fit a SOM on the codes of {layer}. The map shows here: units "
+            "coloured by density, class or U-matrix; click a unit to see its inputs."
+        )
 
     # ------------------------------------------------------------------ training
     @property
@@ -286,6 +321,7 @@ class SOMPanel(Panel):
         self.result, self.som, self.bmus, self.labels = None, None, {}, {}
         self.grid.set_grid(np.zeros((0, 0)), marks=[], selected=[])
         self.unit_info.value = f"<i>train a SOM on {html.escape(change['new'])}</i>"
+        self.map_box.show_empty(self._empty_text(change["new"]))
 
     # ------------------------------------------------------------------ the map
     def unit_counts(self, split: str | None = None) -> np.ndarray:
@@ -344,6 +380,7 @@ class SOMPanel(Panel):
             colormap=_COLORMAPS[self.color_by.value],
             title=f"{self.layer_select.value}: {self.color_by.value}",
         )
+        self.map_box.show_view()
         self._show_unit()
 
     def _on_view_change(self, change) -> None:
