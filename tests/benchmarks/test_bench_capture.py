@@ -7,33 +7,64 @@ alternates the two round by round:
 in-memory store. Both run at the process defaults and pinned to one thread, on CUDA when
 it is present. The target is capture / forward <= 1.10.
 
-What capture adds, per batch of 64 (CPU time at one thread, 224 px resnet18 / 32 px
-resnet44, measured on the 2-core machine this was written on):
+What capture adds (measured 2026-12-03 on the 2-core machine this was written on, CPU
+time at one thread, so that other processes' load does not count):
 
-- the vector codes of the four layers: 96 -> 41 ms for resnet18 (CL1's 56 x 56 maps:
-  63 -> 16 ms), ~3 ms for resnet44 (unchanged). :func:`introspect.codes.vector_codes`
-  reduces the map in ~2 MB blocks of rows, so each statistic after a block's first read
-  (max, mean, centred copy and its norm for the std, the rows' minima that tell a
-  post-ReLU map, the position-weighted sum for the centre of mass) reads it from the
-  cache, and the centred copy is one reused block buffer. Before, a 49 MB whole-map
-  temporary was fresh memory every call and its page faults cost more than the
-  statistics. What is left is one read of the map from memory plus the in-cache passes;
-  resnet18's CL4 (7 x 7 maps: reductions over 49 numbers) does not vectorise well.
-- the input check (:func:`introspect._checks.check_images`): ~130 -> ~5 ms for 64 images
-  at 224 px (one ``aminmax`` pass instead of ``isfinite(x).all()``, which wrote a
-  boolean copy of the batch, and two more passes).
-- once per capture, not per batch: the thread policy's 50 ms measurement window (now
-  skipped at one thread, where there is nothing to give up) and the BLAKE2b fingerprint
-  of the data that the store records (~0.15-0.19 s for the 128 x 3 x 224 x 224 images,
-  77 MB; unchanged: the fingerprint's value keys every stored artifact). At one thread
-  that is ~2 % of resnet18's forward pass of these 128 images, at two threads ~5 %: the
-  largest cost left, and it does not grow with the model.
-- the hooks, NaN checks on the (B, 4C) codes and logits, and moving them to NumPy:
-  well under a millisecond.
+- the vector codes of the four layers, per batch of 64: ~98 -> ~44 ms for resnet18's
+  (CL1's 56 x 56 maps alone: 63 -> 16 ms), ~13 -> ~8 ms for resnet44's.
+  :func:`introspect.codes.vector_codes` reduces a map in ~2 MB blocks of rows, so each
+  statistic after a block's first read (max, mean, the centred copy and its norm for
+  the std, the rows' minima that tell a post-ReLU map, the position-weighted sum for the
+  centre of mass) finds it in the cache, and the centred copy is one reused block buffer.
+  Before, a 49 MB whole-map temporary was fresh memory every call, and its page faults
+  cost more than all the statistics. Left: one read of the map from memory plus the
+  in-cache passes; resnet18's CL4 (reductions over 7 x 7 = 49 numbers) vectorises badly.
+- the input check (:func:`introspect._checks.check_images`), per batch of 64 at 224 px:
+  ~65 -> ~3 ms (one ``aminmax`` pass instead of ``isfinite(x).all()``, which wrote a
+  boolean copy of the batch, plus a min and a max).
+- once per capture: the BLAKE2b fingerprint of the data recorded in the store (~0.1 s
+  CPU, 0.15-0.19 s wall for the 77 MB of 128 x 3 x 224 x 224 images; unchanged, since
+  its value keys every stored artifact): now the largest single cost for resnet18, about
+  as much as all its codes, and it grows with the data, not the model. The thread
+  policy's 50 ms window is no longer spent at one thread (there is nothing to give up).
+- the hooks, NaN checks on the (B, 4C) codes and the logits, NumPy copies: < 1 ms.
 
-**Measured** (this file, CPU, 2 cores, {LOAD}):
+**Measured**, capture / forward (medians of per-round ratios):
 
-{TABLE}
+=================  ==========  ========  ==================================
+model              threads     before    after (this file, load 5-7)
+=================  ==========  ========  ==================================
+cifar_resnet44     default     1.072     0.369
+cifar_resnet44     1           1.081     1.148
+timm:resnet18      default     1.108     0.919
+timm:resnet18      1           1.064     0.946
+=================  ==========  ========  ==================================
+
+"Before" is the last run of this file, on a quieter machine. The run after the change
+(2026-12-03 14:10-14:28 UTC) had load 5-7 on 2 cores (another engineer's browser tests
+and the paper run's notebook kernel: the paper run's process group was paused, but its
+kernel runs in a group of its own), and it does not measure the change: at the defaults
+capture's thread policy (``introspect._threads``) went to one thread while ``forward``
+kept two contended ones (hence 0.37), and at one thread the scheduler decided the
+rounds. What capture adds was therefore measured in CPU time, one thread, three rounds,
+the base commit and this one back to back (ms per capture; forward of the same images):
+
+=================  =========  ======  ============  ===========  ==========
+model              code       codes   input check   fingerprint  forward
+=================  =========  ======  ============  ===========  ==========
+cifar_resnet44     before     106     8             12           3,447
+cifar_resnet44     after      65      1             13           3,118
+timm:resnet18      before     197     130           112          11,932
+timm:resnet18      after      88      6             105          12,151
+=================  =========  ======  ============  ===========  ==========
+
+So for resnet18 what capture adds fell from ~440 to ~200 ms per 128 images (3.7 % ->
+1.6 % of its forward at one thread), the fingerprint now the larger half. The CPU-time
+ratios of those rounds (resnet44 1.109 -> 1.105, resnet18 0.984 -> 1.054) scatter by more
+than that under this load; resnet44's exceeds its codes (2 %) and fingerprint: its
+forward passes ran slower inside capture (caches shared with the codes' passes and with
+the other processes), not explained in detail. The default-thread target needs a quiet
+machine to be measured.
 
 Run: ``python -m pytest tests/benchmarks/test_bench_capture.py -q -s``
 """

@@ -12,6 +12,23 @@ CUDA when it is present (the sequential loop is NumPy). The target is >= 20x at 
 setting: the sequential loop is memory-bound matrix-vector work (one pass over the
 library per pattern), the blockwise build turns it into matrix products.
 
+**Measured** 2026-12-03 (CPU, 2 cores, load ~6 throughout: another engineer's tests and
+the paper run's notebook kernel shared the machine; the paper run's own process group
+was paused). Both builds keep the same 3,000 patterns, exactly:
+
+==========  ============  =============  =======  ==========================
+threads     blockwise s   sequential s   speedup  peak extra memory
+==========  ============  =============  =======  ==========================
+default     53.1          381.4          7.2x     386 MB (data 763 MB)
+1           11.8          264.8          22.5x
+==========  ============  =============  =======  ==========================
+
+At one thread the target holds. At the defaults the blockwise build's two intra-op
+threads ran 4.5x slower than one, with the cores taken by other work: its matrix
+products wait at every barrier for a descheduled thread (see ``introspect._threads``;
+:class:`~introspect.library.LibraryNetwork` does not take that policy), while the
+memory-bound sequential loop lost less. Measure the default setting on a quiet machine.
+
 Run: ``python -m pytest tests/benchmarks/test_bench_library.py -q -s``
 (``LIBRARY_BENCH_N`` / ``LIBRARY_BENCH_D`` shrink it for a smoke run).
 """
