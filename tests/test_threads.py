@@ -128,3 +128,25 @@ def test_capture_and_training_use_the_policy(two_threads, monkeypatch):
     activations(model.eval(), x, ["1"], batch_size=8)
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("busy, inside", [(0.0, 2), (1.0, 1)])
+def test_library_build_gives_a_thread_up_only_beside_other_work(
+    two_threads, monkeypatch, busy, inside
+):
+    """Under load its 2-thread build ran 4.5x slower than 1 thread (the library benchmark)."""
+    from introspect import library
+
+    monkeypatch.setattr(_threads, "others_busy", lambda: busy)
+    seen = []
+    novel = library._novel_in_block
+
+    def probe(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return novel(*args, **kwargs)
+
+    monkeypatch.setattr(library, "_novel_in_block", probe)
+    H = np.random.default_rng(0).random((600, 300)).astype(np.float32)
+    net = library.LibraryNetwork(0.9, 3, block_size=128).fit(H, np.arange(600) % 3, 3)
+    assert net.size_ > 1 and seen and set(seen) == {inside}
+    assert torch.get_num_threads() == 2

@@ -33,6 +33,7 @@ itself is.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -41,6 +42,7 @@ import torch
 from introspect import progress as _progress
 from introspect._checks import check_labels, check_scores
 from introspect._estimator import Estimator
+from introspect._threads import intra_op_threads, threads_for
 from introspect._utils import check_is_fitted, renamed_keyword, resolve_device
 
 __all__ = [
@@ -346,33 +348,40 @@ class LibraryNetwork(Estimator):
             unit="pattern",
             disable=not progress,
         )
-        for chunk in _iter_chunks(H, bs):
-            X = _normalise(_to_rows(chunk, device, dtype), where, n_seen, ws)
-            if n_features is None:
-                n_features = X.shape[1]
-                if n_features >= _SKETCH_MIN_FEATURES:
-                    sketch = _Sketch(n_features, device, dtype)
-            elif X.shape[1] != n_features:
-                raise ValueError(
-                    f"Patterns changed length from {n_features} to {X.shape[1]} features "
-                    f"at row {n_seen}; one library holds one layer."
-                )
-            if sketch is not None and sum(g.shape[0] for g in segments) >= _SKETCH_MIN_LIBRARY:
-                # most stored-before patterns are settled by checking a few candidates
-                # exactly; only the rest need the full scan (same library either way)
-                todo = torch.nonzero(~sketch.settled(X, segments, theta)).squeeze(1)
-                new = todo[_novel_in_block(ws.take("todo", X, todo), segments, theta, ws)]
-            else:
-                new = _novel_in_block(X, segments, theta, ws)
-            if new.numel():
-                rows = X[new]
-                if segments and segments[-1].shape[0] < seg_rows:
-                    segments[-1] = torch.cat([segments[-1], rows])
+        with contextlib.ExitStack() as threads:  # the thread policy, decided at the first block
+            for chunk in _iter_chunks(H, bs):
+                X = _normalise(_to_rows(chunk, device, dtype), where, n_seen, ws)
+                if n_features is None:
+                    n_features = X.shape[1]
+                    if n_features >= _SKETCH_MIN_FEATURES:
+                        sketch = _Sketch(n_features, device, dtype)
+                    # a block's products against the library are (bs x D) @ (D x seg_rows): under
+                    # load two threads of them ran 4.5x slower than one (the module docstring of
+                    # introspect._threads); the policy gives a thread up when others need it
+                    threads.enter_context(
+                        intra_op_threads(threads_for(2.0 * bs * seg_rows * n_features, device))
+                    )
+                elif X.shape[1] != n_features:
+                    raise ValueError(
+                        f"Patterns changed length from {n_features} to {X.shape[1]} features "
+                        f"at row {n_seen}; one library holds one layer."
+                    )
+                if sketch is not None and sum(g.shape[0] for g in segments) >= _SKETCH_MIN_LIBRARY:
+                    # most stored-before patterns are settled by checking a few candidates
+                    # exactly; only the rest need the full scan (same library either way)
+                    todo = torch.nonzero(~sketch.settled(X, segments, theta)).squeeze(1)
+                    new = todo[_novel_in_block(ws.take("todo", X, todo), segments, theta, ws)]
                 else:
-                    segments.append(rows)
-                kept.append(new.cpu().numpy() + n_seen)
-            n_seen += X.shape[0]
-            bar.update(X.shape[0])
+                    new = _novel_in_block(X, segments, theta, ws)
+                if new.numel():
+                    rows = X[new]
+                    if segments and segments[-1].shape[0] < seg_rows:
+                        segments[-1] = torch.cat([segments[-1], rows])
+                    else:
+                        segments.append(rows)
+                    kept.append(new.cpu().numpy() + n_seen)
+                n_seen += X.shape[0]
+                bar.update(X.shape[0])
         bar.close()
         if n_seen == 0:
             raise ValueError("H is empty: a library needs at least one pattern.")
