@@ -1406,6 +1406,9 @@ class Dashboard(Panel):
             "CAM dimension vs PGD accuracy", 300, 330, "CAM dimension", "PGD accuracy of the class",
             "tap,save", y_range=Range1d(-0.05, 1.08),
         )  # fmt: skip
+        # room on the right for the labels beside the points ("digit7 (n 30)" was cut at
+        # the frame's edge with the default 10 % padding)
+        p.x_range.range_padding = 0.35
         pts = p.scatter(
             "dim",
             "acc",
