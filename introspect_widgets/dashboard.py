@@ -1381,7 +1381,7 @@ class Dashboard(Panel):
             dict(dim=[], acc=[], name=[], n=[], clean=[], color=[], text=[], cls=[])
         )
         p = _figure(
-            "CAM dimension vs PGD accuracy", 300, 330, "CAM dimension", "PGD accuracy of the class",
+            "CAM dimension vs PGD accuracy", 340, 330, "CAM dimension", "PGD accuracy of the class",
             "tap,save", y_range=Range1d(-0.05, 1.08),
         )  # fmt: skip
         pts = p.scatter(
@@ -1418,7 +1418,9 @@ class Dashboard(Panel):
         )
         tips = [("class", "@name"), ("dim", "@dim (n @n)"), ("PGD acc", "@acc{0.00}")]
         _hover(p, pts, [*tips, ("clean acc", "@clean{0.00}")], tap=True)
-        p.x_range.range_padding = 0.25
+        # room on the right for the labels beside the points ("digit7 (n 30)" was cut at
+        # the frame's edge at 0.25 in a 300 px plot)
+        p.x_range.range_padding = 0.5
         self.class_figure = p
         self.class_points.selected.on_change("indices", self._guarded_cb(self._on_class_tap))
 
