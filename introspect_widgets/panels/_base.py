@@ -235,6 +235,7 @@ class TaskBar:
             self.label.value = f"{html.escape(what)}: starting"
             self.cancel_button.disabled = False
             self.cancel_button.description = "Cancel"
+            self.cancel_button.layout.visibility = "visible"
             self.widget.layout.display = None
         self.what = what
 
@@ -260,6 +261,7 @@ class TaskBar:
             self.label.value = html.escape(text)
             self.cancel_button.disabled = True
             self.cancel_button.description = "Cancel"
+            self.cancel_button.layout.visibility = "hidden"  # nothing runs: nothing to stop
 
 
 def eps_label(eps) -> str:

@@ -311,7 +311,10 @@ class SOMPanel(Panel):
         self.bmus = dict(result.bmus)
         self.labels = {k: np.asarray(v) for k, v in result.labels.items()}
         qe = self.som.history_["qe"]
-        if len(self.loss_source.data["step"]) != len(qe):
+        # the whole curve once more at the end, in one message: a live patch that a busy
+        # browser dropped (seen under load: a straight segment where 250 steps were) is
+        # filled in, and the plot then holds exactly the map's history
+        with self._tick_lock:
             self.loss_source.data = dict(step=list(range(len(qe))), qe=list(qe))
         self.grid.selected = []
         self._render()

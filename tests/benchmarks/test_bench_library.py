@@ -27,7 +27,16 @@ At one thread the target holds. At the defaults the blockwise build's two intra-
 threads ran 4.5x slower than one, with the cores taken by other work: its matrix
 products wait at every barrier for a descheduled thread (see ``introspect._threads``;
 :class:`~introspect.library.LibraryNetwork` does not take that policy), while the
-memory-bound sequential loop lost less. Measure the default setting on a quiet machine.
+memory-bound sequential loop lost less. The build now takes the thread policy (decided
+at its first block).
+
+**Quiet machine**, 2026-12-03 15:34-15:38 UTC (every other job paused, load 1.0-1.7),
+with the policy: default 3.87 s vs 65.8 s, **17.0x** (target 20x: missed); one thread
+5.35 s vs 115.7 s, 21.6x. On a quiet machine the second thread helps the sequential loop
+(1.76x: its matrix-vector products split well) more than the blockwise build (1.38x: its
+(256 x D) @ (D x 1024) products and the sketch's candidate checks leave part of each
+block single-threaded), so the default ratio is the lower one; last stop's quiet runs
+gave 22.8x and 25x.
 
 Run: ``python -m pytest tests/benchmarks/test_bench_library.py -q -s``
 (``LIBRARY_BENCH_N`` / ``LIBRARY_BENCH_D`` shrink it for a smoke run).
