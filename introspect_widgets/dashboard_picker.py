@@ -21,7 +21,7 @@ import ipywidgets as W
 
 from introspect import recipes as _recipes
 
-from .panels._base import Panel
+from .panels._base import Panel, recipe_fields
 
 __all__ = ["DashboardPicker", "recipe_options"]
 
@@ -84,21 +84,11 @@ class DashboardPicker(Panel):
             style=style,
             layout=W.Layout(width="100%", max_width="640px"),
         )
-        self.root_text = W.Text(
-            value=data_root or "",
-            description="data root",
-            placeholder="$INTROSPECT_DATA (not needed for digits)",
-            style=style,
-            layout=W.Layout(width="100%", max_width="420px"),
-        )
-        self.n_per_class = W.BoundedIntText(
-            value=n_per_class or 0,
-            min=0,
-            max=10**7,
-            description="per class",
-            style=style,
+        self.root_text, self.n_per_class = recipe_fields(
+            data_root, n_per_class, style,
+            root_layout=W.Layout(width="100%", max_width="420px"),
             layout=W.Layout(width="170px"),
-        )
+        )  # fmt: skip
         self.device, self.workdir = device, workdir
         self.notice = W.HTML("")
         self.open_button = self.button(

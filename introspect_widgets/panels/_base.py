@@ -48,6 +48,7 @@ __all__ = [
     "study_name",
     "TaskBar",
     "in_kernel",
+    "recipe_fields",
 ]
 
 
@@ -539,6 +540,26 @@ def as_study(
         f"{where} takes an introspect.Study or a recipe name such as 'small_cnn@digits' "
         f"(see introspect.recipes.RECIPES); got {type(study).__name__}.{hint}"
     )
+
+
+def recipe_fields(data_root, n_per_class, style, root_layout=None, **n_kwargs):
+    """The two fields every recipe picker has: the data root and the images per class.
+
+    ``n_per_class`` 0 (or None) means all; ``n_kwargs`` go to the per-class field
+    (``layout``, ``tooltip``).
+    """
+    root = W.Text(
+        value=data_root or "",
+        description="data root",
+        placeholder="$INTROSPECT_DATA (not needed for digits)",
+        style=style,
+        layout=root_layout or W.Layout(width="300px"),
+    )
+    per_class = W.BoundedIntText(
+        value=n_per_class or 0, min=0, max=10**7, description="per class", style=style,
+        **n_kwargs,
+    )  # fmt: skip
+    return root, per_class
 
 
 def study_name(study, default: str = "study") -> str:

@@ -24,6 +24,7 @@ from ._base import (
     bokeh_widget,
     guarded,
     hold_sync,
+    recipe_fields,
     study_name,
 )
 
@@ -155,20 +156,8 @@ class CapturePanel(Panel):
             description="split",
             style=style,
         )
-        self.root_text = W.Text(
-            value=data_root or "",
-            description="data root",
-            placeholder="$INTROSPECT_DATA (not needed for digits)",
-            layout=W.Layout(width="300px"),
-            style=style,
-        )
-        self.n_per_class = W.BoundedIntText(
-            value=n_per_class or 0,
-            min=0,
-            max=10**7,
-            description="per class",
-            style=style,
-            tooltip="images per class (0 = all)",
+        self.root_text, self.n_per_class = recipe_fields(
+            data_root, n_per_class, style, tooltip="images per class (0 = all)"
         )
         self.layer_select = W.SelectMultiple(
             options=[], rows=8, description="layers", layout=wide, style=style
