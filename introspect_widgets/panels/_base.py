@@ -336,12 +336,7 @@ def ensure_bokehjs() -> bool:
     Outside a Jupyter kernel (tests, scripts) this does nothing; returns whether it
     published.
     """
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return False
-    shell = get_ipython()
-    if shell is None or not hasattr(shell, "kernel"):
+    if not in_kernel():
         return False
     from bokeh.io.notebook import load_notebook
     from bokeh.resources import INLINE
