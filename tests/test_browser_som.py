@@ -73,7 +73,13 @@ def test_som_notebook_trains_and_clicks_in_chromium(jupyter_lab, lab_page):  # n
         f"{', '.join(f'{t:.2f}' for t in headless_s)} s, ratio of the best {ratio:.2f}"
     )
     # the loss curve went out on every step: 19.6 s in the browser for 0.2 s headless
-    assert ratio <= 1.5
+    # speed is a benchmark's business (a wall-time ratio failed on a busy machine: 1.82 beside
+    # the rest of the suite, 1.40 quiet); what this test holds is the cause of the old
+    # 100x: the curve and bar go out throttled, at most 1 / update_interval per second
+    n_updates, interval = lab_page.kernel_execute(
+        "print(panel.n_updates, panel.update_interval)"
+    ).split()
+    assert int(n_updates) <= max(kernel_s) / float(interval) + 2, (n_updates, kernel_s)
     # ... and the whole curve arrived, in a few throttled messages
     lab_page.wait_bokeh(panel, lambda c: any(v["sources"].get("loss") == STEPS for v in c))
 
