@@ -147,13 +147,14 @@ def _feature_layers(study) -> list[str]:
     """The study's layers without the classifier (its output is not a representation)."""
     from introspect.models import resolve_layer
 
-    clf = getattr(study.model, "classifier_path", None)
+    arch = study.architecture  # names only: a lazy recipe study does not train here
+    clf = getattr(arch, "classifier_path", None)
     out = []
     for name in study.layers:
         if name == "penultimate" or name.endswith(":input"):
             continue
         try:
-            if clf is not None and resolve_layer(study.model, name) == clf:
+            if clf is not None and resolve_layer(arch, name) == clf:
                 continue
         except ValueError:
             pass
@@ -821,6 +822,11 @@ class Dashboard(Panel):
         self.state_html.value = (
             f'<span class="introspect-dash-state" data-state="{state}">{_esc(state)}</span>'
         )
+        # after a Cancel (or before a start, or after a failed stage): a way on in the page
+        button = getattr(self, "compute_button", None)
+        if button is not None:
+            button.description = "Compute" if state == "waiting" else "Resume"
+            button.layout.display = None if state in ("waiting", "cancelled", "error") else "none"
 
     def _tab_status(self, lens: str, text: str, error: bool = False) -> None:
         color = "#b00020" if error else "#444"
@@ -1021,6 +1027,12 @@ class Dashboard(Panel):
         self.progress = ProgressBar("lenses")
         self.step_bar = ProgressBar("step", min_interval=0.1)  # inside a stage (SOM fits)
         self.state_html = W.HTML()
+        self.compute_button = W.Button(
+            description="Compute",
+            button_style="primary",
+            tooltip="compute the lenses not computed yet (those computed are kept)",
+        )
+        self.compute_button.on_click(guarded(self.errors, lambda _b: self.start()))
         self._set_state("waiting")
         self.selection_html = W.HTML(self._selection_text())
         self.pages: dict[str, W.Widget] = {}
@@ -1033,7 +1045,9 @@ class Dashboard(Panel):
         self.clear_button.on_click(guarded(self.errors, lambda _b: self.clear_selection()))
         self.header = W.VBox(
             [
-                W.HBox([self.progress.widget, self.state_html, self.clear_button]),
+                W.HBox(
+                    [self.progress.widget, self.state_html, self.compute_button, self.clear_button]
+                ),
                 self.step_bar.widget,
                 self.selection_html,
             ]

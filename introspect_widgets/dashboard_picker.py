@@ -47,9 +47,10 @@ def recipe_options(data_root=None) -> list[tuple[str, str]]:
 class DashboardPicker(Panel):
     """A recipe menu, its study settings and **Open dashboard**.
 
-    **Open dashboard** makes ``Study.from_recipe(name, ...)`` (the model trains once and is
-    cached in ``workdir``) and shows its :class:`~introspect_widgets.Dashboard` below,
-    computing its lenses in a background thread. ``picker.dashboard`` is the last one.
+    **Open dashboard** makes ``Study.from_recipe(name, ..., lazy=True)`` and shows its
+    :class:`~introspect_widgets.Dashboard` below at once, computing in a background thread
+    with its progress and Cancel: first the model (trained once, cached in ``workdir``),
+    then the lenses. ``picker.dashboard`` is the last one.
 
     Parameters
     ----------
@@ -147,7 +148,7 @@ class DashboardPicker(Panel):
             self._explain()
             self.set_status(f"not opened: {name} is unavailable here")
             return None
-        with self.busy(f"loading {name} (trains once, then loads from the workdir)"):
+        with self.busy(f"loading {name}"):
             study = Study.from_recipe(
                 name,
                 workdir=self.workdir,
@@ -155,6 +156,7 @@ class DashboardPicker(Panel):
                 data_root=self.data_root,
                 n_per_class=self.n_per_class.value or None,
                 progress=False,
+                lazy=True,  # trains (once) in the dashboard's compute, with its progress
             )
             old, self.dashboard = self.dashboard, Dashboard(study, autostart=False)
             self.dashboard_box.children = [self.dashboard.widget]

@@ -163,6 +163,38 @@ def open_and_run(lab: LabPage, name: str, timeout: float = 600) -> float:
     return time.monotonic() - t0
 
 
+# Resolves once the panel's layout has stopped moving: its box and the boxes of every
+# canvas in it (light DOM and bokeh's shadow roots) are the same for 20 animation frames in
+# a row (a wait on the DOM, not a fixed sleep; at most ~10 s).
+SETTLE_JS = r"""(panel) => new Promise((resolve) => {
+  const boxes = (root, out) => {
+    for (const el of root.querySelectorAll("canvas, .bk-Canvas")) {
+      const r = el.getBoundingClientRect();
+      out.push(r.x, r.y, r.width, r.height);
+    }
+    for (const el of root.querySelectorAll("*")) if (el.shadowRoot) boxes(el.shadowRoot, out);
+    return out;
+  };
+  const snap = () => {
+    const r = panel.getBoundingClientRect();
+    return JSON.stringify(boxes(panel, [r.x, r.y, r.width, r.height]));
+  };
+  let last = snap(), same = 0, frames = 0;
+  const tick = () => {
+    const now = snap();
+    same = now === last ? same + 1 : 0;
+    last = now;
+    frames += 1;
+    if (same >= 20 || frames > 600) resolve(frames); else requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})"""
+
+
+def settle(panel) -> None:
+    panel.evaluate(SETTLE_JS)
+
+
 def check(lab: LabPage, panel, shot: str) -> None:
     """No layout problem in ``panel`` at 1280x900; its screenshot saved as ``<shot>.png``.
 
@@ -170,12 +202,12 @@ def check(lab: LabPage, panel, shot: str) -> None:
     panel taller than the window came out cut, with JupyterLab's bars over it).
     """
     panel.scroll_into_view_if_needed()
-    lab.page.wait_for_timeout(800)  # bokeh lays out after the widget shows
+    settle(panel)  # bokeh lays out after the widget shows
     problems = panel.evaluate(LAYOUT_JS)
     box, area = panel.bounding_box(), lab.page.locator(".jp-NotebookPanel").first.bounding_box()
     height = max(VIEWPORT["height"], int(box["height"]) + 300)
     lab.page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
-    lab.page.wait_for_timeout(800)
+    settle(panel)
     panel.scroll_into_view_if_needed()
     panel.screenshot(path=str(screens() / f"{shot}.png"))
     lab.page.set_viewport_size(VIEWPORT)
@@ -270,7 +302,7 @@ def test_library_panel_at_1280(jupyter_lab, lab):  # noqa: F811
 
 
 @pytest.mark.parametrize("jupyter_lab", [NOTEBOOKS], indirect=True)
-def test_dashboard_at_1280_every_tab(jupyter_lab, lab):  # noqa: F811
+def test_dashboard_at_1280_every_tab_and_a_picked_one_cancels_resumes_reloads(jupyter_lab, lab):  # noqa: F811
     open_and_run(lab, "00_start_here.ipynb", timeout=900)
     page = lab.page
     page.wait_for_function(
@@ -320,4 +352,29 @@ def test_dashboard_at_1280_every_tab(jupyter_lab, lab):  # noqa: F811
         or not picker.locator(".introspect-error").first.is_visible()
     )
     check(lab, picker, "dashboard-picker")
+
+    # a dashboard opened on a recipe is on screen at once and computes in the background:
+    # first its model (trained once), then the lenses, with stage, k/n and Cancel; Cancel
+    # stops it ("cancelled"), Resume computes to the end, and a page reload draws it again
+    small = next(o for o in options if o.startswith("small_cnn@digits"))
+    menu.select_option(label=small)
+    picker.get_by_role("button", name="Open dashboard").click()
+    state = picker.locator(".introspect-dash-state").first
+    state.wait_for()
+    task = picker.locator(".introspect-task").filter(has_text="computing the lenses").first
+    task.get_by_text(re.compile(r"computing the lenses: \w+ \d+/\d+")).wait_for(timeout=120_000)
+    task.get_by_role("button", name="Cancel").click()
+    task.get_by_text(re.compile(r"computing the lenses: cancelled after")).wait_for(timeout=120_000)
+    assert state.get_attribute("data-state") == "cancelled"
+    picker.get_by_role("button", name="Resume").click()
+    picker.locator('.introspect-dash-state[data-state="ready"]').wait_for(timeout=600_000)
+    inner_som = picker.locator(".introspect-dash-som").first
+    lab.wait_bokeh(inner_som, lambda c: rows(c, lambda n: n == 100))
+    assert lab.js_errors() == []
+    lab.reload("00_start_here.ipynb")
+    picker = page.locator(".introspect-panel", has_text="Open a dashboard on a recipe").first
+    picker.locator('.introspect-dash-state[data-state="ready"]').wait_for()
+    lab.wait_bokeh(
+        picker.locator(".introspect-dash-som").first, lambda c: rows(c, lambda n: n == 100)
+    )
     assert lab.js_errors() == []

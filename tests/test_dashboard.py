@@ -314,6 +314,7 @@ def test_cancel_stops_the_dashboard_and_caches_no_half_fitted_map(dash, tmp_path
         assert time.perf_counter() < deadline, d._tracker.describe()
         gate.wait(0.02)
     assert d.running and d.task.widget.layout.display is None
+    assert d.compute_button.layout.display == "none"  # no second start while it runs
     assert d.cancel()
     gate.set()
     d.wait(120)
@@ -321,7 +322,8 @@ def test_cancel_stops_the_dashboard_and_caches_no_half_fitted_map(dash, tmp_path
     assert 'data-state="cancelled"' in d.state_html.value and not d.ready["telescope"]
     assert not list((tmp_path / "som").rglob("result*"))  # no map was stored
     monkeypatch.setattr(som.ToroidalSOM, "fit", orig)
-    d.start()  # a second start computes to the end
+    assert d.compute_button.layout.display is None and d.compute_button.description == "Resume"
+    d.compute_button.click()  # the page's way on: computes to the end
     d.wait(600)
     assert d.last_task["outcome"] == "done" and all(d.ready.values()), d.errors.text
     assert list((tmp_path / "som").rglob("result*"))

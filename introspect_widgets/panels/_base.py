@@ -504,7 +504,9 @@ def as_study(
 
     A ``Study`` is used as it is; a recipe name (``"small_cnn@digits"``) goes through
     :meth:`introspect.Study.from_recipe` with ``workdir``, ``device``, ``data_root`` and
-    ``n_per_class`` (the model trains once and is cached in ``workdir``). Anything else is
+    ``n_per_class`` (the model trains once and is cached in ``workdir``), lazily: the
+    training runs at the panel's first long action (Train, Compute, Fit), which shows its
+    progress and can cancel it, so the panel is on screen first. Anything else is
     refused with a ``TypeError`` that says what to pass.
     """
     from introspect import Study
@@ -519,6 +521,7 @@ def as_study(
             data_root=data_root,
             n_per_class=n_per_class,
             progress=False,
+            lazy=True,  # a recipe that trains does it at the panel's first long action
         )
     hint = ""
     try:

@@ -137,7 +137,7 @@ class CapturePanel(Panel):
             options = self._model_options(model, data_root)
             splits = list(SPLITS)
         else:
-            name = study_name(study, type(study.model).__name__)
+            name = study_name(study, type(study.architecture).__name__)
             options = [(f"{name}  (study)", "study")]
             splits = list(study.datasets)
         self.model_select = W.Dropdown(

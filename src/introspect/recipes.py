@@ -316,6 +316,17 @@ def load_recipe(spec, *, workdir, device="cpu", data_root=None, seed=0, progress
     return model
 
 
+def recipe_architecture(spec):
+    """A recipe's model as created, before any training or weights: its layers and
+    aliases, for a study that trains it later (``Study.from_recipe(lazy=True)``)."""
+    from .models import create_model
+
+    r = recipe(spec)
+    model = create_model(r["model"], **dict(r.get("model_kwargs") or {}))
+    model.recipe = spec if isinstance(spec, str) else r["model"]
+    return model.eval()
+
+
 def recipe_transform(spec, dataset=None):
     """The PIL-image transform of a recipe's data, or None (plain conversion).
 

@@ -21,6 +21,7 @@ never gets a stale result.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,7 +272,9 @@ class Study:
             from .distributed import rank_device
 
             self.device = rank_device(self.device)  # cuda -> cuda:<LOCAL_RANK>
-        self.model = model.eval().to(self.device)
+        self._model = model.eval().to(self.device)
+        self._model_loader = None  # Study.from_recipe(lazy=True): trains at first use
+        self._model_lock = threading.Lock()
         self.datasets = {k: v for k, v in (("train", train), ("test", test)) if v is not None}
         if layers is None:
             layers = list(getattr(model, "layer_aliases", {}) or {})
@@ -298,6 +301,45 @@ class Study:
             except (AttributeError, TypeError):  # pragma: no cover - frozen modules
                 pass
 
+    # ------------------------------------------------------------------- model
+    @property
+    def model(self) -> nn.Module:
+        """The model, in eval mode on the study's device.
+
+        A study made by ``Study.from_recipe(..., lazy=True)`` trains (or loads) its
+        recipe's model here, at the first use, in the thread that asks (a panel's worker,
+        which shows the training's progress and can cancel it; a cancelled training leaves
+        the study unloaded, and the next use starts it again from its checkpoint).
+        """
+        if self._model_loader is not None:
+            with self._model_lock:
+                if self._model_loader is not None:
+                    model = self._model_loader().eval().to(self.device)
+                    if getattr(model, "classifier_path", None) is None and _classifier_path(model):
+                        model.classifier_path = _classifier_path(model)
+                    self._model, self._model_loader = model, None
+        return self._model
+
+    @model.setter
+    def model(self, model: nn.Module) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"Study.model must be a torch.nn.Module; got {type(model).__name__}.")
+        with self._model_lock:
+            self._model, self._model_loader = model.eval().to(self.device), None
+
+    @property
+    def architecture(self) -> nn.Module:
+        """The model's modules, for their names, aliases and shapes, without training a
+        lazy study's model (before :attr:`model_ready` its weights are untrained: use
+        :attr:`model` for anything computed from them)."""
+        return self._model
+
+    @property
+    def model_ready(self) -> bool:
+        """Whether the model is trained or loaded (``False`` only for a lazy recipe study
+        before its first use)."""
+        return self._model_loader is None
+
     # ----------------------------------------------------------------- recipes
     @classmethod
     def from_recipe(
@@ -313,12 +355,20 @@ class Study:
         progress: bool = True,
         batch_size: int = 128,
         distributed: bool | None = None,
+        lazy: bool = False,
     ) -> Study:
         """A study of a registered recipe (see :data:`introspect.recipes.RECIPES`).
 
         The recipe's model is trained (cached in ``workdir``) or loaded, and its dataset's
         train and test splits are the study's data (``n_per_class`` subsamples both).
         ``batch_size`` and ``distributed`` are :class:`Study`'s.
+
+        ``lazy=True`` defers the training of a recipe that trains its model (a loaded
+        checkpoint or pretrained weights load now, so a missing file is named at once):
+        the study is ready at once, with its layers and data, and :attr:`model` trains the
+        model at its first use, with the training's progress and Cancel in the caller's
+        :func:`introspect.progress.watch` (what the panels do, so they are on screen
+        before the training starts). :attr:`model_ready` says whether it happened.
         """
         from . import recipes
 
@@ -328,9 +378,15 @@ class Study:
 
             dev = rank_device(dev)
         dev = str(dev)
-        model = recipes.load_recipe(
-            name, workdir=workdir, device=dev, data_root=data_root, seed=seed, progress=progress
-        )
+
+        def load():
+            return recipes.load_recipe(
+                name, workdir=workdir, device=dev, data_root=data_root, seed=seed,
+                progress=progress,
+            )  # fmt: skip
+
+        deferred = lazy and recipes.recipe(name).get("train") is not None
+        model = recipes.recipe_architecture(name) if deferred else load()
         kw = dict(data_root=data_root, n_per_class=n_per_class, seed=seed)
         study = cls(
             model,
@@ -344,6 +400,8 @@ class Study:
             distributed=distributed,
         )
         study.recipe = name
+        if deferred:
+            study._model_loader = load
         return study
 
     # ------------------------------------------------------------------ basics
@@ -748,7 +806,7 @@ class Study:
         data = ", ".join(f"{k}={len(v[0]) if isinstance(v, tuple) else len(v)}"
                          for k, v in self.datasets.items())  # fmt: skip
         return (
-            f"Study({type(self.model).__name__}, {data}, layers={self.layers}, "
+            f"Study({type(self._model).__name__}, {data}, layers={self.layers}, "
             f"workdir={str(self.workdir.root)!r}, device={str(self.device)!r})"
         )
 
