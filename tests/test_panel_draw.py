@@ -173,7 +173,6 @@ def test_som_progress_sends_at_most_10_updates_a_second(digits_study, monkeypatc
     assert panel.n_updates <= 2 * 10 + 1  # 10 Hz, and the last step
     assert len(streams) == panel.n_updates
     assert panel.loss_source.data["qe"] == history["qe"]  # every point arrives
-    assert panel.progress.n == 2000
 
 
 def test_som_progress_is_thread_safe(digits_study):

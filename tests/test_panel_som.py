@@ -33,7 +33,7 @@ def test_train_goes_through_study_telescope(trained, digits_study):
     np.testing.assert_allclose(som.weights_, ref.som.weights_)
     for split in ("train", "test"):
         np.testing.assert_array_equal(panel.bmus[split], ref.bmus[split])
-    assert panel.progress.fraction == 1.0
+    assert panel.task.bar.value == 1.0 and panel.task.label.value.endswith("(SOM 40/40)")
     assert panel.loss_source.data["qe"] == pytest.approx(list(som.history_["qe"]))
     assert "CL4: 6x6 SOM, 40 steps, final QE" in panel.status.value
     # the map: density of the top-1 BMUs of SOM-tr (the training split)

@@ -276,4 +276,4 @@ def test_a_cancelled_som_fit_keeps_the_map_shown_and_its_curve(digits_study):
     panel.wait(120)
     assert panel.last_task["outcome"] == "cancelled"
     assert panel.som is first and len(panel.loss_source.data["qe"]) == n_first
-    assert panel.progress.bar.bar_style == "danger"
+    assert panel.task.bar.bar_style == "warning" and "cancelled" in panel.task.label.value

@@ -751,7 +751,10 @@ class Panel:
                         what=what, outcome=outcome, seconds=dt, stage=tracker.describe()
                     )
                     style = {"done": "success", "cancelled": "warning"}.get(outcome, "danger")
-                    self.task.finish(f"{what}: {outcome} after {dt:.1f} s", style)
+                    last = ""  # where it ended: "capture 360/360"
+                    if outcome == "done" and tracker.stage and tracker.total is not None:
+                        last = f" ({tracker.stage} {tracker.done}/{tracker.total})"
+                    self.task.finish(f"{what}: {outcome} after {dt:.1f} s{last}", style)
                     for w in disable:
                         w.disabled = False
                     self._active = False

@@ -19,7 +19,6 @@ from introspect.training import confusion_matrix
 from ..widgets import GridView
 from ._base import (
     Panel,
-    ProgressBar,
     as_study,
     bokeh_widget,
     guarded,
@@ -198,7 +197,6 @@ class CapturePanel(Panel):
             "" if study is None else f"<code>{html.escape(repr(study))}</code>"
         )
         self.run_button = self.button("Run capture", self.run, button_style="primary", icon="play")
-        self.progress = ProgressBar("capture", min_interval=0.1)
 
         # result views
         self.hist_layer = W.Dropdown(options=[], description="histogram", style=style)
@@ -231,7 +229,7 @@ class CapturePanel(Panel):
                 ],
                 layout=W.Layout(flex_flow="row wrap"),
             ),
-            W.HBox([self.run_button, self.progress.widget]),
+            self.run_button,
             self.results,
         ]
 
@@ -380,20 +378,16 @@ class CapturePanel(Panel):
         """Build or take the study, capture, show the result; the Run button calls this."""
 
         def body():
-            self.progress.reset(total=1, description="loading")
             layers = self.layers()
             if not layers:
                 raise ValueError("no layers selected: pick at least one layer.")
             study = self.make_study(layers)
             split = self.split_select.value
             n = len(study.labels(split))
-            self.progress.reset(total=n, description="capture")
             self.set_status(f"capturing {n} images, {len(layers)} layers...")
             store = study.capture(
                 reducer=self.reducer_select.value, split=split, layers=layers,
-                callback=self.progress,
             )  # fmt: skip
-            self.progress.close()
             self.study, self.store = study, store
             self.model, self.data = study.model, study.data(split)
             self._show_store(store)
@@ -403,14 +397,7 @@ class CapturePanel(Panel):
             for cb in list(self._callbacks):
                 guarded(self.errors, cb, "on_store callback")(study, store)
 
-        def guarded_body():
-            try:
-                body()
-            except BaseException:
-                self.progress.fail()
-                raise
-
-        self.run_task("capture", guarded_body, self.run_button)
+        self.run_task("capture", body, self.run_button)
         return self.store if self._finished_ok() else None
 
     def on_store(self, callback: Callable[[Study, ActivationStore], None]) -> None:

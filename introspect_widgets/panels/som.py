@@ -17,7 +17,6 @@ from ..plots.images import thumbnail_tag
 from ..widgets import GridView
 from ._base import (
     Panel,
-    ProgressBar,
     as_study,
     bokeh_widget,
     hold_sync,
@@ -66,7 +65,7 @@ class SOMPanel(Panel):
     max_thumbnails : int
         Thumbnails shown for a clicked unit.
     update_interval : float
-        Seconds between two live updates of the progress bar and the loss curve while
+        Seconds between two live updates of the loss curve while
         training (default 0.25: 4 a second; the last step is always shown). Each update
         sends the curve's new points in one message. Sending every step made a fit in the
         browser several times slower than headless (the browser redraws per message and
@@ -136,9 +135,9 @@ class SOMPanel(Panel):
             value=top_k, min=1, max=100, description="top-k", style=style, layout=small
         )
         self.train_button = self.button("Train", self.train, button_style="primary")
-        self.progress = ProgressBar("SOM")  # throttled by _on_progress
         self.update_interval = float(update_interval)
-        self.n_updates = 0  # live updates sent by the last training (progress + curve)
+        self.n_updates = 0  # live curve updates sent by the last training (the task line
+        # has its own throttle: introspect.progress.Tracker at 4 a second)
         self.train_seconds: float | None = None  # of the last study.telescope call
         self._tick_lock = threading.Lock()
         self._last_tick = -float("inf")
@@ -202,7 +201,6 @@ class SOMPanel(Panel):
                 W.HBox([self.size, self.epochs, self.batch]),
                 W.HBox([self.sigma, self.alpha, self.top_k]),
                 self.train_button,
-                self.progress.widget,
                 self.loss_box,
             ]
         )
@@ -244,7 +242,6 @@ class SOMPanel(Panel):
         def body():
             self.loss_source.data = dict(step=[], qe=[])
             self._last_tick, self.n_updates = -float("inf"), 0
-            self.progress.reset(total=1, description=layer)
             t0 = time.perf_counter()
             result = self.study.telescope(
                 layer,
@@ -258,9 +255,6 @@ class SOMPanel(Panel):
                 callback=self._on_progress,
             )
             self.train_seconds = time.perf_counter() - t0
-            if self.n_updates == 0:
-                self.progress(1, 1)  # a cached map reports no steps
-            self.progress.close()
             self._use(result)
             som = result.som
             qe = np.asarray(som.history_["qe"])
@@ -278,7 +272,6 @@ class SOMPanel(Panel):
             try:
                 body()
             except BaseException:
-                self.progress.fail()
                 if self.result is not None:  # a failed or cancelled fit: the map shown stays,
                     qe = self.som.history_["qe"]  # with its own loss curve
                     with self._tick_lock:
@@ -289,7 +282,7 @@ class SOMPanel(Panel):
         return self.result if self._finished_ok() else None
 
     def _on_progress(self, step: int, n_steps: int, history: dict) -> None:
-        """The fit's callback: progress and the curve's new points, <= 1 / update_interval Hz.
+        """The fit's callback: the curve's new points, <= 1 / update_interval Hz.
 
         Safe to call from a worker thread: one update at a time, and ``history["qe"]`` is
         copied before it is read (the fit may replace it meanwhile).
@@ -301,7 +294,6 @@ class SOMPanel(Panel):
             self._last_tick = now
             self.n_updates += 1
             qe = list(history["qe"])
-            self.progress(step, n_steps)
             start = len(self.loss_source.data["step"])
             if len(qe) > start:  # the points since the last tick, in one message
                 self.loss_source.stream(dict(step=list(range(start, len(qe))), qe=qe[start:]))
