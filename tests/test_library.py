@@ -181,6 +181,78 @@ def test_streamed_chunks_memmap_and_images_give_the_same_library(tmp_path):
         np.testing.assert_array_equal(other.patterns_, ref.patterns_)
 
 
+@pytest.fixture
+def two_threads():
+    """torch at two intra-op threads (the build prefetches a stream only then)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_prefetched_stream_gives_the_same_library_and_its_errors(two_threads):
+    import threading
+
+    from introspect import progress
+
+    X, _ = clustered(n=900, d=48, seed=5)
+    ref = LibraryNetwork(0.6, block_size=100).build(X)
+    helpers = []
+
+    def chunks(fail_at=None):
+        helpers.append(threading.current_thread().name)
+        for k, i in enumerate(range(0, len(X), 100)):
+            if k == fail_at:
+                raise OSError(f"disk error at chunk {k}")
+            progress.report("reading", k, 9)  # reaches the caller's watcher
+            yield X[i : i + 100]
+
+    seen = []
+    with progress.watch(lambda stage, done, total: seen.append((stage, done))):
+        lib = LibraryNetwork(0.6, block_size=100).build(chunks())
+    np.testing.assert_array_equal(lib.indices_, ref.indices_)
+    assert helpers == ["introspect-library-prefetch"]  # read in the helper thread
+    assert ("reading", 8) in seen  # the helper runs in the caller's context
+    # an error in the stream surfaces in the build, as itself
+    with pytest.raises(OSError, match="disk error at chunk 4"):
+        LibraryNetwork(0.6, block_size=100).build(chunks(fail_at=4))
+
+    # a Cancel raised by the watcher inside the stream stops the build
+    def cancel_at_3(stage, done, total):
+        if stage == "reading" and done == 3:
+            raise progress.Cancelled("stop")
+
+    with progress.watch(cancel_at_3), pytest.raises(progress.Cancelled):
+        LibraryNetwork(0.6, block_size=100).build(chunks())
+
+
+def test_a_build_that_stops_early_stops_its_prefetch_helper(two_threads):
+    import threading
+
+    X, _ = clustered(n=900, d=48, seed=5)
+    made = []
+
+    def endless():
+        while True:
+            made.append(1)
+            yield X[:100]
+
+    bad = np.full((10, 48), np.nan)
+
+    def then_nan():
+        yield X[:100]
+        yield bad  # the build refuses it: the helper must not keep reading
+        yield from endless()
+
+    with pytest.raises(ValueError, match="NaN"):
+        LibraryNetwork(0.6, block_size=100).build(then_nan())
+    deadline = __import__("time").monotonic() + 10
+    while any(t.name == "introspect-library-prefetch" for t in threading.enumerate()):
+        assert __import__("time").monotonic() < deadline, "the prefetch helper kept running"
+        threading.Event().wait(0.02)
+    assert len(made) <= 3  # at most the chunks that were waiting in the queue
+
+
 def test_zero_pattern_has_similarity_zero():
     X = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 0.1]])
     lib = LibraryNetwork(0.5).build(X)

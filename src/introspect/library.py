@@ -79,8 +79,12 @@ def _is_array_like(H) -> bool:
     )
 
 
-def _iter_chunks(H, rows: int) -> Iterator[np.ndarray | torch.Tensor]:
-    """Yield consecutive row chunks of ``H`` (an array-like or an iterable of arrays)."""
+def _iter_chunks(H, rows: int, prefetch: bool = False) -> Iterator[np.ndarray | torch.Tensor]:
+    """Yield consecutive row chunks of ``H`` (an array-like or an iterable of arrays).
+
+    ``prefetch``: an iterable's next chunk is produced in a helper thread while this one
+    computes (see :func:`_prefetched`).
+    """
     if _is_array_like(H):
         n = H.shape[0]
         for start in range(0, n, rows):
@@ -91,11 +95,69 @@ def _iter_chunks(H, rows: int) -> Iterator[np.ndarray | torch.Tensor]:
             "H must be an array of shape (n_samples, ...) (numpy, torch, np.memmap) or an "
             f"iterable of such row chunks; got {type(H).__name__}."
         )
-    for chunk in H:
+    for chunk in _prefetched(H) if prefetch else H:
         if not _is_array_like(chunk):
             chunk = np.asarray(chunk)
         for start in range(0, chunk.shape[0], rows):
             yield chunk[start : start + rows]
+
+
+_DONE = object()
+
+
+def _prefetched(source: Iterable, depth: int = 2) -> Iterator:
+    """``source``'s items, each produced in a helper thread while the caller uses the last.
+
+    A library built from a stream (chunks read from a file, a store, a generator) spent a
+    third of its time waiting for the next chunk on one core while the other was idle:
+    reading, decompressing and page-faulting the chunk now overlaps the matrix products
+    of the previous one (both release the GIL). At most ``depth`` chunks wait. The helper
+    runs in a copy of the caller's context (a progress watcher set by the caller sees its
+    reports); an exception in ``source`` (a Cancel included) is raised here, at the item
+    where it happened, and when the caller stops early the helper stops at its next item.
+    """
+    import contextvars
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for x in source:
+                if not _is_array_like(x):
+                    x = np.asarray(x)
+                if not put((x, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            put((_DONE, err))
+
+    ctx = contextvars.copy_context()
+    helper = threading.Thread(
+        target=ctx.run, args=(produce,), name="introspect-library-prefetch", daemon=True
+    )
+    helper.start()
+    try:
+        while True:
+            x, err = q.get()
+            if x is _DONE:
+                if err is not None:
+                    raise err
+                return
+            yield x
+    finally:
+        stop.set()
 
 
 def _to_rows(chunk, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -349,7 +411,9 @@ class LibraryNetwork(Estimator):
             disable=not progress,
         )
         with contextlib.ExitStack() as threads:  # the thread policy, decided at the first block
-            for chunk in _iter_chunks(H, bs):
+            # an iterable's reads overlap the products when there is a second thread to use
+            prefetch = torch.get_num_threads() > 1
+            for chunk in _iter_chunks(H, bs, prefetch=prefetch):
                 X = _normalise(_to_rows(chunk, device, dtype), where, n_seen, ws)
                 if n_features is None:
                     n_features = X.shape[1]

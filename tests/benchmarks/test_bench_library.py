@@ -32,11 +32,24 @@ at its first block).
 
 **Quiet machine**, 2026-12-03 15:34-15:38 UTC (every other job paused, load 1.0-1.7),
 with the policy: default 3.87 s vs 65.8 s, **17.0x** (target 20x: missed); one thread
-5.35 s vs 115.7 s, 21.6x. On a quiet machine the second thread helps the sequential loop
-(1.76x: its matrix-vector products split well) more than the blockwise build (1.38x: its
-(256 x D) @ (D x 1024) products and the sketch's candidate checks leave part of each
-block single-threaded), so the default ratio is the lower one; last stop's quiet runs
-gave 22.8x and 25x.
+5.35 s vs 115.7 s, 21.6x. A phase breakdown at the defaults (2026-12-04) found the
+blockwise build waiting for its input: of ~3.9 s, ~1.35 s went to reading the next chunk
+from the file (``np.fromfile`` into fresh pages) on one core while the other idled, and
+~2.0 s to the build itself (the full scans ~1.0 s, the sketch's candidate checks ~0.7 s,
+normalising 0.1 s). The sequential loop reads the same chunks, but they are 2 % of its
+time.
+
+**Since 2026-12-04** a stream's next chunk is read in a helper thread while the products
+of the last one run (only when torch has more than one thread; see
+``introspect.library._prefetched``). Quiet machine, 01:37-01:41 UTC (the paper run
+paused, load 1.1-1.9):
+
+==========  ============  =============  =======  ==========================
+threads     blockwise s   sequential s   speedup  peak extra memory
+==========  ============  =============  =======  ==========================
+default     2.55, 2.14    61.4, 60.0     24.1x, 28.1x  412-420 MB
+1           3.66          111.8          30.5x
+==========  ============  =============  =======  ==========================
 
 Run: ``python -m pytest tests/benchmarks/test_bench_library.py -q -s``
 (``LIBRARY_BENCH_N`` / ``LIBRARY_BENCH_D`` shrink it for a smoke run).
