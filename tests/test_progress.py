@@ -195,10 +195,17 @@ def test_a_failure_in_the_worker_is_shown_in_the_panel(digits_study):
     panel.wait(60)
     assert panel.last_task["outcome"] == "failed" and panel.error is not None
     assert "no_such_layer" in panel.errors.text and not panel.compute_button.disabled
-    with pytest.raises(RuntimeError, match="still running"):
-        panel.background, panel._active = True, True  # as if one were running
-        panel.run_task("again", lambda: None)
-    panel._active = False
+    # a second long action while one runs is refused, naming the way out
+    gate = threading.Event()
+    panel.run_task("held", lambda: gate.wait(60), background=True)
+    try:
+        assert panel.running
+        with pytest.raises(RuntimeError, match=r"held is still running: wait .* or press Cancel"):
+            panel.run_task("again", lambda: None)
+    finally:
+        gate.set()
+        panel.wait(60)
+    assert not panel.running and panel.last_task["what"] == "held"
 
 
 def test_fit_on_construction_waits_for_display_in_a_kernel(digits_study, monkeypatch):

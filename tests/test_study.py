@@ -160,8 +160,11 @@ def test_progress_callbacks_and_a_cancelled_som_caches_nothing(tmp_path):
     seen = []
     s.capture("codes", "train", callback=lambda done, total: seen.append((done, total)))
     assert seen == [(16, 40), (32, 40), (40, 40)]
-    with pytest.raises(StageCancelled):
+    with pytest.raises(StageCancelled) as stopped:
         s.telescope(layer="1", size=4, epochs=3, batch_size=4, callback=lambda *a: True)
+    from introspect import progress
+
+    assert isinstance(stopped.value, progress.Cancelled)  # one family of stops
     assert not list((tmp_path / "som").glob("*/result"))
     steps = []
     tel = s.telescope(layer="1", size=4, epochs=1, batch_size=4,

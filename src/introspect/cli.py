@@ -443,6 +443,107 @@ def _figure_params(fig, profile, work, out, device, data_root, overrides=None) -
     return params
 
 
+# Quick-profile seconds of each paper's figures on 2 quiet cores (2026-12-04), to balance
+# the lanes of a parallel report; a paper not listed weighs 10 s per figure.
+_PAPER_SECONDS = {"selfintro": 175.0, "telescope": 100.0, "library": 55.0, "manifolds": 52.0}
+_LAST_PAPERS = ("compare",)  # cross-lens figures: after every lane, they reuse its stages
+
+
+def _lanes(ids: list[str], jobs: int) -> list[list[list[str]]]:
+    """Phases of lanes of figure ids: the lanes of a phase run side by side.
+
+    A paper's figures stay together and in order (they share trained models, captures,
+    maps): in parallel they would wait for each other's locks. Papers go to the lane with
+    the least work so far (longest first); the cross-lens figures run last, alone.
+    """
+    from .figures import get_figure
+
+    papers: dict[str, list[str]] = {}
+    for fid in ids:
+        papers.setdefault(get_figure(fid).paper, []).append(fid)
+    last = [fid for p in _LAST_PAPERS for fid in papers.pop(p, [])]
+    if jobs <= 1 or len(papers) <= 1:
+        first = [fid for group in papers.values() for fid in group]
+        return [[lane] for lane in (first, last) if lane]
+    lanes: list[list[str]] = [[] for _ in range(min(jobs, len(papers)))]
+    load = [0.0] * len(lanes)
+
+    def weight(p):
+        return _PAPER_SECONDS.get(p, 10.0 * len(papers[p]))
+
+    for p in sorted(papers, key=weight, reverse=True):
+        k = load.index(min(load))
+        lanes[k] += papers[p]
+        load[k] += weight(p)
+    return [lanes] + ([[last]] if last else [])
+
+
+def _run_lane(lane: list[str], job: dict) -> list[dict]:
+    """Execute a lane's figure notebooks one after the other (in a worker process)."""
+    return [_run_figure(fid, job) for fid in lane]
+
+
+def _run_figure(fid: str, job: dict) -> dict:
+    """Execute one figure's notebook with papermill and export it to HTML; its report row."""
+    import papermill as pm
+
+    from .figures import get_figure
+    from .figures._notebooks import notebook_for
+
+    out, nb_dir = Path(job["out"]), Path(job["nb_dir"])
+    fig = get_figure(fid)
+    params = _figure_params(fig, job["profile"], Path(job["work"]), out, job["device"],
+                            job["data_root"], job["overrides"])  # fmt: skip
+    src = nb_dir / "figures" / f"{fid}.ipynb"
+    if not src.is_file():  # an installed package without the checkout: use the generated one
+        import nbformat
+
+        src = out / "_src" / f"{fid}.ipynb"
+        src.parent.mkdir(exist_ok=True)
+        nbformat.write(notebook_for(fig), src)
+    target = out / f"{fid}.ipynb"
+    t0 = time.time()
+    row = {"id": fid, "title": fig.title, "parameters": params, "links": {}, "error": None}
+    try:
+        (out / "figures" / f"{fid}.claims.json").unlink(missing_ok=True)
+        pm.execute_notebook(
+            str(src),
+            str(target),
+            parameters=params,
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(out),
+            execution_timeout=job["timeout"],
+            kernel_manager_class=_ipc_kernel_manager(),
+        )
+        row["status"] = "ok"
+    except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
+        row["status"] = "failed"
+        row["error"] = (getattr(err, "ename", "") + ": " + getattr(err, "evalue", "")).strip(
+            ": "
+        ) or ("".join(traceback.format_exception_only(type(err), err)).strip())
+    row["seconds"] = time.time() - t0
+    row["claims"] = _read_claims(out / "figures" / f"{fid}.claims.json")
+    if target.is_file():
+        row["links"]["notebook"] = target.name
+        try:
+            _to_html(target, out / f"{fid}.html")
+            row["links"]["html"] = f"{fid}.html"
+        except Exception as err:  # keep the report going
+            row["error"] = (row["error"] or "") + f" (HTML export failed: {err})"
+    return row
+
+
+def default_jobs(profile: str) -> int:
+    """Figure notebooks run side by side: 2 for the quick profile on >= 2 cores, else 1.
+
+    A figure notebook spends seconds single-threaded (kernel start, importing torch and
+    scikit-learn, the HTML export) for each figure; two lanes overlap those with the other
+    lane's work. The paper profile runs one at a time: its figures hold GBs of activations.
+    """
+    return 2 if profile == "quick" and (os.cpu_count() or 1) >= 2 else 1
+
+
 def reproduce(
     profile: str = "quick",
     out: str | Path = "reports",
@@ -453,21 +554,24 @@ def reproduce(
     notebooks: str | Path | None = None,
     timeout: int | None = None,
     overrides: dict[str, dict] | None = None,
+    jobs: int | None = None,
 ) -> int:
     """Execute the figure notebooks with papermill; write an HTML report. Returns the exit code.
 
     ``overrides`` (:func:`parse_overrides`, the CLI's ``--set``) change parameters of the
     profile: ``{"*": {name: value}}`` for every figure that has ``name``, or keyed by id.
 
+    ``jobs`` (default :func:`default_jobs`): lanes of figures run side by side, each in
+    its own process, a paper's figures in order within one lane (see :func:`_lanes`);
+    the report lists the figures in registry order whatever order they finish in.
+
     In a ``torchrun`` job (``WORLD_SIZE`` > 1) every rank first runs the selected figures'
     computations in-process with the capture and attack stages sharded over the ranks
     (:func:`_prepare_sharded`), filling the shared workdir; then rank 0 alone runs the
     notebooks, whose stages are all served from that workdir, and the other ranks exit.
     """
-    import papermill as pm
-
-    from .figures import BROKEN, get_figure
-    from .figures._notebooks import notebook_for, repo_notebooks_dir
+    from .figures import BROKEN
+    from .figures._notebooks import repo_notebooks_dir
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -475,67 +579,61 @@ def reproduce(
     nb_dir = Path(notebooks) if notebooks else repo_notebooks_dir()
     ids = _figure_ids(figures)
     _check_overrides(overrides or {}, ids)
+    jobs = default_jobs(profile) if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1; got {jobs}.")
     if _world_size() > 1:
         rank = _prepare_sharded(ids, profile, work, out, device, data_root, overrides)
         if rank != 0:
             return 0
-    rows, started = [], time.time()
+        jobs = 1  # the notebooks only read what the ranks stored
+    started = time.time()
     if os.environ.get("INTROSPECT_BOKEH_RESOURCES", "").lower() not in ("inline", "cdn"):
         # the default: BokehJS copied once into the report, every page pointing at it
         os.environ["INTROSPECT_BOKEH_STATIC"] = str(install_bokehjs(out / "static"))
     env = environment(device, data_root)
-    kernels = _ipc_kernel_manager()
+    env["figure lanes"] = str(jobs)
     for name, err in BROKEN.items():
         print(f"figure module {name} failed to import: {err}", file=sys.stderr)
-    for i, fid in enumerate(ids, 1):
-        fig = get_figure(fid)
-        params = _figure_params(fig, profile, work, out, device, data_root, overrides)
-        src = nb_dir / "figures" / f"{fid}.ipynb"
-        if not src.is_file():  # an installed package without the checkout: use the generated one
-            import nbformat
+    job = dict(out=str(out), nb_dir=str(nb_dir), profile=profile, work=str(work),
+               device=device, data_root=data_root, overrides=overrides, timeout=timeout)  # fmt: skip
+    order = {fid: i for i, fid in enumerate(ids)}
+    done: dict[str, dict] = {}
 
-            src = out / "_src" / f"{fid}.ipynb"
-            src.parent.mkdir(exist_ok=True)
-            nbformat.write(notebook_for(fig), src)
-        target = out / f"{fid}.ipynb"
-        print(f"[{i}/{len(ids)}] {fid} ...", end=" ", flush=True)
-        t0 = time.time()
-        row = {"id": fid, "title": fig.title, "parameters": params, "links": {}, "error": None}
-        try:
-            (out / "figures" / f"{fid}.claims.json").unlink(missing_ok=True)
-            pm.execute_notebook(
-                str(src),
-                str(target),
-                parameters=params,
-                kernel_name="python3",
-                progress_bar=False,
-                cwd=str(out),
-                execution_timeout=timeout,
-                kernel_manager_class=kernels,
-            )
-            row["status"] = "ok"
-        except (
-            Exception
-        ) as err:  # papermill raises PapermillExecutionError with the cell's traceback
-            row["status"] = "failed"
-            row["error"] = (getattr(err, "ename", "") + ": " + getattr(err, "evalue", "")).strip(
-                ": "
-            ) or ("".join(traceback.format_exception_only(type(err), err)).strip())
-        row["seconds"] = time.time() - t0
-        row["claims"] = _read_claims(out / "figures" / f"{fid}.claims.json")
-        if target.is_file():
-            row["links"]["notebook"] = target.name
-            try:
-                _to_html(target, out / f"{fid}.html")
-                row["links"]["html"] = f"{fid}.html"
-            except Exception as err:  # keep the report going
-                row["error"] = (row["error"] or "") + f" (HTML export failed: {err})"
+    def finished(row):
+        done[row["id"]] = row
         print(
-            f"{row['status']} ({row['seconds']:.1f} s)"
-            + (f": {row['error']}" if row["error"] else "")
+            f"[{len(done)}/{len(ids)}] {row['id']} {row['status']} ({row['seconds']:.1f} s)"
+            + (f": {row['error']}" if row["error"] else ""),
+            flush=True,
         )
-        rows.append(row)
-        _index(out, profile, rows, started, env)
+        _index(out, profile, sorted(done.values(), key=lambda r: order[r["id"]]), started, env)
+
+    for phase in _lanes(ids, jobs):
+        if len(phase) == 1:
+            for fid in phase[0]:
+                print(f"{fid} ...", flush=True)
+                finished(_run_figure(fid, job))
+            continue
+        import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        # one process per lane, each running its figures in order; rows come back per
+        # figure through a queue so the index grows as figures finish
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(len(phase), mp_context=ctx) as pool:
+            pending = {pool.submit(_run_lane, [fid], job): (lane, 0) for lane in phase
+                       for fid in lane[:1]}  # fmt: skip
+            while pending:
+                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in ready:
+                    lane, k = pending.pop(fut)
+                    for row in fut.result():
+                        finished(row)
+                    if k + 1 < len(lane):
+                        nxt = pool.submit(_run_lane, [lane[k + 1]], job)
+                        pending[nxt] = (lane, k + 1)
+    rows = sorted(done.values(), key=lambda r: order[r["id"]])
     index = _index(out, profile, rows, started, env)
     failed = [r["id"] for r in rows if r["status"] != "ok"]
     print(f"report: {index}  ({len(rows) - len(failed)} ok, {len(failed)} failed)")
@@ -745,6 +843,13 @@ def main(argv=None) -> int:
     )
     rep.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     rep.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="figure notebooks run side by side, a paper's figures in order in one lane "
+        "(default: 2 for the quick profile on >= 2 cores, 1 for the paper profile)",
+    )
+    rep.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -840,6 +945,7 @@ def main(argv=None) -> int:
             args.notebooks,
             args.timeout,
             parse_overrides(args.overrides),
+            jobs=args.jobs,
         )
     return _figures_cmd(args)
 

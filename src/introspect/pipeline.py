@@ -18,6 +18,7 @@ from .capture import capture
 from .data import load_dataset
 from .fingerprint import dataset_fingerprint, file_fingerprint, model_fingerprint
 from .models import create_model
+from .progress import Cancelled
 from .store import ActivationStore
 from .training import fit_classifier
 
@@ -492,8 +493,13 @@ def attack_fn(workdir, **fixed):
     return attack
 
 
-class StageCancelled(Exception):
-    """A progress callback asked a cached stage to stop; nothing was cached."""
+class StageCancelled(Cancelled):
+    """A progress callback asked a cached stage to stop; nothing was cached.
+
+    The same stop as a watcher's :class:`introspect.progress.Cancelled` (a panel's
+    Cancel), of which it is a kind: one ``except progress.Cancelled`` handles both ways
+    of stopping, and no ``except Exception`` fallback swallows either.
+    """
 
 
 def fitted_som(

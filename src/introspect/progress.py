@@ -90,7 +90,6 @@ class bar:
 
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)
-        self._iterable = iterable
         self._tqdm = tqdm(
             iterable, desc=desc, total=total, initial=initial, disable=disable, **kwargs
         )

@@ -11,7 +11,9 @@ prints and ``introspect reproduce`` collects.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
+from collections.abc import Mapping
 
 from ._base import (
     COMMON_PARAMS,
@@ -43,31 +45,82 @@ PAPERS = ("telescope", "library", "selfintro", "manifolds", "compare")
 in a report it reuses the models, captures and attacks of the papers' figures."""
 
 
-BROKEN: dict[str, str] = {}
-"""Figure modules that failed to import, with the error (a test requires this to be empty)."""
+class _Registry(Mapping):
+    """A mapping filled by importing every figure module, at its first use.
+
+    A figure notebook asks for one figure (:func:`get_figure`), which imports that
+    module only: importing all 29 (with their scikit-learn, scipy and timm imports) cost
+    each notebook's kernel about a second, 29 times per report.
+    """
+
+    def __init__(self, fill):
+        self._data: dict | None = None
+        self._fill = fill
+
+    def _ensure(self) -> dict:
+        if self._data is None:
+            self._data = {}
+            self._fill()
+        return self._data
+
+    def __getitem__(self, key):
+        return self._ensure()[key]
+
+    def __iter__(self):
+        return iter(self._ensure())
+
+    def __len__(self) -> int:
+        return len(self._ensure())
+
+    def __repr__(self) -> str:
+        return repr(self._ensure())
 
 
-def _discover() -> dict[str, Figure]:
-    found = {}
+def _discover() -> None:
+    found, broken = {}, {}
     for info in pkgutil.iter_modules(__path__):
         if info.name.startswith("_") or info.name == "notebooks":
             continue
         try:
             module = importlib.import_module(f"{__name__}.{info.name}")
             if hasattr(module, "ID"):
-                fig = Figure(module)
+                fig = _ONE.get(module.ID) or Figure(module)
                 found[fig.id] = fig
         except Exception as err:  # one broken module must not hide the others
-            BROKEN[info.name] = f"{type(err).__name__}: {err}"
+            broken[info.name] = f"{type(err).__name__}: {err}"
     order = {p: i for i, p in enumerate(PAPERS)}
-    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[1].paper, 99), kv[0])))
+    FIGURES._data.update(sorted(found.items(), key=lambda kv: (order.get(kv[1].paper, 99), kv[0])))
+    BROKEN._data = broken
 
 
-FIGURES: dict[str, Figure] = _discover()
+BROKEN: Mapping[str, str] = _Registry(lambda: FIGURES._ensure())
+"""Figure modules that failed to import, with the error (a test requires this to be empty)."""
+
+FIGURES: Mapping[str, Figure] = _Registry(_discover)
+"""Every registered figure by id, in registry order (imports every module at first use)."""
+
+_ONE: dict[str, Figure] = {}  # figures imported alone by get_figure
 
 
 def get_figure(figure_id: str) -> Figure:
-    """The registered figure ``figure_id`` (e.g. ``"telescope.fig03"``)."""
+    """The registered figure ``figure_id`` (e.g. ``"telescope.fig03"``).
+
+    Imports that figure's module only (``telescope.fig03`` lives in ``telescope_fig03``);
+    an unknown id, or a module that fails to import, goes through the whole registry,
+    whose error names every registered figure.
+    """
+    lazy = isinstance(FIGURES, _Registry) and FIGURES._data is None
+    if lazy and isinstance(figure_id, str) and figure_id not in _ONE:
+        name = figure_id.replace(".", "_")
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            try:
+                module = importlib.import_module(f"{__name__}.{name}")
+            except Exception:  # the registry records it in BROKEN and says what exists
+                module = None
+            if getattr(module, "ID", None) == figure_id:
+                _ONE[figure_id] = Figure(module)
+    if lazy and figure_id in _ONE:
+        return _ONE[figure_id]
     if figure_id not in FIGURES:
         raise KeyError(f"unknown figure {figure_id!r}; registered: {', '.join(FIGURES)}.")
     return FIGURES[figure_id]
