@@ -162,6 +162,31 @@ def _feature_layers(study) -> list[str]:
     return out or list(study.layers)
 
 
+def _point_labels(x, y, texts, offset: float = 7.0):
+    """Labels beside scatter points that stay inside the frame and do not overprint.
+
+    Returns ``(text, align, dx)``: a point in the right half of the x span is labelled to
+    its left (right-aligned), the others to their right; points at the same place share
+    one label (the first carries all the names, the others none).
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    finite = x[np.isfinite(x)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    text, seen = list(texts), {}
+    for i, key in enumerate(zip(np.round(x, 6), np.round(y, 6))):
+        if key in seen:
+            j = seen[key]
+            text[j] = f"{text[j].split(' (')[0]}, {text[i]}"
+            text[i] = ""
+        else:
+            seen[key] = i
+    right = [bool(v > mid) for v in x]
+    align = ["right" if r else "left" for r in right]
+    dx = [-offset if r else offset for r in right]
+    return text, align, dx
+
+
 def _unique_names(names) -> list[str]:
     """Class names as distinct strings (bokeh factor ranges refuse duplicates)."""
     seen: dict[str, int] = {}
@@ -1392,7 +1417,9 @@ class Dashboard(Panel):
     def _build_manifolds(self):
         C = self.n_classes
         self.class_points = ColumnDataSource(
-            dict(dim=[], acc=[], name=[], n=[], clean=[], color=[], text=[], cls=[])
+            dict(
+                dim=[], acc=[], name=[], n=[], clean=[], color=[], text=[], align=[], dx=[], cls=[]
+            )  # fmt: skip
         )
         p = _figure(
             "CAM dimension vs PGD accuracy", 340, 330, "CAM dimension", "PGD accuracy of the class",
@@ -1425,16 +1452,17 @@ class Dashboard(Panel):
                 y="acc",
                 text="text",
                 source=self.class_points,
-                x_offset=7,
+                x_offset="dx",  # beside the point, towards the middle of the plot
                 y_offset=3,
+                text_align="align",
                 text_font_size="8pt",
             )
         )
         tips = [("class", "@name"), ("dim", "@dim (n @n)"), ("PGD acc", "@acc{0.00}")]
         _hover(p, pts, [*tips, ("clean acc", "@clean{0.00}")], tap=True)
-        # room on the right for the labels beside the points ("digit7 (n 30)" was cut at
-        # the frame's edge at 0.25 in a 300 px plot)
-        p.x_range.range_padding = 0.5
+        # labels of the right half sit left of their points ("digit9 (n 30)" was cut at
+        # the frame's right edge), and points at one place share one label
+        p.x_range.range_padding = 0.15
         self.class_figure = p
         self.class_points.selected.on_change("indices", self._guarded_cb(self._on_class_tap))
 
@@ -1504,6 +1532,10 @@ class Dashboard(Panel):
             acc = clean
             self.class_figure.yaxis.axis_label = "clean accuracy of the class"
         cls = [k for k in range(self.n_classes) if k in dims]
+        text, align, dx = _point_labels(
+            [dims[k] for k in cls], [acc.get(k, np.nan) for k in cls],
+            [f"{self.classes[k]} (n {ns[k]})" for k in cls],
+        )  # fmt: skip
         res = self.per_input["residual"]
         rng = np.random.default_rng(1)
         with self._quiet():
@@ -1514,7 +1546,9 @@ class Dashboard(Panel):
                 n=[ns[k] for k in cls],
                 clean=[clean.get(k, np.nan) for k in cls],
                 color=[self.palette[k] for k in cls],
-                text=[f"{self.classes[k]} (n {ns[k]})" for k in cls],
+                text=text,
+                align=align,
+                dx=dx,
                 cls=cls,
             )
             self.strip_points.data = dict(

@@ -504,3 +504,15 @@ def test_start_here_notebook_selects_a_som_unit_in_chromium(jupyter_lab, lab_pag
         f"\nbrowser dashboard test: ready {t_ready:.1f}s, "
         f"total {time.monotonic() - t0:.1f}s after the server start"
     )
+
+
+def test_class_labels_stay_inside_the_frame_and_do_not_overprint():
+    from introspect_widgets.dashboard import _point_labels
+
+    # the layout of the 1280 px screenshot: two classes at one place, one at the right edge
+    dims, acc = [8, 10, 13, 13, 14], [0.8, 0.3, 0.0, 0.0, 0.0]
+    names = [f"digit{k} (n 30)" for k in (1, 5, 0, 9, 8)]
+    text, align, dx = _point_labels(dims, acc, names)
+    assert text == ["digit1 (n 30)", "digit5 (n 30)", "digit0, digit9 (n 30)", "", "digit8 (n 30)"]
+    assert align == ["left", "left", "right", "right", "right"]  # right half: label on the left
+    assert dx == [7.0, 7.0, -7.0, -7.0, -7.0]
