@@ -8,7 +8,23 @@ single-threaded busy loop, what a laptop's browser tab or a second notebook does
 one. The toolkit's thread policy (``introspect._threads``) is what keeps the second
 within reach: its loops give intra-op threads up to the CPU use of other processes.
 
-Run: ``python -m pytest tests/benchmarks/test_bench_report.py -q -s`` (about 10 minutes
+**Measured** 2026-12-04 on 2 cores (every other job paused; load before 0.7 and 0.6):
+
+=====================================  =========  ====================  =====
+report                                 quiet      beside a busy process  ratio
+=====================================  =========  ====================  =====
+one notebook at a time (01:43-02:00)   427 s      588 s                 1.38
+two lanes (``--jobs 2``, 02:07-02:19)  **289 s**  415 s                 1.43
+=====================================  =========  ====================  =====
+
+One at a time, the 29 notebooks spent ~6 s each before their first figure-specific line
+(kernel start, importing torch and scikit-learn: single-threaded) and the heavy figures
+were a third of the time (selfintro.fig2 103 s, which trains and fits what the other
+self-introspection figures reuse). In two lanes the papers' figures run beside each other
+(selfintro and manifolds in one lane, telescope and library in the other, the compare
+figures last), so one lane's imports overlap the other's compute.
+
+Run: ``python -m pytest tests/benchmarks/test_bench_report.py -q -s`` (about 12 minutes
 on 2 cores).
 """
 
