@@ -21,7 +21,7 @@ One at a time, the 29 notebooks spent ~6 s each before their first figure-specif
 (kernel start, importing torch and scikit-learn: single-threaded) and the heavy figures
 were a third of the time (selfintro.fig2 103 s, which trains and fits what the other
 self-introspection figures reuse). In two lanes the papers' figures run beside each other
-(selfintro and manifolds in one lane, telescope and library in the other, the compare
+(selfintro in one lane; telescope, library and manifolds in the other; the compare
 figures last), so one lane's imports overlap the other's compute.
 
 Run: ``python -m pytest tests/benchmarks/test_bench_report.py -q -s`` (about 12 minutes
