@@ -175,3 +175,23 @@ def test_library_claims_read_torchvision_digit_names_and_top3_recovery():
 
     ok, nums = top3_helps(lib)  # recovers 70 % and 80 % of what top-1 missed
     assert ok and nums["share of top-1's disagreement that top-3 recovers"]["CN1"] == 0.75
+
+
+def test_report_lanes_keep_a_papers_figures_together_in_order_and_compare_last():
+    from introspect.cli import _lanes
+
+    ids = list(FIGURES)
+    rest = [f for f in ids if not f.startswith("compare.")]
+    last = [f for f in ids if f.startswith("compare.")]
+    assert _lanes(ids, 1) == [[rest], [last]]
+    phases = _lanes(ids, 2)
+    assert len(phases) == 2 and phases[1] == [last]  # the cross-lens figures after all
+    lanes = phases[0]
+    assert len(lanes) == 2 and sorted(f for lane in lanes for f in lane) == sorted(rest)
+    for paper in {FIGURES[f].paper for f in rest}:
+        mine = [f for f in rest if FIGURES[f].paper == paper]
+        holding = [lane for lane in lanes if any(f in mine for f in lane)]
+        assert len(holding) == 1, paper  # one lane per paper: its shared stages in order
+        assert [f for f in holding[0] if f in mine] == mine
+    # the heaviest paper (selfintro) has a lane of its own
+    assert any(all(f.startswith("selfintro.") for f in lane) for lane in lanes)
