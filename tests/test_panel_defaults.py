@@ -84,3 +84,16 @@ def test_activation_map_default_attack_aims_elsewhere_and_succeeds(session_workd
     assert panel.target.value == label
     panel.select(int(np.flatnonzero(panel.labels == label)[1]))
     assert panel.target.value != label
+
+
+def test_capture_notebook_default_is_a_trained_model(session_workdir):
+    from introspect_widgets.panels import CapturePanel
+
+    # as notebooks/explore/capture.ipynb (the untrained architecture answered 10 %: one
+    # class for every image, a confusion matrix with one column)
+    panel = CapturePanel(model="small_cnn@digits", dataset="digits", split="test",
+                         reducer="codes", workdir=str(session_workdir))  # fmt: skip
+    panel.run_button.click()
+    assert panel.error is None, panel.errors.text
+    store = panel.store
+    assert store.n == 360 and float(np.mean(store.preds == store.labels)) > 0.8

@@ -304,7 +304,10 @@ class ManifoldPanel(Panel):
             y_axis_label="cumulative explained variance",
             y_range=(0, 1.02),
         )
-        curves.multi_line("xs", "ys", source=curve_src, line_color="color", line_width=2)
+        curves.multi_line(
+            "xs", "ys", source=curve_src, line_color="color", line_width=2, legend_field="model"
+        )  # which curve is which model (the two colours had no key)
+        curves.legend.location = "bottom_right"
         curves.add_tools(HoverTool(tooltips=[("model", "@model")]))
         span = Span(location=self.threshold_slider.value, dimension="width", line_dash="dashed")
         curves.add_layout(span)
