@@ -71,3 +71,11 @@ def digits_study(session_workdir):
     return Study.from_recipe(
         "small_cnn@digits", workdir=session_workdir, device="cpu", n_per_class=20, progress=False
     )
+
+
+@pytest.fixture
+def torch_threads():
+    """``torch_threads(n)`` sets torch's intra-op threads for the test; restored after."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)

@@ -85,12 +85,9 @@ def _torchrun(args: list[str], env: dict | None = None, timeout: int = 240):
 
 
 @pytest.fixture
-def one_thread():
+def one_thread(torch_threads):
     """The reference runs with one thread, as each rank does."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    torch_threads(1)
 
 
 def _model():

@@ -182,12 +182,9 @@ def test_streamed_chunks_memmap_and_images_give_the_same_library(tmp_path):
 
 
 @pytest.fixture
-def two_threads():
+def two_threads(torch_threads):
     """torch at two intra-op threads (the build prefetches a stream only then)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+    torch_threads(2)
 
 
 def test_a_prefetched_stream_gives_the_same_library_and_its_errors(two_threads):
