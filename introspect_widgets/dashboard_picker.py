@@ -32,7 +32,7 @@ _NOTICE = (
 
 
 def _label(name: str, r: dict, why: str | None) -> str:
-    how = "pretrained" if r.get("pretrained") else f"trained on {r.get('dataset', 'digits')}"
+    how = _recipes.recipe_weights(r)
     return f"{name}  (recipe, {how})" + (f"  [unavailable: {why}]" if why else "")
 
 

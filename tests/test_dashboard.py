@@ -93,7 +93,10 @@ def test_every_tab_builds_with_data(dash):
     assert np.asarray(d.map_surface.data["image"][0]).shape == (81, 81)
     # manifolds: one point per class with its n, one distance per input
     assert len(d.class_points.data["dim"]) == C
-    assert all(re.search(r"\(n \d+\)", t) for t in d.class_points.data["text"])
+    # every class named in a label with its n (classes at one place share one label)
+    texts = [t for t in d.class_points.data["text"] if t]
+    assert texts and all(re.search(r"\(n \d+\)$", t) for t in texts)
+    assert all(any(name in t for t in texts) for name in d.class_points.data["name"])
     assert len(d.strip_points.data["residual"]) == n
     # confusion matrix: counts of the test split
     assert d.cm_grid.shape == (C, C)

@@ -65,3 +65,17 @@ def test_an_available_recipe_opens_its_dashboard(session_workdir):
     dash.wait()
     assert dash.error is None, dash.errors.text
     assert all(dash.ready[k] for k in ("telescope", "confusion"))
+
+
+def test_menus_say_where_each_recipes_weights_come_from():
+    from introspect_widgets.dashboard_picker import recipe_options
+
+    # the random copies were labelled "trained on mnist", like the models they compare with
+    assert recipes.recipe_weights("kolter_madry_cnn_random@mnist") == (
+        "untrained (random initialisation)"
+    )
+    assert recipes.recipe_weights("small_cnn@digits") == "trained on digits"
+    assert recipes.recipe_weights("small_cnn_pgd@digits") == "PGD-trained on digits"
+    assert recipes.recipe_weights("kolter_madry_cnn_robust@mnist") == "pretrained"
+    labels = dict((name, label) for label, name in recipe_options())
+    assert "(recipe, untrained (random initialisation))" in labels["small_cnn_random@digits"]

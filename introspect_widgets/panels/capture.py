@@ -47,8 +47,7 @@ def _devices() -> list[str]:
 
 
 def _recipe_label(name: str, r: dict) -> str:
-    how = "pretrained" if r.get("pretrained") else f"trained on {r.get('dataset', 'digits')}"
-    return f"{name}  (recipe, {how})"
+    return f"{name}  (recipe, {_recipes.recipe_weights(r)})"
 
 
 class CapturePanel(Panel):

@@ -316,6 +316,19 @@ def load_recipe(spec, *, workdir, device="cpu", data_root=None, seed=0, progress
     return model
 
 
+def recipe_weights(spec) -> str:
+    """Where a recipe's weights come from, in words: "trained on mnist", "PGD-trained on
+    digits", "pretrained", "pretrained, fine-tuned on cifar10" or "untrained (random
+    initialisation)"."""
+    r = recipe(spec)
+    given = r.get("pretrained") or r.get("checkpoint")
+    if r.get("train") is not None:
+        pgd = "PGD-" if (r["train"] or {}).get("adversarial") else ""
+        trained = f"{pgd}trained on {r.get('dataset', 'digits')}"
+        return f"pretrained, fine-tuned on {r.get('dataset', 'digits')}" if given else trained
+    return "pretrained" if given else "untrained (random initialisation)"
+
+
 def recipe_architecture(spec):
     """A recipe's model as created, before any training or weights: its layers and
     aliases, for a study that trains it later (``Study.from_recipe(lazy=True)``)."""
