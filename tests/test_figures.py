@@ -195,3 +195,9 @@ def test_report_lanes_keep_a_papers_figures_together_in_order_and_compare_last()
         assert [f for f in holding[0] if f in mine] == mine
     # the heaviest paper (selfintro) has a lane of its own
     assert any(all(f.startswith("selfintro.") for f in lane) for lane in lanes)
+
+
+def test_every_figure_id_starts_with_its_paper():
+    # the report's lanes group figures by the id's prefix
+    for fid, fig in FIGURES.items():
+        assert fid.split(".", 1)[0] == fig.paper, fid

@@ -456,11 +456,9 @@ def _lanes(ids: list[str], jobs: int) -> list[list[list[str]]]:
     maps): in parallel they would wait for each other's locks. Papers go to the lane with
     the least work so far (longest first); the cross-lens figures run last, alone.
     """
-    from .figures import get_figure
-
     papers: dict[str, list[str]] = {}
-    for fid in ids:
-        papers.setdefault(get_figure(fid).paper, []).append(fid)
+    for fid in ids:  # an id is "<paper>.<figure>"
+        papers.setdefault(fid.split(".", 1)[0], []).append(fid)
     last = [fid for p in _LAST_PAPERS for fid in papers.pop(p, [])]
     if jobs <= 1 or len(papers) <= 1:
         first = [fid for group in papers.values() for fid in group]
