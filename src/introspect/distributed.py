@@ -129,11 +129,26 @@ def rank_device(device) -> torch.device:
     return dev
 
 
-def _end_group() -> None:
+def _end_group(timeout: float = 60.0) -> None:
+    """End the group this module started, at exit, once every rank has got here.
+
+    Destroying a gloo group while another rank still tears its own down aborted a rank
+    now and then after all its work was done ("terminate called without an active
+    exception", exit code -6). The ranks first meet at a barrier; one that died earlier
+    (killed, crashed) never arrives, and after ``timeout`` seconds the group is ended
+    anyway, so a survivor's exit is delayed, not hung.
+    """
+    from datetime import timedelta
+
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        dist.barrier(async_op=True).wait(timeout=timedelta(seconds=timeout))
+    except Exception:  # a rank that is gone: end the group without it
+        pass
+    dist.destroy_process_group()
 
 
 def group(distributed: bool | None = False, device="cpu", *, where: str = "capture") -> Group:
