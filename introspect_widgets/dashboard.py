@@ -848,10 +848,9 @@ class Dashboard(Panel):
             f'<span class="introspect-dash-state" data-state="{state}">{_esc(state)}</span>'
         )
         # after a Cancel (or before a start, or after a failed stage): a way on in the page
-        button = getattr(self, "compute_button", None)
-        if button is not None:
-            button.description = "Compute" if state == "waiting" else "Resume"
-            button.layout.display = None if state in ("waiting", "cancelled", "error") else "none"
+        self.compute_button.description = "Compute" if state == "waiting" else "Resume"
+        shown = state in ("waiting", "cancelled", "error")
+        self.compute_button.layout.display = None if shown else "none"
 
     def _tab_status(self, lens: str, text: str, error: bool = False) -> None:
         color = "#b00020" if error else "#444"

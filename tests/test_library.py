@@ -235,8 +235,10 @@ def test_a_build_that_stops_early_stops_its_prefetch_helper(two_threads):
             yield X[:100]
 
     bad = np.full((10, 48), np.nan)
+    readers = []
 
     def then_nan():
+        readers.append(threading.current_thread().name)
         yield X[:100]
         yield bad  # the build refuses it: the helper must not keep reading
         yield from endless()
@@ -247,6 +249,7 @@ def test_a_build_that_stops_early_stops_its_prefetch_helper(two_threads):
     while any(t.name == "introspect-library-prefetch" for t in threading.enumerate()):
         assert __import__("time").monotonic() < deadline, "the prefetch helper kept running"
         threading.Event().wait(0.02)
+    assert readers == ["introspect-library-prefetch"]  # there was a helper to stop
     assert len(made) <= 3  # at most the chunks that were waiting in the queue
 
 

@@ -87,10 +87,14 @@ def test_activation_map_default_attack_aims_elsewhere_and_succeeds(session_workd
 
 
 def test_capture_notebook_default_is_a_trained_model(session_workdir):
-    from introspect_widgets.panels import CapturePanel
-
     # as notebooks/explore/capture.ipynb (the untrained architecture answered 10 %: one
     # class for every image, a confusion matrix with one column)
+    from pathlib import Path
+
+    from introspect_widgets.panels import CapturePanel
+
+    nb = Path(__file__).parents[1] / "notebooks" / "explore" / "capture.ipynb"
+    assert 'CapturePanel(model=\\"small_cnn@digits\\"' in nb.read_text()
     panel = CapturePanel(model="small_cnn@digits", dataset="digits", split="test",
                          reducer="codes", workdir=str(session_workdir))  # fmt: skip
     panel.run_button.click()

@@ -13,14 +13,10 @@ import threading
 import numpy as np
 import pytest
 import torch
+from workdirs import results_in
 
 from introspect import Study, progress
 from introspect.progress import Cancelled, Tracker
-
-
-def results_in(workdir) -> list[str]:
-    """The stages that hold a stored result in ``workdir`` (what a later run would serve)."""
-    return sorted(str(p.parent.relative_to(workdir)) for p in workdir.rglob("result*"))
 
 
 class Clock:

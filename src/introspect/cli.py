@@ -5,6 +5,7 @@ them; ``introspect capture`` fills a workdir with a recipe's captures (sharded u
 from __future__ import annotations
 
 import argparse
+import functools
 import html
 import json
 import os
@@ -352,6 +353,7 @@ def install_bokehjs(folder: Path) -> Path:
     return Path(folder)
 
 
+@functools.lru_cache(maxsize=1)
 def _ipc_kernel_manager():
     """A kernel manager whose kernels talk over IPC sockets in a private temporary folder.
 
@@ -474,11 +476,6 @@ def _lanes(ids: list[str], jobs: int) -> list[list[list[str]]]:
         lanes[k] += papers[p]
         load[k] += weight(p)
     return [lanes] + ([[last]] if last else [])
-
-
-def _run_lane(lane: list[str], job: dict) -> list[dict]:
-    """Execute a lane's figure notebooks one after the other (in a worker process)."""
-    return [_run_figure(fid, job) for fid in lane]
 
 
 def _run_figure(fid: str, job: dict) -> dict:
@@ -616,21 +613,18 @@ def reproduce(
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        # one process per lane, each running its figures in order; rows come back per
-        # figure through a queue so the index grows as figures finish
+        # one worker per lane; a lane's next figure is submitted when its last one ends, so
+        # its figures run in order and the index grows as figures finish
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(len(phase), mp_context=ctx) as pool:
-            pending = {pool.submit(_run_lane, [fid], job): (lane, 0) for lane in phase
-                       for fid in lane[:1]}  # fmt: skip
+            pending = {pool.submit(_run_figure, lane[0], job): (lane, 0) for lane in phase}
             while pending:
                 ready, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in ready:
                     lane, k = pending.pop(fut)
-                    for row in fut.result():
-                        finished(row)
+                    finished(fut.result())
                     if k + 1 < len(lane):
-                        nxt = pool.submit(_run_lane, [lane[k + 1]], job)
-                        pending[nxt] = (lane, k + 1)
+                        pending[pool.submit(_run_figure, lane[k + 1], job)] = (lane, k + 1)
     rows = sorted(done.values(), key=lambda r: order[r["id"]])
     index = _index(out, profile, rows, started, env)
     failed = [r["id"] for r in rows if r["status"] != "ok"]

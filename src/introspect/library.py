@@ -111,7 +111,7 @@ def _prefetched(source: Iterable, depth: int = 2) -> Iterator:
     A library built from a stream (chunks read from a file, a store, a generator) spent a
     third of its time waiting for the next chunk on one core while the other was idle:
     reading, decompressing and page-faulting the chunk now overlaps the matrix products
-    of the previous one (both release the GIL). At most ``depth`` chunks wait. The helper
+    of the previous one (torch's products release the GIL). At most ``depth`` chunks wait. The helper
     runs in a copy of the caller's context (a progress watcher set by the caller sees its
     reports); an exception in ``source`` (a Cancel included) is raised here, at the item
     where it happened, and when the caller stops early the helper stops at its next item.

@@ -272,9 +272,9 @@ class Study:
             from .distributed import rank_device
 
             self.device = rank_device(self.device)  # cuda -> cuda:<LOCAL_RANK>
-        self._model = model.eval().to(self.device)
         self._model_loader = None  # Study.from_recipe(lazy=True): trains at first use
         self._model_lock = threading.Lock()
+        self._model = self._adopt(model)
         self.datasets = {k: v for k, v in (("train", train), ("test", test)) if v is not None}
         if layers is None:
             layers = list(getattr(model, "layer_aliases", {}) or {})
@@ -295,13 +295,18 @@ class Study:
         self.workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
         self.batch_size = int(batch_size)
         self.progress = bool(progress)
+
+    # ------------------------------------------------------------------- model
+    def _adopt(self, model: nn.Module) -> nn.Module:
+        """``model`` in eval mode on the study's device, its classifier path recorded."""
+        model = model.eval().to(self.device)
         if getattr(model, "classifier_path", None) is None and _classifier_path(model):
             try:
                 model.classifier_path = _classifier_path(model)
             except (AttributeError, TypeError):  # pragma: no cover - frozen modules
                 pass
+        return model
 
-    # ------------------------------------------------------------------- model
     @property
     def model(self) -> nn.Module:
         """The model, in eval mode on the study's device.
@@ -314,10 +319,7 @@ class Study:
         if self._model_loader is not None:
             with self._model_lock:
                 if self._model_loader is not None:
-                    model = self._model_loader().eval().to(self.device)
-                    if getattr(model, "classifier_path", None) is None and _classifier_path(model):
-                        model.classifier_path = _classifier_path(model)
-                    self._model, self._model_loader = model, None
+                    self._model, self._model_loader = self._adopt(self._model_loader()), None
         return self._model
 
     @model.setter
@@ -325,7 +327,7 @@ class Study:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Study.model must be a torch.nn.Module; got {type(model).__name__}.")
         with self._model_lock:
-            self._model, self._model_loader = model.eval().to(self.device), None
+            self._model, self._model_loader = self._adopt(model), None
 
     @property
     def architecture(self) -> nn.Module:

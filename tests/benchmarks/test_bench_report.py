@@ -17,8 +17,8 @@ one notebook at a time (01:43-02:00)   427 s      588 s                 1.38
 two lanes (``--jobs 2``, 02:07-02:19)  **289 s**  415 s                 1.43
 =====================================  =========  ====================  =====
 
-One at a time, the 29 notebooks spent ~6 s each before their first figure-specific line
-(kernel start, importing torch and scikit-learn: single-threaded) and the heavy figures
+One at a time, the 20 lightest notebooks took 4-10 s each, of which importing the toolkit
+in a fresh interpreter is 3.4-4.3 s (single-threaded, measured apart), and the heavy figures
 were a third of the time (selfintro.fig2 103 s, which trains and fits what the other
 self-introspection figures reuse). In two lanes the papers' figures run beside each other
 (selfintro in one lane; telescope, library and manifolds in the other; the compare
