@@ -18,6 +18,7 @@ Reuse it for any panel::
         lab_page.drag_slider(lab_page.slider(panel, "eps"), "left")
         lab_page.kernel_execute("print(panel.eps)")   # stdout of code run in the kernel
         lab_page.reload(NOTEBOOK.name)    # save, reload, reopen on the same kernel
+        lab_page.show_cell("MyPanel(")    # a cell further down: scroll to it first
         ...
         assert lab_page.js_errors() == []
 
@@ -250,6 +251,38 @@ class LabPage:
         self.console_errors.clear()
         self.page.reload()
         self.open(name, timeout)
+
+    def show_cell(self, needle: str, timeout: float = 30.0) -> None:
+        """Scroll the notebook to the first code cell whose source holds ``needle``.
+
+        JupyterLab attaches the cells out of the viewport lazily (its windowing), so after a
+        reload a panel further down the notebook may not be in the page at all until it is
+        scrolled to, as a user would.
+        """
+        found = self.page.evaluate(
+            """async (needle) => {
+                const nb = window.jupyterapp.shell.currentWidget.content;
+                const i = nb.widgets.findIndex(
+                    c => c.model.type === 'code' && c.model.sharedModel.getSource().includes(needle));
+                if (i < 0) return false;
+                nb.activeCellIndex = i;
+                await nb.scrollToCell(nb.widgets[i], 'start');
+                return true;
+            }""",
+            needle,
+        )
+        if not found:
+            raise AssertionError(f"no code cell holds {needle!r}")
+        self.page.wait_for_function(
+            """(needle) => {
+                const nb = window.jupyterapp.shell.currentWidget.content;
+                const c = nb.widgets.find(
+                    c => c.model.type === 'code' && c.model.sharedModel.getSource().includes(needle));
+                return c && c.node.isConnected && c.outputArea.node.childElementCount > 0;
+            }""",
+            arg=needle,
+            timeout=timeout * 1000,
+        )
 
     def slider(self, within, description: str):
         """The ipywidgets slider under ``within`` whose description is ``description``."""

@@ -372,6 +372,7 @@ def test_dashboard_at_1280_every_tab_and_a_picked_one_cancels_resumes_reloads(ju
     lab.wait_bokeh(inner_som, lambda c: rows(c, lambda n: n == 100))
     assert lab.js_errors() == []
     lab.reload("00_start_here.ipynb")
+    lab.show_cell("DashboardPicker(")  # below the first dashboard: attached when scrolled to
     picker = page.locator(".introspect-panel", has_text="Open a dashboard on a recipe").first
     picker.locator('.introspect-dash-state[data-state="ready"]').wait_for()
     lab.wait_bokeh(
