@@ -81,6 +81,39 @@ def test_colour_modes(panel):
     assert list(panel.points.data["color"]) == by_class
 
 
+def test_the_map_has_a_key_for_each_colour_mode_and_the_activations_a_colour_bar(panel):
+    from bokeh.models import ColorBar
+
+    def key(panel):  # (label, colour of the point its glyph is drawn from) per entry
+        color = panel.points.data["color"]
+        for item in panel.key.items:
+            assert item.renderers == [panel.point_renderer]
+        return [(item.label.value, color[item.index]) for item in panel.key.items]
+
+    assert panel.key in panel.map_figure.below and panel.key.visible
+    labels = np.asarray(panel.labels)
+    pal = {
+        c: panel.points.data["color"][int(np.argmax(labels == k))]
+        for k, c in enumerate(panel.classes)
+    }
+    assert key(panel) == [(str(c), pal[c]) for c in panel.classes]  # class order, own colour
+    assert panel.key.nrows == 2 and not panel.error_bar.visible  # 10 digits, 5 a row
+    panel.color_by.value = "correctness"
+    ok = panel.result["pred"] == labels
+    assert key(panel) == [("correct", "#2ca02c"), ("misclassified", "#d62728")][: 1 + (~ok).any()]
+    assert panel.key.nrows == 1
+    panel.color_by.value = "estimated error"
+    e = panel.result["log10_error_hat"]
+    assert panel.error_bar.visible and not panel.key.visible
+    m = panel.error_mapper  # the bar's scale is the one the points were coloured with
+    assert (m.low, m.high) == pytest.approx((np.percentile(e, 1), np.percentile(e, 99)))
+    assert "log10 ê" in panel.error_bar.title
+    panel.color_by.value = "class"
+    assert panel.key.visible and not panel.error_bar.visible and len(panel.key.items) == 10
+    bars = [r for r in panel.heat_figure.right if isinstance(r, ColorBar)]
+    assert [b.color_mapper for b in bars] == [panel.heat_mapper] and bars[0].title == "activation"
+
+
 def test_clicking_a_point_shows_its_reordered_activations(panel, fitted):
     si, _ = fitted
     panel.points.selected.indices = [7]  # what a tap in the browser does

@@ -24,6 +24,8 @@ from bokeh.layouts import column, row
 from bokeh.models import (
     ColumnDataSource,
     HoverTool,
+    Legend,
+    LegendItem,
     LinearColorMapper,
     Range1d,
     TapTool,
@@ -34,7 +36,7 @@ from bokeh.plotting import figure
 from introspect.attacks import iterative_fgsm, noise_path
 from introspect.selfintro import SelfIntrospector
 
-from ..plots import one_toolbar
+from ..plots import colour_bar, one_toolbar
 from ..plots.images import thumbnail_uri
 from ..plots.selfintro import EXTENT, class_palette, image_rgba
 from ._base import Panel, as_study, bokeh_widget, hold_sync
@@ -192,10 +194,11 @@ class ActivationMapPanel(Panel):
             ),
             name="points",
         )
+        # a fixed square frame: the key under it adds height instead of squashing the map
         p = figure(
             title="activation map",
-            width=520,
-            height=520,
+            frame_width=440,
+            frame_height=440,
             x_range=Range1d(-EXTENT, EXTENT),
             y_range=Range1d(-EXTENT, EXTENT),
             output_backend="webgl",
@@ -206,6 +209,19 @@ class ActivationMapPanel(Panel):
         self.point_renderer = p.scatter(
             "z1", "z2", source=self.points, color="color", size=4, alpha=0.7
         )
+        # the key under the map: one entry per class (or correct / misclassified), each
+        # drawn with the glyph of a point of its colour (set by _keys); under "estimated
+        # error" a colour bar of log10 ê stands in its place
+        self.key = Legend(
+            items=[], orientation="horizontal", label_text_font_size="8pt", glyph_width=12,
+            glyph_height=12, spacing=6, padding=2, margin=2,
+        )  # fmt: skip
+        p.add_layout(self.key, "below")
+        self.error_mapper = LinearColorMapper(palette=Viridis256, low=-6.0, high=0.0)
+        self.error_bar = colour_bar(
+            p, self.error_mapper, "log10 ê (estimated error; low: likely right)", place="below"
+        )
+        self.error_bar.visible = False
         # An HTML tooltip: bokeh < 3.8 puts @field values into it unescaped, so the class names
         # come html-escaped in *_html columns and are inserted as they are ({safe}).
         p.add_tools(
@@ -234,11 +250,12 @@ class ActivationMapPanel(Panel):
 
         self.image = ColumnDataSource(dict(image=[np.zeros((1, 1), np.uint32)]))
         im = figure(
-            title="input", width=200, height=200, x_range=Range1d(0, 1), y_range=Range1d(0, 1),
-            tools="", toolbar_location=None,
+            title="input", frame_width=180, frame_height=180, x_range=Range1d(0, 1),
+            y_range=Range1d(0, 1), tools="", toolbar_location=None,
         )  # fmt: skip
         im.image_rgba(image="image", source=self.image, x=0, y=0, dw=1, dh=1)
         im.axis.visible = False
+        im.title.text_font_size = "9pt"  # "step 12: answer 4, log10 ê -5.54" fits 180 px
         self.image_figure = im
 
         self.heat = ColumnDataSource(dict(image=[np.zeros((1, 1))], dw=[1], dh=[1]))
@@ -258,6 +275,7 @@ class ActivationMapPanel(Panel):
         )
         h.y_range.flipped = True
         h.yaxis.axis_label = "layer"
+        colour_bar(h, self.heat_mapper, "activation")
         self.heat_figure = h
         self.rainbow = ColumnDataSource(dict(image=[np.zeros((1, 1), np.uint32)], dw=[1], dh=[1]))
         b = figure(
@@ -324,6 +342,7 @@ class ActivationMapPanel(Panel):
             label_html=[html.escape(s) for s in label],
             answer_html=[html.escape(s) for s in answer],
         )
+        self._key()
 
     def _colors(self) -> list[str]:
         r = self.result
@@ -334,12 +353,36 @@ class ActivationMapPanel(Panel):
         if mode == "correctness":
             return [_OK if ok else _BAD for ok in (r["pred"] == self.labels)]
         e = r["log10_error_hat"]
-        return _error_colors(e, float(np.percentile(e, 1)), float(np.percentile(e, 99)))
+        lo, hi = float(np.percentile(e, 1)), float(np.percentile(e, 99))
+        self.error_mapper.update(low=lo, high=max(hi, lo + 1e-9))
+        return _error_colors(e, lo, hi)
+
+    def _key(self) -> None:
+        """The map's key for the colour mode: an entry per class present (in class order)
+        or for correct / misclassified, each showing the glyph of its first point; under
+        estimated error the colour bar instead."""
+        mode = self.color_by.value
+        error = mode == "estimated error"
+        self.key.visible, self.error_bar.visible = not error, error
+        if mode == "class":
+            groups = [(str(c), self.labels == k) for k, c in enumerate(self.classes)]
+        elif mode == "correctness":
+            ok = self.result["pred"] == self.labels
+            groups = [("correct", ok), ("misclassified", ~ok)]
+        else:
+            groups = []
+        self.key.items = [
+            LegendItem(label=name, renderers=[self.point_renderer], index=int(np.argmax(rows)))
+            for name, rows in groups
+            if rows.any()
+        ]
+        self.key.nrows = max(1, -(-len(self.key.items) // 5))  # rows of at most 5 entries
 
     def _recolor(self, change=None):
         if self.result is None:
             return
         self.points.patch({"color": [(slice(None), self._colors())]})
+        self._key()
 
     # ------------------------------------------------------------------ one input
     def _tapped(self, attr, old, new):
