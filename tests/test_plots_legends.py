@@ -248,3 +248,27 @@ def test_plots_fit_a_window(fid):
         assert images or rects or p.match_aspect, (
             f"{fid} {p.title.text!r}: a fixed-width plot that is not an image or a map"
         )
+
+
+def test_key_entries_hold_a_row_so_their_swatch_draws():
+    """A legend entry whose glyph has no rows drew no swatch in a WebGL plot (the manifold
+    panel's "class" and "capped at n-1" stood alone at 1280 px): the key glyphs hold one
+    NaN point, which the plot does not draw."""
+    from introspect_widgets.plots.manifolds import dims_bar, scatter_plot
+
+    data = dict(
+        dim=[3, 5], acc=[0.2, 0.6], name=["a", "b"], n=[10, 4], n_attacked=[10, 4],
+        pr=[2.1, 3.3], clean=[0.9, 1.0], color=["#0072B2", "#999999"],
+    )  # fmt: skip
+    m = dict(
+        class_names=["a", "b"], dims=[3, 5], n=[10, 4], participation_ratio=[2.1, 3.3],
+        capped=[False, True], threshold=0.95,
+    )  # fmt: skip
+    for p in (scatter_plot(data, "t")[0], dims_bar(m)):
+        entries = {
+            str(item.label.value): [len(r.data_source.data["x"]) for r in item.renderers]
+            for legend in _legends(p)
+            for item in legend.items
+            if str(item.label.value) in ("class", "dimension", "capped at n-1")
+        }
+        assert len(entries) == 2 and all(n == [1] for n in entries.values()), entries

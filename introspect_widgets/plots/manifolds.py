@@ -22,9 +22,14 @@ def cam_tip(threshold=None) -> tuple[str, str]:
 
 
 def _key(p, entries, place="right"):
-    """A legend of colours that no glyph of ``p`` carries by itself (empty glyphs: a key)."""
+    """A legend of colours that no glyph of ``p`` carries by itself (a key).
+
+    Each entry's glyph holds one point at NaN, which is not drawn on the plot: a glyph
+    with no rows at all drew no swatch in the legend of a WebGL plot (the panel's
+    scatter at 1280 px showed "class" and "capped at n-1" with nothing beside them).
+    """
     for label, color, marker in entries:
-        p.scatter([], [], color=color, marker=marker, size=8, legend_label=label)
+        p.scatter([np.nan], [np.nan], color=color, marker=marker, size=8, legend_label=label)
     legend_outside(p, font="7pt", place=place, hide=False)
 
 
