@@ -109,6 +109,14 @@ class JupyterLabServer:
         (notif / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False})
         )
+        # every cell attached and rendered wherever it is scrolled: JupyterLab 4.6's default
+        # windowing ("contentVisibility") skips the cells out of the viewport, and a cell
+        # above that grows after a reload (a dashboard drawing its plots under load) pushed
+        # the picker's cell out again after show_cell had scrolled to it, so its state line
+        # never became visible (CI-like full runs here: 1 of 2 failed so)
+        tracker = self.root / "settings" / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True, exist_ok=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
         cmd = [
             sys.executable,
             "-m",
@@ -223,6 +231,10 @@ class LabPage:
             " && window.jupyterapp.shell.currentWidget.content.widgets",
             timeout=timeout * 1000,
         )
+        mode = self.page.evaluate(
+            "() => window.jupyterapp.shell.currentWidget.content.notebookConfig.windowingMode"
+        )
+        assert mode == "none", f"the test server's windowing setting was not applied: {mode!r}"
         self.wait_idle(timeout)
 
     def run_all(self, timeout: float = 90.0) -> None:
@@ -251,6 +263,34 @@ class LabPage:
         self.console_errors.clear()
         self.page.reload()
         self.open(name, timeout)
+
+    def wait_in_cell(self, needle: str, locator, timeout: float = 120.0) -> None:
+        """Scroll to the cell holding ``needle`` (:meth:`show_cell`) and wait until
+        ``locator`` is visible, scrolling again every 10 s: a cell above that grows after
+        the scroll (a panel drawing its plots after a reload) can push this one out of view.
+        On a timeout the error says what the page held: the panels, and every state line's
+        ``data-state``."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        deadline = time.monotonic() + timeout
+        while True:
+            self.show_cell(needle)
+            try:
+                locator.wait_for(timeout=min(10.0, max(deadline - time.monotonic(), 0.1)) * 1000)
+                return
+            except PlaywrightTimeout:
+                if time.monotonic() >= deadline:
+                    seen = self.page.evaluate(
+                        """() => ({
+                            panels: document.querySelectorAll('.introspect-panel').length,
+                            states: [...document.querySelectorAll('.introspect-dash-state')]
+                                .map(e => [e.getAttribute('data-state'), e.offsetParent !== null]),
+                        })"""
+                    )
+                    raise AssertionError(
+                        f"{locator} not visible within {timeout}s after scrolling to the cell "
+                        f"holding {needle!r}; the page held {seen}"
+                    ) from None
 
     def show_cell(self, needle: str, timeout: float = 30.0) -> None:
         """Scroll the notebook to the first code cell whose source holds ``needle``.

@@ -372,9 +372,11 @@ def test_dashboard_at_1280_every_tab_and_a_picked_one_cancels_resumes_reloads(ju
     lab.wait_bokeh(inner_som, lambda c: rows(c, lambda n: n == 100))
     assert lab.js_errors() == []
     lab.reload("00_start_here.ipynb")
-    lab.show_cell("DashboardPicker(")  # below the first dashboard: attached when scrolled to
     picker = page.locator(".introspect-panel", has_text="Open a dashboard on a recipe").first
-    picker.locator('.introspect-dash-state[data-state="ready"]').wait_for()
+    # below the first dashboard: scrolled to (again, if that one grows while it draws)
+    lab.wait_in_cell(
+        "DashboardPicker(", picker.locator('.introspect-dash-state[data-state="ready"]')
+    )
     lab.wait_bokeh(
         picker.locator(".introspect-dash-som").first, lambda c: rows(c, lambda n: n == 100)
     )
