@@ -110,10 +110,10 @@ class JupyterLabServer:
             json.dumps({"fetchNews": "false", "checkForUpdates": False})
         )
         # every cell attached and rendered wherever it is scrolled: JupyterLab 4.6's default
-        # windowing ("contentVisibility") skips the cells out of the viewport, and a cell
-        # above that grows after a reload (a dashboard drawing its plots under load) pushed
-        # the picker's cell out again after show_cell had scrolled to it, so its state line
-        # never became visible (CI-like full runs here: 1 of 2 failed so)
+        # windowing ("contentVisibility") skips the cells out of the viewport. The dashboard
+        # test's picker state never became visible after a reload in 1 of 2 full runs here
+        # under load, after show_cell had scrolled to it; the likely (unproven) cause is the
+        # dashboard above it growing as it drew, pushing the picker out of view again
         tracker = self.root / "settings" / "@jupyterlab" / "notebook-extension"
         tracker.mkdir(parents=True, exist_ok=True)
         (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))

@@ -210,7 +210,7 @@ class ActivationMapPanel(Panel):
             "z1", "z2", source=self.points, color="color", size=4, alpha=0.7
         )
         # the key under the map: one entry per class (or correct / misclassified), each
-        # drawn with the glyph of a point of its colour (set by _keys); under "estimated
+        # drawn with the glyph of a point of its colour (set by _key); under "estimated
         # error" a colour bar of log10 ê stands in its place
         self.key = Legend(
             items=[], orientation="horizontal", label_text_font_size="8pt", glyph_width=12,
